@@ -1,0 +1,45 @@
+"""The command API: commands in, normalized rows and the change log out."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from command_api.modules.auth.router import router as auth_router
+from command_api.modules.organizations.router import router as organizations_router
+from command_api.modules.projects.router import router as projects_router
+from command_api.modules.time_entries.router import router as time_entries_router
+from command_api.modules.users.router import router as users_router
+from shared.config import Settings, get_settings
+from shared.db import write_engine
+from shared.http import configure_app, database_check, operations_router, redis_check
+from shared.logging import configure_logging
+from shared.redis_client import redis_client
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, json_format=settings.log_json)
+    app = FastAPI(
+        title="EvoTrack command API",
+        version="1.0.0",
+        description="Every state change of EvoTrack. Reads are served by the query API.",
+        docs_url=None if settings.is_production else "/docs",
+        redoc_url=None,
+    )
+    configure_app(app, settings, app_name="command_api")
+    app.include_router(
+        operations_router(
+            {"database": database_check(write_engine), "redis": redis_check(redis_client)}
+        )
+    )
+    for router, tag in (
+        (auth_router, "auth"),
+        (users_router, "users"),
+        (organizations_router, "organizations"),
+        (projects_router, "projects"),
+        (time_entries_router, "time entries"),
+    ):
+        app.include_router(router, prefix=API_PREFIX, tags=[tag])
+    return app

@@ -1,0 +1,28 @@
+"""Every normalized table of the write side, imported in one place for Alembic."""
+
+from command_api.idempotency import IdempotencyKey
+from command_api.modules.auth.models import ApiToken, RefreshToken
+from command_api.modules.organizations.models import Membership, Organization, Team, TeamMember
+from command_api.modules.projects.models import Client, Project, ProjectMember, Tag, Task
+from command_api.modules.time_entries.models import TimeEntry, TimeEntryTag
+from command_api.modules.users.models import User
+from shared.changes import Change
+
+__all__ = [
+    "ApiToken",
+    "Change",
+    "Client",
+    "IdempotencyKey",
+    "Membership",
+    "Organization",
+    "Project",
+    "ProjectMember",
+    "RefreshToken",
+    "Tag",
+    "Task",
+    "Team",
+    "TeamMember",
+    "TimeEntry",
+    "TimeEntryTag",
+    "User",
+]

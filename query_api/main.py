@@ -1,0 +1,32 @@
+"""The query API: paginated reads, reports and dashboards from the projections only."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from shared.config import Settings, get_settings
+from shared.db import read_engine
+from shared.http import configure_app, database_check, operations_router, redis_check
+from shared.logging import configure_logging
+from shared.redis_client import redis_client
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, json_format=settings.log_json)
+    app = FastAPI(
+        title="EvoTrack query API",
+        version="1.0.0",
+        description="Every read of EvoTrack, served from the projections.",
+        docs_url=None if settings.is_production else "/docs",
+        redoc_url=None,
+    )
+    configure_app(app, settings, app_name="query_api")
+    app.include_router(
+        operations_router(
+            {"database": database_check(read_engine), "redis": redis_check(redis_client)}
+        )
+    )
+    return app

@@ -1,0 +1,131 @@
+"""The change log (transactional outbox) of DESIGN.md §3 and the consistency token.
+
+Every command appends one row per changed aggregate to `changes` in the same transaction
+as its normalized rows. `tx` is the writing transaction's id (`pg_current_xact_id()`);
+readers order by `(tx, id)` and only read rows with `tx` below the snapshot's xmin, so a
+row that commits late can never be skipped.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, Index, String, func, insert, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql.base import ischema_names
+from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.types import UserDefinedType
+
+from shared.db import Base
+
+CHANGES_WRITTEN = "evotrack.changes_written"
+
+
+class Xid8(UserDefinedType[int]):
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "xid8"
+
+
+class ChangeOp(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    DELETED = "deleted"
+
+
+class Change(Base):
+    __tablename__ = "changes"
+    __table_args__ = (Index("ix_changes_tx_id", "tx", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    tx: Mapped[int] = mapped_column(
+        Xid8(), server_default=text("pg_current_xact_id()"), nullable=False
+    )
+    org_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
+    entity: Mapped[str] = mapped_column(String(40), nullable=False)
+    entity_id: Mapped[uuid.UUID] = mapped_column(nullable=False)
+    op: Mapped[str] = mapped_column(String(16), nullable=False)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )
+
+
+@dataclass(frozen=True)
+class ChangeRecord:
+    """One changed aggregate. `payload` holds `old` and `new` values of what projections use."""
+
+    entity: str
+    entity_id: uuid.UUID
+    op: ChangeOp
+    org_id: uuid.UUID | None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+def record_changes(session: Session, records: list[ChangeRecord]) -> None:
+    """Append change rows in one statement, inside the caller's transaction."""
+    if not records:
+        return
+    session.execute(
+        insert(Change),
+        [
+            {
+                "org_id": r.org_id,
+                "entity": r.entity,
+                "entity_id": r.entity_id,
+                "op": r.op.value,
+                "payload": r.payload,
+            }
+            for r in records
+        ],
+    )
+    session.info[CHANGES_WRITTEN] = True
+
+
+def record_change(session: Session, record: ChangeRecord) -> None:
+    record_changes(session, [record])
+
+
+# --- Consistency tokens -------------------------------------------------------------
+#
+# A token names a transaction id T. A projection "includes" the token once it has caught
+# up to a watermark (snapshot xmin) greater than T: every transaction with an id <= T has
+# then finished, and its changes are behind the checkpoint. A transaction that committed
+# before this one began has a smaller id, so waiting for a token also waits for it.
+
+TOKEN_PREFIX = "ct1."
+
+
+def encode_consistency_token(xid: int) -> str:
+    return f"{TOKEN_PREFIX}{xid:x}"
+
+
+def decode_consistency_token(token: str) -> int | None:
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    try:
+        value = int(token[len(TOKEN_PREFIX) :], 16)
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
+def current_consistency_xid(session: Session) -> int:
+    """The id of this transaction if it wrote, else the last id any finished one can have."""
+    row = session.execute(
+        text(
+            "SELECT pg_current_xact_id_if_assigned()::text, "
+            "pg_snapshot_xmax(pg_current_snapshot())::text"
+        )
+    ).one()
+    own, xmax = row
+    return int(own) if own is not None else int(xmax) - 1
+
+
+# Let reflection (alembic check) recognize the column type.
+ischema_names["xid8"] = Xid8

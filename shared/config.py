@@ -1,0 +1,78 @@
+"""Process settings: one pydantic-settings object per process, read from the environment."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET_KEY = "change-me-in-production-this-is-not-a-secret"
+MIN_PRODUCTION_SECRET_LENGTH = 32
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = ""
+    query_database_url: str = ""
+    redis_url: str = ""
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
+    ops_token: SecretStr | None = None
+
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    jwt_issuer: str = "evotrack"
+    jwt_audience: str = "evotrack-api"
+    access_token_ttl_seconds: int = Field(default=15 * 60, gt=0)
+    refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, gt=0)
+
+    # argon2 cost; production keeps passlib's defaults, tests lower them.
+    argon2_memory_cost_kib: int = Field(default=65536, ge=8)
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_parallelism: int = Field(default=4, ge=1)
+
+    cors_origins: list[str] = Field(default_factory=list)
+
+    # Rate limits for login, token and refresh: attempts per window.
+    auth_rate_limit_per_ip: int = Field(default=30, ge=1)
+    auth_rate_limit_per_account: int = Field(default=10, ge=1)
+    auth_rate_limit_window_seconds: int = Field(default=60, ge=1)
+
+    idempotency_ttl_seconds: int = Field(default=24 * 3600, gt=0)
+    max_request_body_bytes: int = Field(default=2 * 1024 * 1024, gt=0)
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=20, ge=0)
+    redis_timeout_seconds: float = Field(default=0.5, gt=0)
+
+    wakeup_queue: str = "projections"
+    change_log_retention_days: int = Field(default=7, ge=0)
+    consistency_wait_seconds: float = Field(default=5.0, ge=0)
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @model_validator(mode="after")
+    def _production_needs_a_real_secret(self) -> Settings:
+        if self.environment == "production":
+            secret = self.secret_key.get_secret_value()
+            if secret == DEFAULT_SECRET_KEY or len(secret) < MIN_PRODUCTION_SECRET_LENGTH:
+                raise ValueError(
+                    "SECRET_KEY must be set to a random value of at least "
+                    f"{MIN_PRODUCTION_SECRET_LENGTH} characters when ENVIRONMENT=production"
+                )
+        return self
+
+    @property
+    def read_database_url(self) -> str:
+        return self.query_database_url or self.database_url
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,102 @@
+"""Engines and sessions. The write side and the read side have different session types."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from functools import lru_cache
+
+from sqlalchemy import DateTime, Engine, MetaData, create_engine, func
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from shared.config import get_settings
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """One metadata for write and read tables: one linear Alembic history."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class TimestampMixin:
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False
+    )
+
+
+class UUIDPrimaryKey:
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+
+
+def to_sqlalchemy_url(url: str) -> str:
+    """Accept plain `postgresql://` URLs and use the psycopg 3 driver."""
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20) -> Engine:
+    return create_engine(
+        to_sqlalchemy_url(url),
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+    )
+
+
+@lru_cache
+def write_engine() -> Engine:
+    settings = get_settings()
+    return make_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+    )
+
+
+@lru_cache
+def read_engine() -> Engine:
+    settings = get_settings()
+    engine = make_engine(
+        settings.read_database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+    )
+    return engine.execution_options(postgresql_readonly=True)
+
+
+class WriteSession(Session):
+    """A session that may write: used by the command API and the workers."""
+
+
+class ReadSession(Session):
+    """A session of the query API: its transactions are read-only."""
+
+
+@lru_cache
+def write_sessionmaker() -> sessionmaker[WriteSession]:
+    return sessionmaker(bind=write_engine(), class_=WriteSession, expire_on_commit=False)
+
+
+@lru_cache
+def read_sessionmaker() -> sessionmaker[ReadSession]:
+    return sessionmaker(bind=read_engine(), class_=ReadSession, expire_on_commit=False)
+
+
+def read_session() -> Iterator[ReadSession]:
+    with read_sessionmaker()() as session:
+        yield session

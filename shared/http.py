@@ -1,0 +1,277 @@
+"""What both FastAPI apps share: the error envelope for every error, request ids, body
+limits, metrics, health and readiness."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.config import Settings
+from shared.errors import EvoTrackError
+from shared.logging import request_id_var
+from shared.responses import error_body
+
+log = logging.getLogger("evotrack.http")
+
+REQUESTS = Counter(
+    "evotrack_http_requests_total", "HTTP requests", ["app", "method", "route", "status"]
+)
+LATENCY = Histogram(
+    "evotrack_http_request_duration_seconds",
+    "HTTP request latency",
+    ["app", "method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+
+_HTTP_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    429: "RATE_LIMITED",
+    503: "SERVICE_UNAVAILABLE",
+}
+
+
+def envelope_response(
+    status_code: int,
+    message: str,
+    error_code: str,
+    details: Any | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(
+        status_code=status_code,
+        content=jsonable_encoder(error_body(message, error_code, details)),
+        headers=headers,
+    )
+
+
+def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+    details = []
+    for error in exc.errors():
+        location = [str(part) for part in error.get("loc", ())]
+        details.append(
+            {
+                "field": ".".join(location[1:]) if len(location) > 1 else ".".join(location),
+                "location": location[0] if location else "body",
+                "message": error.get("msg", "invalid"),
+                "type": error.get("type", "value_error"),
+            }
+        )
+    return details
+
+
+async def _on_domain_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, EvoTrackError)
+    return envelope_response(exc.status_code, exc.message, exc.error_code, exc.details, exc.headers)
+
+
+async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return envelope_response(
+        422, "The request is malformed", "VALIDATION_ERROR", _validation_details(exc)
+    )
+
+
+async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
+    message = exc.detail if isinstance(exc.detail, str) else "Request failed"
+    if exc.status_code == 404 and message == "Not Found":
+        message = "No such endpoint"
+    return envelope_response(exc.status_code, message, code, headers=exc.headers)
+
+
+async def _on_integrity_error(_: Request, exc: Exception) -> JSONResponse:
+    # Services translate the violations they expect; this keeps a race that slips past
+    # them a 409 and never a 500.
+    assert isinstance(exc, IntegrityError)
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    log.warning("integrity error reached the handler: %s", sqlstate)
+    if sqlstate == "23505":
+        return envelope_response(409, "A record with these values already exists", "ALREADY_EXISTS")
+    if sqlstate == "23P01":
+        return envelope_response(409, "The change conflicts with existing data", "CONFLICT")
+    if sqlstate == "23503":
+        return envelope_response(404, "A referenced record does not exist", "NOT_FOUND")
+    return envelope_response(409, "The change conflicts with existing data", "CONFLICT")
+
+
+async def _on_database_down(_: Request, exc: Exception) -> JSONResponse:
+    log.error("database unavailable: %s", exc)
+    return envelope_response(
+        503, "The database is unavailable", "SERVICE_UNAVAILABLE", headers={"Retry-After": "2"}
+    )
+
+
+async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return envelope_response(500, "An internal error occurred", "INTERNAL_ERROR")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(EvoTrackError, _on_domain_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(IntegrityError, _on_integrity_error)
+    app.add_exception_handler(OperationalError, _on_database_down)
+    app.add_exception_handler(DBAPIError, _on_unexpected)
+    app.add_exception_handler(Exception, _on_unexpected)
+
+
+class RequestContextMiddleware:
+    """Request id, body-size limit, metrics and one access-log line per request."""
+
+    def __init__(self, app: ASGIApp, *, app_name: str, max_body_bytes: int) -> None:
+        self.app = app
+        self.app_name = app_name
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        request_id = headers.get(b"x-request-id", b"").decode()[:64] or uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = {"code": 500}
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"].append((b"x-request-id", request_id.encode()))
+            await send(message)
+
+        try:
+            if self._too_large(headers):
+                response = envelope_response(
+                    413,
+                    f"The request body exceeds {self.max_body_bytes} bytes",
+                    "PAYLOAD_TOO_LARGE",
+                )
+                await response(scope, receive, send_with_id)
+                return
+            await self.app(scope, self._limited(receive), send_with_id)
+        finally:
+            self._observe(scope, status["code"], time.perf_counter() - started)
+            request_id_var.reset(token)
+
+    def _too_large(self, headers: dict[bytes, bytes]) -> bool:
+        length = headers.get(b"content-length")
+        return length is not None and length.isdigit() and int(length) > self.max_body_bytes
+
+    def _limited(self, receive: Receive) -> Receive:
+        seen = {"bytes": 0}
+
+        async def limited_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                seen["bytes"] += len(message.get("body", b""))
+                if seen["bytes"] > self.max_body_bytes:
+                    raise StarletteHTTPException(413, "The request body is too large")
+            return message
+
+        return limited_receive
+
+    def _observe(self, scope: Scope, status: int, seconds: float) -> None:
+        route = scope.get("route")
+        path = getattr(route, "path", None) or "<unmatched>"
+        method = scope.get("method", "")
+        if path not in ("/metrics", "/health"):
+            log.info(
+                "request",
+                extra={
+                    "method": method,
+                    "path": scope.get("path"),
+                    "status": status,
+                    "ms": round(seconds * 1000, 2),
+                },
+            )
+        REQUESTS.labels(self.app_name, method, path, str(status)).inc()
+        LATENCY.labels(self.app_name, method, path).observe(seconds)
+
+
+def configure_app(app: FastAPI, settings: Settings, *, app_name: str) -> None:
+    install_error_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["X-Consistency-Token", "X-Request-ID", "Retry-After"],
+        )
+    app.add_middleware(
+        RequestContextMiddleware, app_name=app_name, max_body_bytes=settings.max_request_body_bytes
+    )
+
+
+ReadinessCheck = Callable[[], None]
+
+
+def operations_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
+    """`/health`, `/ready` and `/metrics`, the same on both apps."""
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/health")
+    def health() -> dict[str, Any]:
+        """The process is up."""
+        return {"success": True, "data": {"status": "ok"}}
+
+    @router.get("/ready")
+    def ready() -> JSONResponse:
+        """The database and Redis answer."""
+        results: dict[str, str] = {}
+        for name, check in checks.items():
+            try:
+                check()
+                results[name] = "ok"
+            except Exception as exc:  # readiness reports any failure, it never raises
+                results[name] = f"unavailable: {type(exc).__name__}"
+        if all(value == "ok" for value in results.values()):
+            return JSONResponse({"success": True, "data": {"status": "ready", "checks": results}})
+        return envelope_response(
+            503, "Not ready", "SERVICE_UNAVAILABLE", {"checks": results}, {"Retry-After": "2"}
+        )
+
+    @router.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def database_check(engine_factory: Callable[[], Any]) -> ReadinessCheck:
+    def check() -> None:
+        with engine_factory().connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    return check
+
+
+def redis_check(client_factory: Callable[[], Any]) -> ReadinessCheck:
+    def check() -> None:
+        client_factory().ping()
+
+    return check

@@ -1,0 +1,79 @@
+"""Redis: the doorbell that wakes projection workers, and a small fixed-window limiter.
+
+Redis is never the record of work: when it is down, commands still succeed and the
+worker's sweeper finds the changes in PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from functools import lru_cache
+
+import redis
+from rq import Queue
+
+from shared.config import get_settings
+
+log = logging.getLogger(__name__)
+
+WAKEUP_JOB = "worker.jobs.advance_all_projections"
+_BREAKER_SECONDS = 5.0
+_breaker_open_until = 0.0
+
+
+@lru_cache
+def redis_client() -> redis.Redis:
+    settings = get_settings()
+    timeout = settings.redis_timeout_seconds
+    return redis.Redis.from_url(
+        settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
+    )
+
+
+def _breaker_open() -> bool:
+    return time.monotonic() < _breaker_open_until
+
+
+def _trip_breaker() -> None:
+    global _breaker_open_until
+    _breaker_open_until = time.monotonic() + _BREAKER_SECONDS
+
+
+def ring_doorbell() -> bool:
+    """Enqueue a wake-up for the projection workers. Never raises: Redis is only a doorbell."""
+    if _breaker_open():
+        return False
+    settings = get_settings()
+    try:
+        queue = Queue(settings.wakeup_queue, connection=redis_client())
+        queue.enqueue(WAKEUP_JOB, job_timeout=600, result_ttl=0, failure_ttl=3600)
+        return True
+    except (redis.RedisError, OSError) as exc:
+        _trip_breaker()
+        log.warning("wake-up not enqueued, the sweeper will catch up: %s", exc)
+        return False
+
+
+def hit_rate_limit(key: str, limit: int, window_seconds: int) -> int | None:
+    """Count one attempt against `key`; return seconds to wait when over the limit.
+
+    Fails open when Redis is unreachable: an outage of the limiter must not lock
+    everyone out.
+    """
+    if _breaker_open():
+        return None
+    bucket = int(time.time() // window_seconds)
+    full_key = f"evotrack:ratelimit:{key}:{bucket}"
+    try:
+        pipe = redis_client().pipeline()
+        pipe.incr(full_key)
+        pipe.expire(full_key, window_seconds + 1)
+        count, _ = pipe.execute()
+    except (redis.RedisError, OSError) as exc:
+        _trip_breaker()
+        log.warning("rate limiter unavailable, allowing the request: %s", exc)
+        return None
+    if int(count) > limit:
+        return window_seconds - int(time.time()) % window_seconds
+    return None

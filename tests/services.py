@@ -1,0 +1,62 @@
+"""Where the tests find PostgreSQL and Redis.
+
+`TEST_DATABASE_URL` / `TEST_REDIS_URL` when set; else testcontainers when a Docker engine
+answers; else the embedded servers (so a machine with Python alone passes `make test`).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EMBEDDED_DIR = ROOT / ".evotrack" / "test"
+
+
+def _docker_answers() -> bool:
+    if shutil.which("docker") is None and not os.environ.get("DOCKER_HOST"):
+        return False
+    try:
+        import docker
+
+        docker.from_env(timeout=2).ping()
+        return True
+    except Exception:  # any failure means "no engine here"
+        return False
+
+
+def postgres_server_url() -> str:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        return url
+    if _docker_answers():
+        from testcontainers.postgres import PostgresContainer
+
+        container = PostgresContainer("postgres:16", driver=None).start()
+        atexit.register(container.stop)
+        return str(container.get_connection_url())
+    from evotrack.embedded import EmbeddedPostgres
+
+    server = EmbeddedPostgres(EMBEDDED_DIR / "pg").start()
+    return server.url("postgres")
+
+
+def redis_server_url() -> str:
+    url = os.environ.get("TEST_REDIS_URL")
+    if url:
+        return url
+    if _docker_answers():
+        from testcontainers.redis import RedisContainer
+
+        container = RedisContainer("redis:7").start()
+        atexit.register(container.stop)
+        host = container.get_container_host_ip()
+        return f"redis://{host}:{container.get_exposed_port(6379)}/0"
+    from evotrack.embedded import EmbeddedRedis
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    server = EmbeddedRedis(EMBEDDED_DIR / f"redis-{worker}", persist=False).start()
+    atexit.register(server.stop)
+    return server.url

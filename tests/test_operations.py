@@ -1,0 +1,38 @@
+"""Health, readiness, metrics and the error envelope of both apps."""
+
+from __future__ import annotations
+
+import httpx
+
+
+def test_health_and_ready(raw_api: httpx.Client) -> None:
+    assert raw_api.get("/health").json()["data"]["status"] == "ok"
+    ready = raw_api.get("/ready")
+    assert ready.status_code == 200
+    assert ready.json()["data"]["checks"] == {"database": "ok", "redis": "ok"}
+
+
+def test_metrics_count_requests_by_route_and_status(raw_api: httpx.Client) -> None:
+    raw_api.get("/health")
+    raw_api.get("/api/v1/nowhere")
+    body = raw_api.get("/metrics").text
+    assert 'evotrack_http_requests_total{app="command_api",method="GET",route="/health",status="200"}' in body
+    assert 'route="<unmatched>",status="404"' in body
+    assert "evotrack_http_request_duration_seconds_bucket" in body
+
+
+def test_unknown_path_and_wrong_method_use_the_envelope(raw_api: httpx.Client) -> None:
+    missing = raw_api.get("/api/v1/nowhere")
+    assert missing.status_code == 404
+    assert missing.json() == {
+        "success": False, "error": "No such endpoint", "error_code": "NOT_FOUND", "details": None
+    }
+    wrong = raw_api.delete("/health")
+    assert wrong.status_code == 405
+    assert wrong.json()["error_code"] == "METHOD_NOT_ALLOWED"
+
+
+def test_requests_carry_an_id(raw_api: httpx.Client) -> None:
+    response = raw_api.get("/health", headers={"X-Request-ID": "abc123"})
+    assert response.headers["x-request-id"] == "abc123"
+    assert raw_api.get("/health").headers["x-request-id"]
