@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from shared.pagination import PaginationMeta
 
@@ -36,3 +36,7 @@ def ok(data: T, message: str = "Operation successful") -> Envelope[T]:
 
 def error_body(message: str, error_code: str, details: Any | None = None) -> dict[str, Any]:
     return ErrorEnvelope(error=message, error_code=error_code, details=details).model_dump()
+
+
+# Money in minor units (cents): never negative, never absurd.
+MoneyAmount = Annotated[int, Field(ge=0, le=10**12)]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from functools import lru_cache
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from pydantic import AfterValidator, AwareDatetime, StringConstraints
 
 
 @lru_cache
@@ -25,3 +29,29 @@ def validate_timezone(name: str) -> str:
     if not is_valid_timezone(name):
         raise ValueError(f"unknown IANA time zone '{name}'")
     return name
+
+
+# --- Types for request schemas ---------------------------------------------------------
+
+EARLIEST_YEAR = 1970
+LATEST_YEAR = 2100
+
+
+def _utc_in_range(value: datetime) -> datetime:
+    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        raise ValueError(f"must be between {EARLIEST_YEAR} and {LATEST_YEAR}")
+    return value.astimezone(UTC)
+
+
+def _date_in_range(value: date) -> date:
+    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        raise ValueError(f"must be between {EARLIEST_YEAR} and {LATEST_YEAR}")
+    return value
+
+
+# An RFC 3339 timestamp with an offset, within sane years, normalized to UTC.
+Timestamp = Annotated[AwareDatetime, AfterValidator(_utc_in_range)]
+# A calendar date within sane years.
+Day = Annotated[date, AfterValidator(_date_in_range)]
+# An IANA time zone name such as "Europe/Berlin".
+TimezoneName = Annotated[str, StringConstraints(max_length=64), AfterValidator(validate_timezone)]
