@@ -13,7 +13,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import DateTime, Index, Integer, LargeBinary, String, select, text, update
+from sqlalchemy import DateTime, Index, Integer, LargeBinary, String, delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -60,7 +60,7 @@ def claim_key(
     now = datetime.now(UTC)
     # An expired key may be reused: clear it first (rare, cheap, keyed lookup).
     session.execute(
-        IdempotencyKey.__table__.delete().where(
+        delete(IdempotencyKey).where(
             IdempotencyKey.user_id == user_id,
             IdempotencyKey.key == key,
             IdempotencyKey.expires_at < now,

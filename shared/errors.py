@@ -17,7 +17,7 @@ class EvoTrackError(Exception):
         self,
         message: str | None = None,
         *,
-        details: dict[str, Any] | None = None,
+        details: dict[str, Any] | list[dict[str, Any]] | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
         self.message = message or self.default_message
