@@ -69,6 +69,18 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     details = []
     for error in exc.errors():
         location = [str(part) for part in error.get("loc", ())]
+        if error.get("type") == "json_invalid":
+            # The body is not JSON at all: name the body and where parsing stopped.
+            position = location[1] if len(location) > 1 else "?"
+            details.append(
+                {
+                    "field": "body",
+                    "location": "body",
+                    "message": f"Invalid JSON at character {position}: {error.get('msg')}",
+                    "type": "json_invalid",
+                }
+            )
+            continue
         details.append(
             {
                 "field": ".".join(location[1:]) if len(location) > 1 else ".".join(location),

@@ -64,7 +64,9 @@ def make_user(db: Engine, *, email: str | None = None, full_name: str = "Test Us
             ),
             {"id": user_id, "email": email, "name": full_name, "hash": _password_hash()},
         )
-    return UserHandle(id=user_id, email=email, full_name=full_name, token=create_access_token(user_id))
+    return UserHandle(
+        id=user_id, email=email, full_name=full_name, token=create_access_token(user_id)
+    )
 
 
 def make_org(
@@ -87,16 +89,24 @@ def make_org(
                 " hourly_rate_amount, prevent_overlaps, lock_before)"
                 " VALUES (:id, :name, :tz, :cur, :ws, :rate, :po, :lock)"
             ),
-            {"id": org_id, "name": f"Org {org_id.hex[:6]}", "tz": timezone, "cur": currency,
-             "ws": week_start, "rate": hourly_rate_amount, "po": prevent_overlaps,
-             "lock": lock_before},
+            {
+                "id": org_id,
+                "name": f"Org {org_id.hex[:6]}",
+                "tz": timezone,
+                "cur": currency,
+                "ws": week_start,
+                "rate": hourly_rate_amount,
+                "po": prevent_overlaps,
+                "lock": lock_before,
+            },
         )
         _insert_membership(conn, org_id, owner.id, "owner", None)
     return OrgHandle(id=org_id, owner=owner, members={"owner": owner})
 
 
-def _insert_membership(conn: Any, org_id: uuid.UUID, user_id: uuid.UUID, role: str,
-                       rate: int | None) -> None:
+def _insert_membership(
+    conn: Any, org_id: uuid.UUID, user_id: uuid.UUID, role: str, rate: int | None
+) -> None:
     conn.execute(
         text(
             "INSERT INTO memberships (id, org_id, user_id, role, hourly_rate_amount)"
@@ -107,7 +117,11 @@ def _insert_membership(conn: Any, org_id: uuid.UUID, user_id: uuid.UUID, role: s
 
 
 def add_member(
-    db: Engine, org: OrgHandle, role: str = "member", *, hourly_rate_amount: int | None = None,
+    db: Engine,
+    org: OrgHandle,
+    role: str = "member",
+    *,
+    hourly_rate_amount: int | None = None,
     user: UserHandle | None = None,
 ) -> UserHandle:
     user = user or make_user(db, full_name=f"A {role}")
@@ -121,8 +135,10 @@ def change_rows(db: Engine, entity_id: uuid.UUID) -> list[dict[str, Any]]:
     """The change-log rows written for one aggregate, oldest first."""
     with db.connect() as conn:
         rows = conn.execute(
-            text("SELECT entity, op, org_id, payload FROM changes WHERE entity_id = :id"
-                 " ORDER BY tx, id"),
+            text(
+                "SELECT entity, op, org_id, payload FROM changes WHERE entity_id = :id"
+                " ORDER BY tx, id"
+            ),
             {"id": entity_id},
         ).mappings()
         return [dict(row) for row in rows]

@@ -27,7 +27,9 @@ def imported_modules(path: Path) -> Iterator[str]:
                 yield f"{node.module}.{alias.name}"
 
 
-def violations(package: str, forbidden: tuple[str, ...], allowed: tuple[str, ...] = ()) -> list[str]:
+def violations(
+    package: str, forbidden: tuple[str, ...], allowed: tuple[str, ...] = ()
+) -> list[str]:
     found = []
     for path in python_files(package):
         for module in imported_modules(path):
@@ -39,9 +41,14 @@ def violations(package: str, forbidden: tuple[str, ...], allowed: tuple[str, ...
 
 
 def test_query_api_reads_only_shared_and_projection_models() -> None:
-    assert violations(
-        "query_api", ("command_api", "worker", "projections", "evotrack"), ("projections.models",)
-    ) == []
+    assert (
+        violations(
+            "query_api",
+            ("command_api", "worker", "projections", "evotrack"),
+            ("projections.models",),
+        )
+        == []
+    )
 
 
 def test_command_api_never_imports_the_read_side_or_the_worker() -> None:
@@ -53,8 +60,7 @@ def test_projections_never_use_command_api_services_or_routers() -> None:
     found = [
         v
         for v in violations("projections", ("command_api", "query_api"))
-        if any(f".{layer}" in v.split(" imports ")[1] for layer in layers)
-        or "query_api" in v
+        if any(f".{layer}" in v.split(" imports ")[1] for layer in layers) or "query_api" in v
     ]
     assert found == []
 
@@ -87,7 +93,8 @@ def test_no_service_or_repository_commits(package: str) -> None:
     found = [
         f"{path.relative_to(ROOT)}:{line}"
         for path in python_files(package)
-        if path.name in {"service.py", "repository.py", "queries.py"} or path.parent.name == "services"
+        if path.name in {"service.py", "repository.py", "queries.py"}
+        or path.parent.name == "services"
         for line in _commit_calls(path)
     ]
     assert found == []

@@ -16,7 +16,10 @@ def test_metrics_count_requests_by_route_and_status(raw_api: httpx.Client) -> No
     raw_api.get("/health")
     raw_api.get("/api/v1/nowhere")
     body = raw_api.get("/metrics").text
-    assert 'evotrack_http_requests_total{app="command_api",method="GET",route="/health",status="200"}' in body
+    assert (
+        'evotrack_http_requests_total{app="command_api",method="GET",route="/health",status="200"}'
+        in body
+    )
     assert 'route="<unmatched>",status="404"' in body
     assert "evotrack_http_request_duration_seconds_bucket" in body
 
@@ -25,7 +28,10 @@ def test_unknown_path_and_wrong_method_use_the_envelope(raw_api: httpx.Client) -
     missing = raw_api.get("/api/v1/nowhere")
     assert missing.status_code == 404
     assert missing.json() == {
-        "success": False, "error": "No such endpoint", "error_code": "NOT_FOUND", "details": None
+        "success": False,
+        "error": "No such endpoint",
+        "error_code": "NOT_FOUND",
+        "details": None,
     }
     wrong = raw_api.delete("/health")
     assert wrong.status_code == 405

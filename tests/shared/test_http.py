@@ -1,0 +1,91 @@
+"""The shared HTTP layer: every error is the envelope, never a stack trace."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from pydantic import BaseModel
+
+from shared.config import Settings
+from shared.errors import ConflictError, RateLimitedError
+
+
+class Body(BaseModel):
+    count: int
+
+
+def make_client(max_body_bytes: int = 1024) -> TestClient:
+    from shared.http import configure_app
+
+    app = FastAPI()
+    configure_app(app, Settings(max_request_body_bytes=max_body_bytes), app_name="test")
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("secret internals: SELECT * FROM users")
+
+    @app.get("/conflict")
+    def conflict() -> None:
+        raise ConflictError("Timer already running", details={"entry_id": "x"})
+
+    @app.get("/limited")
+    def limited() -> None:
+        raise RateLimitedError(7)
+
+    @app.post("/items")
+    def items(body: Body) -> dict[str, int]:
+        return {"count": body.count}
+
+    return TestClient(app, raise_server_exceptions=False)
+
+
+def test_an_unexpected_error_is_a_bare_500_envelope() -> None:
+    response = make_client().get("/boom")
+    assert response.status_code == 500
+    assert response.json() == {
+        "success": False,
+        "error": "An internal error occurred",
+        "error_code": "INTERNAL_ERROR",
+        "details": None,
+    }
+    assert "SELECT" not in response.text and "Traceback" not in response.text
+
+
+def test_domain_errors_keep_their_status_details_and_headers() -> None:
+    client = make_client()
+    conflict = client.get("/conflict")
+    assert conflict.status_code == 409
+    assert conflict.json()["error_code"] == "CONFLICT"
+    assert conflict.json()["details"] == {"entry_id": "x"}
+    limited = client.get("/limited")
+    assert limited.status_code == 429
+    assert limited.headers["retry-after"] == "7"
+
+
+@pytest.mark.parametrize(
+    ("content", "field"),
+    [(b'{"count": "many"}', "count"), (b"{}", "count"), (b'{"count": 1', "body")],
+)
+def test_malformed_bodies_are_422_naming_the_field(content: bytes, field: str) -> None:
+    response = make_client().post(
+        "/items", content=content, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    body = response.json()
+    assert body["error_code"] == "VALIDATION_ERROR"
+    assert any(field in detail["field"] for detail in body["details"])
+
+
+def test_a_body_over_the_limit_is_413() -> None:
+    response = make_client(max_body_bytes=100).post("/items", content=b"x" * 500)
+    assert response.status_code == 413
+    assert response.json()["error_code"] == "PAYLOAD_TOO_LARGE"
+
+
+def test_production_refuses_a_default_or_short_secret() -> None:
+    with pytest.raises(ValueError, match="SECRET_KEY"):
+        Settings(environment="production")
+    with pytest.raises(ValueError, match="SECRET_KEY"):
+        Settings(environment="production", secret_key="short")
+    assert Settings(environment="production", secret_key="x" * 40).is_production
