@@ -71,9 +71,9 @@ def test_a_command_module_uses_other_modules_services_never_their_repositories()
         own = path.relative_to(ROOT / "command_api/modules").parts[0]
         for module in imported_modules(path):
             parts = module.split(".")
-            if parts[:2] == ["command_api", "modules"] and len(parts) >= 4:
-                if parts[2] != own and parts[3] == "repository":
-                    found.append(f"{path.relative_to(ROOT)} imports {module}")
+            is_module = parts[:2] == ["command_api", "modules"] and len(parts) >= 4
+            if is_module and parts[2] != own and parts[3] == "repository":
+                found.append(f"{path.relative_to(ROOT)} imports {module}")
     assert found == []
 
 

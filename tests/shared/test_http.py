@@ -49,7 +49,8 @@ def test_an_unexpected_error_is_a_bare_500_envelope() -> None:
         "error_code": "INTERNAL_ERROR",
         "details": None,
     }
-    assert "SELECT" not in response.text and "Traceback" not in response.text
+    assert "SELECT" not in response.text
+    assert "Traceback" not in response.text
 
 
 def test_domain_errors_keep_their_status_details_and_headers() -> None:
