@@ -1,0 +1,168 @@
+"""What a time entry refers to: its project, task and tags, checked and resolved.
+
+The time_entries module injects `EntryReferenceService` (it never reads this module's
+tables itself). Every lookup is scoped to the organization and to live rows, so another
+organization's ids, or deleted ones, answer 404 exactly like unknown ids. The bulk variant
+loads every referenced record with one query per kind, whatever the number of items.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from command_api.modules.projects.models import Project, Task
+from command_api.modules.projects.repository import ProjectsRepository
+from shared.errors import BusinessRuleError, EvoTrackError, NotFoundError
+
+# (user_id, project_id, task_id, tag_ids)
+ReferenceItem = tuple[uuid.UUID, uuid.UUID | None, uuid.UUID | None, Sequence[uuid.UUID]]
+
+
+@dataclass(frozen=True)
+class EntryReferences:
+    project_id: uuid.UUID | None
+    project_billable: bool | None  # None when no project
+    project_rate_amount: int | None  # projects.hourly_rate_amount
+    project_member_rate_amount: int | None  # project_members.hourly_rate_amount for (project, user)
+    task_id: uuid.UUID | None
+    tag_ids: tuple[uuid.UUID, ...]
+
+
+@dataclass(frozen=True)
+class _Catalog:
+    """The live records of one organization that a batch of items refers to."""
+
+    tasks: dict[uuid.UUID, Task]
+    projects: dict[uuid.UUID, Project]
+    member_rates: dict[tuple[uuid.UUID, uuid.UUID], int | None]
+    tag_ids: frozenset[uuid.UUID]
+
+
+def _not_found(entity: str, identifier: uuid.UUID, field: str) -> NotFoundError:
+    error = NotFoundError.for_entity(entity, identifier)
+    error.details = {"field": field}
+    return error
+
+
+def _project_of(item: ReferenceItem, tasks: dict[uuid.UUID, Task]) -> uuid.UUID | None:
+    """The item's project: the given one, else the project of its task."""
+    _, project_id, task_id, _ = item
+    if project_id is None and task_id is not None and task_id in tasks:
+        return tasks[task_id].project_id
+    return project_id
+
+
+def _resolve_task(
+    catalog: _Catalog, project_id: uuid.UUID | None, task_id: uuid.UUID | None
+) -> Task | None:
+    if task_id is None:
+        return None
+    task = catalog.tasks.get(task_id)
+    if task is None or (project_id is not None and task.project_id != project_id):
+        raise _not_found("Task", task_id, "task_id")
+    return task
+
+
+def _resolve_project(catalog: _Catalog, project_id: uuid.UUID | None) -> Project | None:
+    if project_id is None:
+        return None
+    project = catalog.projects.get(project_id)
+    if project is None:
+        raise _not_found("Project", project_id, "project_id")
+    return project
+
+
+def _resolve_tags(catalog: _Catalog, tag_ids: Sequence[uuid.UUID]) -> tuple[uuid.UUID, ...]:
+    unique = tuple(dict.fromkeys(tag_ids))
+    for tag_id in unique:
+        if tag_id not in catalog.tag_ids:
+            raise _not_found("Tag", tag_id, "tag_ids")
+    return unique
+
+
+def _check_open(project: Project | None, task: Task | None) -> None:
+    """Archived projects and done tasks take no new entries."""
+    if project is not None and project.archived:
+        raise BusinessRuleError(
+            f"Project '{project.name}' is archived", details={"field": "project_id"}
+        )
+    if task is not None and task.done:
+        raise BusinessRuleError(f"Task '{task.name}' is done", details={"field": "task_id"})
+
+
+def _resolve_item(catalog: _Catalog, item: ReferenceItem, for_new_entry: bool) -> EntryReferences:
+    user_id, project_id, task_id, tag_ids = item
+    task = _resolve_task(catalog, project_id, task_id)
+    project = _resolve_project(catalog, task.project_id if task is not None else project_id)
+    tags = _resolve_tags(catalog, tag_ids)
+    if for_new_entry:
+        _check_open(project, task)
+    if project is None:
+        return EntryReferences(None, None, None, None, None, tags)
+    return EntryReferences(
+        project_id=project.id,
+        project_billable=project.billable,
+        project_rate_amount=project.hourly_rate_amount,
+        project_member_rate_amount=catalog.member_rates.get((project.id, user_id)),
+        task_id=task.id if task is not None else None,
+        tag_ids=tags,
+    )
+
+
+class EntryReferenceService:
+    def __init__(self, session: Session) -> None:
+        self.repo = ProjectsRepository(session)
+
+    def resolve(
+        self,
+        org_id: uuid.UUID,
+        user_id: uuid.UUID,
+        project_id: uuid.UUID | None,
+        task_id: uuid.UUID | None,
+        tag_ids: Sequence[uuid.UUID],
+        *,
+        for_new_entry: bool,
+    ) -> EntryReferences:
+        """Check and resolve one entry's references.
+
+        404 NotFoundError when the project, task or any tag is not a live record of org_id,
+        or the task is not of that project (a task without project_id: take the task's
+        project). When for_new_entry: archived project or done task -> 400 BusinessRuleError.
+        """
+        item: ReferenceItem = (user_id, project_id, task_id, tag_ids)
+        return _resolve_item(self._load(org_id, [item]), item, for_new_entry)
+
+    def resolve_many(
+        self, org_id: uuid.UUID, items: Sequence[ReferenceItem]
+    ) -> list[EntryReferences | EvoTrackError]:
+        """Bulk variant for new entries: per item, the references or the error it would raise.
+
+        Items are (user_id, project_id, task_id, tag_ids). At most four queries whatever
+        the number of items.
+        """
+        catalog = self._load(org_id, items)
+        results: list[EntryReferences | EvoTrackError] = []
+        for item in items:
+            try:
+                results.append(_resolve_item(catalog, item, True))
+            except EvoTrackError as error:
+                results.append(error)
+        return results
+
+    def _load(self, org_id: uuid.UUID, items: Sequence[ReferenceItem]) -> _Catalog:
+        task_ids = {task_id for _, _, task_id, _ in items if task_id is not None}
+        tasks = {task.id: task for task in self.repo.live_tasks(org_id, task_ids)}
+        project_ids = {pid for pid in (_project_of(item, tasks) for item in items) if pid}
+        projects = {p.id: p for p in self.repo.live_projects(org_id, project_ids)}
+        pairs = {
+            (project_id, item[0])
+            for item in items
+            if (project_id := _project_of(item, tasks)) is not None and project_id in projects
+        }
+        tag_ids = {tag_id for *_, tags in items for tag_id in tags}
+        live_tags = frozenset(self.repo.live_tag_ids(org_id, tag_ids))
+        return _Catalog(tasks, projects, self.repo.project_member_rates(pairs), live_tags)

@@ -1,0 +1,166 @@
+"""SQL of the projects module. Every lookup is scoped to one organization and to live rows."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+from typing import TypeVar
+
+from sqlalchemy import delete, exists, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from command_api.modules.organizations.models import Membership
+from command_api.modules.projects.models import Client, Project, ProjectMember, Tag, Task
+
+Record = TypeVar("Record", Client, Project, Task, Tag)
+
+
+class ProjectsRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    # --- Writes ------------------------------------------------------------------------
+
+    def save(self, record: Client | Project | Task | Tag) -> None:
+        """Flush inside a savepoint, so that a unique violation leaves the transaction usable."""
+        with self.session.begin_nested():
+            self.session.add(record)
+            self.session.flush()
+
+    # --- Single live records of one organization ----------------------------------------
+
+    def _live(self, model: type[Record], org_id: uuid.UUID, record_id: uuid.UUID) -> Record | None:
+        return self.session.execute(
+            select(model).where(
+                model.id == record_id, model.org_id == org_id, model.deleted_at.is_(None)
+            )
+        ).scalar_one_or_none()
+
+    def get_client(self, org_id: uuid.UUID, client_id: uuid.UUID) -> Client | None:
+        return self._live(Client, org_id, client_id)
+
+    def get_project(self, org_id: uuid.UUID, project_id: uuid.UUID) -> Project | None:
+        return self._live(Project, org_id, project_id)
+
+    def get_tag(self, org_id: uuid.UUID, tag_id: uuid.UUID) -> Tag | None:
+        return self._live(Tag, org_id, tag_id)
+
+    def get_task(self, org_id: uuid.UUID, project_id: uuid.UUID, task_id: uuid.UUID) -> Task | None:
+        """A live task of a live project."""
+        return self.session.execute(
+            select(Task)
+            .join(Project, Project.id == Task.project_id)
+            .where(
+                Task.id == task_id,
+                Task.project_id == project_id,
+                Task.org_id == org_id,
+                Task.deleted_at.is_(None),
+                Project.deleted_at.is_(None),
+            )
+        ).scalar_one_or_none()
+
+    # --- Project members ----------------------------------------------------------------
+
+    def is_live_member(self, org_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+        return bool(
+            self.session.execute(
+                select(
+                    exists().where(
+                        Membership.org_id == org_id,
+                        Membership.user_id == user_id,
+                        Membership.deleted_at.is_(None),
+                    )
+                )
+            ).scalar_one()
+        )
+
+    def insert_project_member_if_absent(
+        self, org_id: uuid.UUID, project_id: uuid.UUID, user_id: uuid.UUID, rate: int | None
+    ) -> bool:
+        """Insert the link unless it exists; true when this call inserted it."""
+        inserted = self.session.execute(
+            insert(ProjectMember)
+            .values(org_id=org_id, project_id=project_id, user_id=user_id, hourly_rate_amount=rate)
+            .on_conflict_do_nothing(
+                index_elements=[ProjectMember.project_id, ProjectMember.user_id]
+            )
+            .returning(ProjectMember.project_id)
+        ).first()
+        return inserted is not None
+
+    def lock_project_member(
+        self, project_id: uuid.UUID, user_id: uuid.UUID
+    ) -> tuple[int | None] | None:
+        """Lock an existing link: `(rate,)`, or None when there is none."""
+        row = self.session.execute(
+            select(ProjectMember.hourly_rate_amount)
+            .where(ProjectMember.project_id == project_id, ProjectMember.user_id == user_id)
+            .with_for_update()
+        ).first()
+        return None if row is None else (row[0],)
+
+    def set_project_member_rate(
+        self, project_id: uuid.UUID, user_id: uuid.UUID, rate: int | None
+    ) -> None:
+        self.session.execute(
+            update(ProjectMember)
+            .where(ProjectMember.project_id == project_id, ProjectMember.user_id == user_id)
+            .values(hourly_rate_amount=rate)
+        )
+
+    def delete_project_member(
+        self, project_id: uuid.UUID, user_id: uuid.UUID
+    ) -> tuple[int | None] | None:
+        """Remove the link: `(its rate,)`, or None when there was none."""
+        row = self.session.execute(
+            delete(ProjectMember)
+            .where(ProjectMember.project_id == project_id, ProjectMember.user_id == user_id)
+            .returning(ProjectMember.hourly_rate_amount)
+        ).first()
+        return None if row is None else (row[0],)
+
+    # --- Batch loads for entry references (one query per kind) -------------------------
+
+    def live_projects(self, org_id: uuid.UUID, ids: Collection[uuid.UUID]) -> list[Project]:
+        return self._live_many(Project, org_id, ids)
+
+    def live_tasks(self, org_id: uuid.UUID, ids: Collection[uuid.UUID]) -> list[Task]:
+        return self._live_many(Task, org_id, ids)
+
+    def live_tag_ids(self, org_id: uuid.UUID, ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+        if not ids:
+            return set()
+        return set(
+            self.session.execute(
+                select(Tag.id).where(
+                    Tag.id.in_(list(ids)), Tag.org_id == org_id, Tag.deleted_at.is_(None)
+                )
+            ).scalars()
+        )
+
+    def _live_many(
+        self, model: type[Record], org_id: uuid.UUID, ids: Collection[uuid.UUID]
+    ) -> list[Record]:
+        if not ids:
+            return []
+        return list(
+            self.session.execute(
+                select(model).where(
+                    model.id.in_(list(ids)), model.org_id == org_id, model.deleted_at.is_(None)
+                )
+            ).scalars()
+        )
+
+    def project_member_rates(
+        self, pairs: Collection[tuple[uuid.UUID, uuid.UUID]]
+    ) -> dict[tuple[uuid.UUID, uuid.UUID], int | None]:
+        """Rates of the (project_id, user_id) links that exist among `pairs`."""
+        if not pairs:
+            return {}
+        rows = self.session.execute(
+            select(
+                ProjectMember.project_id, ProjectMember.user_id, ProjectMember.hourly_rate_amount
+            ).where(tuple_(ProjectMember.project_id, ProjectMember.user_id).in_(list(pairs)))
+        )
+        return {(project_id, user_id): rate for project_id, user_id, rate in rows}
