@@ -10,6 +10,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 
 from command_api.modules.auth.models import ApiToken
+from command_api.modules.auth.service import (
+    ApiTokenService,
+    AuthRateLimiter,
+    AuthService,
+    SessionService,
+)
+from command_api.modules.users.dependencies import UserServiceDep
 from command_api.modules.users.models import User
 from command_api.transaction import SessionDep, claim_idempotency_key
 from shared.db import WriteSession
@@ -60,3 +67,28 @@ async def get_command_user(request: Request, session: SessionDep, user: CurrentU
 
 
 CommandUser = Annotated[User, Depends(get_command_user)]
+
+
+# --- Services ---------------------------------------------------------------------------
+
+
+def get_auth_service(session: SessionDep, users: UserServiceDep) -> AuthService:
+    return AuthService(users, SessionService(session), AuthRateLimiter())
+
+
+AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
+
+
+def get_api_token_service(session: SessionDep) -> ApiTokenService:
+    return ApiTokenService(session)
+
+
+ApiTokenServiceDep = Annotated[ApiTokenService, Depends(get_api_token_service)]
+
+
+def get_client_ip(request: Request) -> str | None:
+    """The caller's address (uvicorn resolves X-Forwarded-For from trusted proxies)."""
+    return request.client.host if request.client else None
+
+
+ClientIP = Annotated[str | None, Depends(get_client_ip)]

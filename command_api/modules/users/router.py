@@ -1,5 +1,27 @@
-from fastapi import APIRouter
+"""The signed-in user's own account."""
 
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from command_api.modules.auth.dependencies import CommandUser
+from command_api.modules.users.dependencies import UserServiceDep
+from command_api.modules.users.schemas import PasswordChange, UserRead, UserUpdate
 from command_api.transaction import CommandRoute
+from shared.responses import Envelope, ok
 
 router = APIRouter(route_class=CommandRoute)
+
+
+@router.patch("/users/me", response_model=Envelope[UserRead])
+def update_me(data: UserUpdate, user: CommandUser, users: UserServiceDep) -> Envelope[UserRead]:
+    """Change your name or time zone; omitted fields keep their value."""
+    return ok(UserRead.model_validate(users.update_profile(user, data)))
+
+
+@router.post("/users/me/password", status_code=204)
+def change_my_password(data: PasswordChange, user: CommandUser, users: UserServiceDep) -> Response:
+    """Change your password. Every refresh token of yours is revoked: other sessions must
+    sign in again (access tokens already issued live until they expire)."""
+    users.change_password(user, data)
+    return Response(status_code=204)
