@@ -6,8 +6,25 @@ They share the write side's metadata: one linear Alembic history.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Index, Integer, String, Text, func, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    Uuid,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.changes import Xid8
@@ -59,3 +76,293 @@ class ProjectionDeadLetter(Base):
         DateTime(timezone=True), server_default=func.now(), nullable=False
     )
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# --- Read models -------------------------------------------------------------------------
+#
+# Core tables (no ORM classes): the query API selects from them, projectors write them
+# with set-based SQL. Every table carries org_id (DESIGN.md §9).
+
+
+def _uuid(name: str, *, nullable: bool = True) -> Column[Any]:
+    return Column(name, Uuid, nullable=nullable)
+
+
+def _totals() -> list[Column[Any]]:
+    return [
+        Column("seconds", BigInteger, nullable=False),
+        Column("billable_seconds", BigInteger, nullable=False),
+        Column("amount", BigInteger, nullable=False),
+        Column("entries", BigInteger, nullable=False),
+    ]
+
+
+# Catalog ---------------------------------------------------------------------------------
+
+proj_users = Table(
+    "proj_users",
+    Base.metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("email", String(320), nullable=False),
+    Column("full_name", String(200), nullable=False),
+    Column("timezone", String(64), nullable=False),
+)
+
+proj_organizations = Table(
+    "proj_organizations",
+    Base.metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("week_start", SmallInteger, nullable=False),
+    Column("hourly_rate_amount", BigInteger),
+    Column("prevent_overlaps", Boolean, nullable=False),
+    Column("lock_before", Date),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+proj_members = Table(
+    "proj_members",
+    Base.metadata,
+    Column("org_id", Uuid, primary_key=True),
+    Column("user_id", Uuid, primary_key=True),
+    Column("email", String(320), nullable=False),
+    Column("full_name", String(200), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("hourly_rate_amount", BigInteger),
+    Column("joined_at", DateTime(timezone=True), nullable=False),
+    Index("ix_proj_members_user_id", "user_id"),
+)
+
+proj_teams = Table(
+    "proj_teams",
+    Base.metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("org_id", Uuid, nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("parent_id", Uuid),
+    Index("ix_proj_teams_org_id", "org_id"),
+)
+
+# "This team and everything under it": one row per (ancestor, descendant), itself included.
+proj_team_closure = Table(
+    "proj_team_closure",
+    Base.metadata,
+    Column("org_id", Uuid, nullable=False),
+    Column("ancestor_id", Uuid, primary_key=True),
+    Column("descendant_id", Uuid, primary_key=True),
+    Column("depth", Integer, nullable=False),
+    Index("ix_proj_team_closure_org_id_descendant_id", "org_id", "descendant_id"),
+)
+
+proj_team_members = Table(
+    "proj_team_members",
+    Base.metadata,
+    Column("org_id", Uuid, nullable=False),
+    Column("team_id", Uuid, primary_key=True),
+    Column("user_id", Uuid, primary_key=True),
+    Column("is_lead", Boolean, nullable=False),
+    Index("ix_proj_team_members_org_id_user_id", "org_id", "user_id"),
+)
+
+proj_clients = Table(
+    "proj_clients",
+    Base.metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("org_id", Uuid, nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("archived", Boolean, nullable=False),
+    Index("ix_proj_clients_org_id", "org_id"),
+)
+
+proj_projects = Table(
+    "proj_projects",
+    Base.metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("org_id", Uuid, nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("client_id", Uuid),
+    Column("client_name", String(200)),
+    Column("color", String(7)),
+    Column("billable", Boolean, nullable=False),
+    Column("hourly_rate_amount", BigInteger),
+    Column("budget_seconds", BigInteger),
+    Column("budget_amount", BigInteger),
+    Column("archived", Boolean, nullable=False),
+    Index("ix_proj_projects_org_id", "org_id"),
+)
+
+proj_tasks = Table(
+    "proj_tasks",
+    Base.metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("org_id", Uuid, nullable=False),
+    Column("project_id", Uuid, nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("budget_seconds", BigInteger),
+    Column("done", Boolean, nullable=False),
+    Index("ix_proj_tasks_org_id_project_id", "org_id", "project_id"),
+)
+
+proj_tags = Table(
+    "proj_tags",
+    Base.metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("org_id", Uuid, nullable=False),
+    Column("name", String(100), nullable=False),
+    Index("ix_proj_tags_org_id", "org_id"),
+)
+
+# Entries and totals ------------------------------------------------------------------------
+
+proj_entries = Table(
+    "proj_entries",
+    Base.metadata,
+    Column("entry_id", Uuid, primary_key=True),
+    Column("org_id", Uuid, nullable=False),
+    Column("user_id", Uuid, nullable=False),
+    Column("user_name", String(200), nullable=False),
+    Column("project_id", Uuid),
+    Column("project_name", String(200)),
+    Column("project_color", String(7)),
+    Column("client_id", Uuid),
+    Column("client_name", String(200)),
+    Column("task_id", Uuid),
+    Column("task_name", String(200)),
+    Column("tag_ids", ARRAY(Uuid), nullable=False),
+    Column("tag_names", ARRAY(Text), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("start_at", DateTime(timezone=True), nullable=False),
+    Column("end_at", DateTime(timezone=True)),
+    Column("duration_seconds", BigInteger),
+    Column("billable", Boolean, nullable=False),
+    Column("hourly_rate_amount", BigInteger, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("local_date", Date, nullable=False),
+    # Keyset pagination: (start_at, entry_id) within an organization, both directions.
+    Index("ix_proj_entries_org_id_start_at_entry_id", "org_id", "start_at", "entry_id"),
+    Index("ix_proj_entries_org_id_user_id_local_date", "org_id", "user_id", "local_date"),
+    Index("ix_proj_entries_org_id_project_id_start_at", "org_id", "project_id", "start_at"),
+    Index("ix_proj_entries_org_id_local_date", "org_id", "local_date"),
+    Index("ix_proj_entries_tag_ids", "tag_ids", postgresql_using="gin"),
+    Index(
+        "ix_proj_entries_running",
+        "user_id",
+        postgresql_where=text("end_at IS NULL"),
+    ),
+)
+
+_BUCKET = ("org_id", "day", "user_id", "project_id", "task_id", "billable")
+
+proj_daily_totals = Table(
+    "proj_daily_totals",
+    Base.metadata,
+    _uuid("org_id", nullable=False),
+    Column("day", Date, nullable=False),
+    _uuid("user_id", nullable=False),
+    _uuid("project_id"),
+    _uuid("task_id"),
+    Column("billable", Boolean, nullable=False),
+    *_totals(),
+    Index("uq_proj_daily_totals_bucket", *_BUCKET, unique=True, postgresql_nulls_not_distinct=True),
+    Index("ix_proj_daily_totals_org_id_day", "org_id", "day"),
+)
+
+proj_daily_tag_totals = Table(
+    "proj_daily_tag_totals",
+    Base.metadata,
+    _uuid("org_id", nullable=False),
+    Column("day", Date, nullable=False),
+    _uuid("user_id", nullable=False),
+    _uuid("project_id"),
+    _uuid("task_id"),
+    Column("billable", Boolean, nullable=False),
+    _uuid("tag_id", nullable=False),
+    *_totals(),
+    Index(
+        "uq_proj_daily_tag_totals_bucket",
+        *_BUCKET,
+        "tag_id",
+        unique=True,
+        postgresql_nulls_not_distinct=True,
+    ),
+    Index("ix_proj_daily_tag_totals_org_id_day", "org_id", "day"),
+)
+
+# Monthly roll-ups: a year is twelve rows per combination instead of 365.
+proj_monthly_totals = Table(
+    "proj_monthly_totals",
+    Base.metadata,
+    _uuid("org_id", nullable=False),
+    Column("month", Date, nullable=False),
+    _uuid("user_id", nullable=False),
+    _uuid("project_id"),
+    _uuid("task_id"),
+    Column("billable", Boolean, nullable=False),
+    *_totals(),
+    Index(
+        "uq_proj_monthly_totals_bucket",
+        "org_id",
+        "month",
+        "user_id",
+        "project_id",
+        "task_id",
+        "billable",
+        unique=True,
+        postgresql_nulls_not_distinct=True,
+    ),
+    Index("ix_proj_monthly_totals_org_id_project_id", "org_id", "project_id"),
+)
+
+proj_monthly_tag_totals = Table(
+    "proj_monthly_tag_totals",
+    Base.metadata,
+    _uuid("org_id", nullable=False),
+    Column("month", Date, nullable=False),
+    _uuid("user_id", nullable=False),
+    _uuid("project_id"),
+    _uuid("task_id"),
+    Column("billable", Boolean, nullable=False),
+    _uuid("tag_id", nullable=False),
+    *_totals(),
+    Index(
+        "uq_proj_monthly_tag_totals_bucket",
+        "org_id",
+        "month",
+        "user_id",
+        "project_id",
+        "task_id",
+        "billable",
+        "tag_id",
+        unique=True,
+        postgresql_nulls_not_distinct=True,
+    ),
+)
+
+proj_project_stats = Table(
+    "proj_project_stats",
+    Base.metadata,
+    Column("project_id", Uuid, primary_key=True),
+    _uuid("org_id", nullable=False),
+    *_totals(),
+)
+
+proj_task_stats = Table(
+    "proj_task_stats",
+    Base.metadata,
+    Column("task_id", Uuid, primary_key=True),
+    _uuid("org_id", nullable=False),
+    _uuid("project_id", nullable=False),
+    *_totals(),
+)
+
+proj_running_timers = Table(
+    "proj_running_timers",
+    Base.metadata,
+    Column("user_id", Uuid, primary_key=True),
+    Column("entry_id", Uuid, primary_key=True),
+    _uuid("org_id", nullable=False),
+    Column("start_at", DateTime(timezone=True), nullable=False),
+    Index("ix_proj_running_timers_org_id", "org_id"),
+)

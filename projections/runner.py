@@ -207,9 +207,7 @@ def advance_one_batch(
     )
     if not changes:
         return None
-    return AdvanceResult(
-        projector.name, len(live) - len(failures), len(failures), drained=drained
-    )
+    return AdvanceResult(projector.name, len(live) - len(failures), len(failures), drained=drained)
 
 
 def advance(

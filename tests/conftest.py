@@ -43,6 +43,13 @@ def _recreate_database(server_url: str, name: str) -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def _drop_database(server_url: str, name: str) -> None:
+    with psycopg.connect(
+        server_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
+    ) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def migrate(database_url: str, revision: str = "head") -> None:
     config = Config(str(ROOT / "alembic.ini"))
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
@@ -73,13 +80,15 @@ def configure_environment(database_url: str, redis_url: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def database_url() -> str:
+def database_url() -> Iterator[str]:
     server = postgres_server_url()
-    name = f"evotrack_test_{WORKER}"
+    # The process id keeps concurrent runs on one server apart.
+    name = f"evotrack_test_{WORKER}_{os.getpid()}"
     _recreate_database(server, name)
     url = _database_url(server, name)
     migrate(url)
-    return url
+    yield url
+    _drop_database(server, name)
 
 
 @pytest.fixture(scope="session")

@@ -84,9 +84,10 @@ def test_a_body_over_the_limit_is_413() -> None:
     assert response.json()["error_code"] == "PAYLOAD_TOO_LARGE"
 
 
-def test_production_refuses_a_default_or_short_secret() -> None:
+def test_production_refuses_a_default_or_short_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SECRET_KEY", raising=False)
     with pytest.raises(ValueError, match="SECRET_KEY"):
-        Settings(environment="production")
+        Settings(environment="production", _env_file=None)
     with pytest.raises(ValueError, match="SECRET_KEY"):
         Settings(environment="production", secret_key="short")
     assert Settings(environment="production", secret_key="x" * 40).is_production
