@@ -15,6 +15,11 @@ from sqlalchemy import select
 
 from command_api.modules.auth.dependencies import CommandUser
 from command_api.modules.organizations.models import Membership, Organization, Role
+from command_api.modules.organizations.service import (
+    MemberService,
+    OrganizationService,
+    TeamService,
+)
 from command_api.modules.users.models import User
 from command_api.transaction import SessionDep
 from shared.errors import ForbiddenError, NotFoundError
@@ -70,3 +75,23 @@ def require_role(role: Role) -> Callable[[OrgContext], OrgContext]:
 OrgManager = Annotated[OrgContext, Depends(require_role(Role.MANAGER))]
 OrgAdmin = Annotated[OrgContext, Depends(require_role(Role.ADMIN))]
 OrgOwner = Annotated[OrgContext, Depends(require_role(Role.OWNER))]
+
+
+# --- Services ---------------------------------------------------------------------------
+
+
+def get_organization_service(session: SessionDep) -> OrganizationService:
+    return OrganizationService(session)
+
+
+def get_member_service(session: SessionDep) -> MemberService:
+    return MemberService(session)
+
+
+def get_team_service(session: SessionDep) -> TeamService:
+    return TeamService(session)
+
+
+OrganizationServiceDep = Annotated[OrganizationService, Depends(get_organization_service)]
+MemberServiceDep = Annotated[MemberService, Depends(get_member_service)]
+TeamServiceDep = Annotated[TeamService, Depends(get_team_service)]

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Engine
+
+from tests.factories import OrgHandle, UserHandle, add_member, make_org, make_user
+
+
+@pytest.fixture
+def org(db: Engine) -> OrgHandle:
+    return make_org(db)
+
+
+@pytest.fixture
+def other_org(db: Engine) -> OrgHandle:
+    return make_org(db)
+
+
+@pytest.fixture
+def admin(db: Engine, org: OrgHandle) -> UserHandle:
+    return add_member(db, org, "admin")
+
+
+@pytest.fixture
+def manager(db: Engine, org: OrgHandle) -> UserHandle:
+    return add_member(db, org, "manager")
+
+
+@pytest.fixture
+def member(db: Engine, org: OrgHandle) -> UserHandle:
+    return add_member(db, org, "member")
+
+
+@pytest.fixture
+def outsider(db: Engine) -> UserHandle:
+    """A user who belongs to no organization."""
+    return make_user(db, full_name="Outsider")
