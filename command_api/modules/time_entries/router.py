@@ -1,5 +1,98 @@
-from fastapi import APIRouter
+"""Time entries and timers: the heart of EvoTrack's write side."""
 
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Response
+
+from command_api.modules.organizations.dependencies import OrgMember
+from command_api.modules.time_entries.dependencies import (
+    BulkEntryServiceDep,
+    TimeEntryServiceDep,
+    TimerServiceDep,
+)
+from command_api.modules.time_entries.schemas import (
+    BulkCreatedRead,
+    TimeEntryBulkCreate,
+    TimeEntryCreate,
+    TimeEntryRead,
+    TimeEntryUpdate,
+    TimerStart,
+)
 from command_api.transaction import CommandRoute
+from shared.responses import Envelope, ok
 
 router = APIRouter(route_class=CommandRoute)
+
+ENTRIES = "/organizations/{org_id}/time-entries"
+TIMER = "/organizations/{org_id}/timer"
+
+
+@router.post(ENTRIES, status_code=201, response_model=Envelope[TimeEntryRead])
+def create_time_entry(
+    payload: TimeEntryCreate, ctx: OrgMember, service: TimeEntryServiceDep
+) -> Envelope[TimeEntryRead]:
+    """Record an entry; without `end_at` it starts a running timer.
+
+    `user_id` writes for another member (managers for the teams they lead and below,
+    admins for anyone). The hourly rate is resolved now and stored: project member >
+    project > member > organization. `billable` defaults to the project's flag.
+    """
+    return ok(TimeEntryRead.model_validate(service.create(ctx, payload)))
+
+
+@router.post(f"{ENTRIES}/bulk", status_code=201, response_model=Envelope[BulkCreatedRead])
+def create_time_entries_in_bulk(
+    payload: TimeEntryBulkCreate, ctx: OrgMember, service: BulkEntryServiceDep
+) -> Envelope[BulkCreatedRead]:
+    """Create up to 1000 entries, all or nothing.
+
+    When any item fails, nothing is written and the 422's `details` list every failing
+    item as `{index, field, error_code, message}`. `ids` follow the order of the input.
+    """
+    ids = service.create_many(ctx, payload.entries)
+    return ok(BulkCreatedRead(created=len(ids), ids=ids))
+
+
+@router.patch(f"{ENTRIES}/{{entry_id}}", response_model=Envelope[TimeEntryRead])
+def update_time_entry(
+    entry_id: uuid.UUID, payload: TimeEntryUpdate, ctx: OrgMember, service: TimeEntryServiceDep
+) -> Envelope[TimeEntryRead]:
+    """Change any field of an entry; setting `end_at` on a running timer stops it.
+
+    Members edit their own entries, managers those of their teams, admins any. A new user
+    or project resolves the hourly rate again.
+    """
+    return ok(TimeEntryRead.model_validate(service.update(ctx, entry_id, payload)))
+
+
+@router.delete(f"{ENTRIES}/{{entry_id}}", status_code=204)
+def delete_time_entry(
+    entry_id: uuid.UUID, ctx: OrgMember, service: TimeEntryServiceDep
+) -> Response:
+    """Delete an entry (soft: reports and audits still see that it existed)."""
+    service.delete(ctx, entry_id)
+    return Response(status_code=204)
+
+
+@router.post(f"{TIMER}/start", status_code=201, response_model=Envelope[TimeEntryRead])
+def start_timer(
+    ctx: OrgMember, service: TimerServiceDep, payload: TimerStart | None = None
+) -> Envelope[TimeEntryRead]:
+    """Start a timer now. A timer already running for you, in any organization, stops at
+    the same instant."""
+    return ok(TimeEntryRead.model_validate(service.start(ctx, payload or TimerStart())))
+
+
+@router.post(f"{TIMER}/stop", response_model=Envelope[TimeEntryRead])
+def stop_timer(ctx: OrgMember, service: TimerServiceDep) -> Envelope[TimeEntryRead]:
+    """Stop your timer running in this organization (404 when none runs here)."""
+    return ok(TimeEntryRead.model_validate(service.stop_running(ctx)))
+
+
+@router.post(f"{TIMER}/restart", status_code=201, response_model=Envelope[TimeEntryRead])
+def restart_timer(ctx: OrgMember, service: TimerServiceDep) -> Envelope[TimeEntryRead]:
+    """Start a new timer copying your latest entry here (project, task, description, tags,
+    billable); a running timer stops first."""
+    return ok(TimeEntryRead.model_validate(service.restart(ctx)))

@@ -1,0 +1,193 @@
+"""SQL of the time entries module. Never commits; bulk paths are one statement per table."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import bindparam, delete, func, insert, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy.orm import Session
+
+from command_api.modules.organizations.models import Organization
+from command_api.modules.time_entries.models import TimeEntry, TimeEntryTag
+from command_api.modules.users.models import User
+
+
+@dataclass(frozen=True)
+class OverlapPolicy:
+    """The organization's write policy, read under a share lock (see `lock_policy`)."""
+
+    prevent_overlaps: bool
+    lock_before: date | None
+
+
+@dataclass(frozen=True)
+class Interval:
+    """One bulk item's interval, for the overlap check against stored entries."""
+
+    index: int
+    user_id: uuid.UUID
+    start_at: datetime
+    end_at: datetime | None
+
+
+_INSERT_TAGS = text(
+    "INSERT INTO time_entry_tags (entry_id, tag_id, org_id)"
+    " SELECT entry_id, tag_id, :org_id FROM unnest(:entry_ids, :tag_ids) AS t(entry_id, tag_id)"
+).bindparams(
+    bindparam("entry_ids", type_=ARRAY(UUID(as_uuid=True))),
+    bindparam("tag_ids", type_=ARRAY(UUID(as_uuid=True))),
+)
+
+# Uses the exclusion constraint's GiST index (org_id, user_id, tstzrange) for each item.
+_OVERLAPPING_ITEMS = text(
+    "SELECT DISTINCT i.idx FROM unnest(CAST(:idx AS int[]), CAST(:user_ids AS uuid[]),"
+    " CAST(:starts AS timestamptz[]), CAST(:ends AS timestamptz[]))"
+    " AS i(idx, user_id, start_at, end_at)"
+    " JOIN time_entries e ON e.org_id = :org_id AND e.user_id = i.user_id"
+    " AND e.no_overlap AND e.deleted_at IS NULL"
+    " AND tstzrange(e.start_at, e.end_at, '[)') && tstzrange(i.start_at, i.end_at, '[)')"
+)
+
+
+class TimeEntryRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    # --- locks and the clock -----------------------------------------------------------
+
+    def lock_policy(self, org_id: uuid.UUID) -> OverlapPolicy:
+        """Re-read the organization's policy FOR SHARE: an organization update that flips
+        `prevent_overlaps` (and every entry's `no_overlap`) waits for this write, or this
+        write waits for it and sees the new value. Entry writes do not block each other."""
+        row = self.session.execute(
+            select(Organization.prevent_overlaps, Organization.lock_before)
+            .where(Organization.id == org_id)
+            .with_for_update(read=True)
+        ).one()
+        return OverlapPolicy(prevent_overlaps=row[0], lock_before=row[1])
+
+    def lock_users(self, user_ids: Collection[uuid.UUID]) -> None:
+        """Serialize entry writes per user, always in id order (no deadlocks between two
+        writers). FOR NO KEY UPDATE does not conflict with the KEY SHARE lock that inserting
+        an entry takes through its foreign key, so it never deadlocks with that either."""
+        if not user_ids:
+            return
+        self.session.execute(
+            select(User.id)
+            .where(User.id.in_(set(user_ids)))
+            .order_by(User.id)
+            .with_for_update(key_share=True)
+        ).all()
+
+    def clock(self) -> datetime:
+        """The database's current instant (not the transaction's start: we may have waited)."""
+        now: datetime = self.session.execute(select(func.clock_timestamp())).scalar_one()
+        return now
+
+    # --- reads ---------------------------------------------------------------------------
+
+    def get(self, org_id: uuid.UUID, entry_id: uuid.UUID, *, for_update: bool) -> TimeEntry | None:
+        statement = select(TimeEntry).where(
+            TimeEntry.id == entry_id,
+            TimeEntry.org_id == org_id,
+            TimeEntry.deleted_at.is_(None),
+        )
+        if for_update:
+            statement = statement.with_for_update().execution_options(populate_existing=True)
+        return self.session.scalars(statement).one_or_none()
+
+    def running_timer(
+        self, user_id: uuid.UUID, org_id: uuid.UUID | None = None
+    ) -> TimeEntry | None:
+        """The user's running timer (in `org_id`, or in any organization), locked."""
+        statement = select(TimeEntry).where(
+            TimeEntry.user_id == user_id,
+            TimeEntry.end_at.is_(None),
+            TimeEntry.deleted_at.is_(None),
+        )
+        if org_id is not None:
+            statement = statement.where(TimeEntry.org_id == org_id)
+        return self.session.scalars(
+            statement.with_for_update().execution_options(populate_existing=True)
+        ).one_or_none()
+
+    def last_entry(self, org_id: uuid.UUID, user_id: uuid.UUID) -> TimeEntry | None:
+        return self.session.scalars(
+            select(TimeEntry)
+            .where(
+                TimeEntry.org_id == org_id,
+                TimeEntry.user_id == user_id,
+                TimeEntry.deleted_at.is_(None),
+            )
+            .order_by(TimeEntry.start_at.desc())
+            .limit(1)
+        ).one_or_none()
+
+    def tag_ids(self, entry_id: uuid.UUID) -> tuple[uuid.UUID, ...]:
+        rows = self.session.scalars(
+            select(TimeEntryTag.tag_id).where(TimeEntryTag.entry_id == entry_id)
+        )
+        return tuple(sorted(rows))
+
+    def users_with_running_timer(self, user_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+        if not user_ids:
+            return set()
+        rows = self.session.scalars(
+            select(TimeEntry.user_id).where(
+                TimeEntry.user_id.in_(set(user_ids)),
+                TimeEntry.end_at.is_(None),
+                TimeEntry.deleted_at.is_(None),
+            )
+        )
+        return set(rows)
+
+    def overlapping_items(self, org_id: uuid.UUID, items: Sequence[Interval]) -> set[int]:
+        """Indexes of the items that overlap a stored entry bound by `no_overlap`."""
+        if not items:
+            return set()
+        rows = self.session.scalars(
+            _OVERLAPPING_ITEMS,
+            {
+                "org_id": org_id,
+                "idx": [item.index for item in items],
+                "user_ids": [item.user_id for item in items],
+                "starts": [item.start_at for item in items],
+                "ends": [item.end_at for item in items],
+            },
+        )
+        return set(rows)
+
+    # --- writes --------------------------------------------------------------------------
+
+    def add(self, entry: TimeEntry) -> None:
+        self.session.add(entry)
+        self.session.flush()
+
+    def flush(self) -> None:
+        self.session.flush()
+
+    def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
+        """One multi-row INSERT for the whole batch."""
+        if rows:
+            self.session.execute(insert(TimeEntry).values(list(rows)))
+
+    def insert_tags(self, org_id: uuid.UUID, pairs: Iterable[tuple[uuid.UUID, uuid.UUID]]) -> None:
+        """(entry_id, tag_id) pairs in one statement, whatever their number."""
+        columns: dict[str, list[uuid.UUID]] = defaultdict(list)
+        for entry_id, tag_id in pairs:
+            columns["entry_ids"].append(entry_id)
+            columns["tag_ids"].append(tag_id)
+        if columns:
+            self.session.execute(_INSERT_TAGS, {"org_id": org_id, **columns})
+
+    def replace_tags(
+        self, org_id: uuid.UUID, entry_id: uuid.UUID, tag_ids: Collection[uuid.UUID]
+    ) -> None:
+        self.session.execute(delete(TimeEntryTag).where(TimeEntryTag.entry_id == entry_id))
+        self.insert_tags(org_id, ((entry_id, tag_id) for tag_id in tag_ids))

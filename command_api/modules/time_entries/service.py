@@ -1,0 +1,689 @@
+"""The write rules of time entries (API.md, "Rules every write checks").
+
+PostgreSQL enforces what concurrent requests could otherwise break: one running timer per
+user (partial unique index) and no overlap where the organization forbids it (exclusion
+constraint). The services check everything else, write the rows, and append one change
+row per entry. Every write to a user's entries first locks that user's row, so writes of
+one user queue up instead of deadlocking inside the exclusion constraint.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from command_api.modules.organizations.dependencies import OrgContext
+from command_api.modules.organizations.models import Role
+from command_api.modules.organizations.scope import MemberScopeService
+from command_api.modules.projects.references import EntryReferences, EntryReferenceService
+from command_api.modules.time_entries.models import MAX_ENTRY_SECONDS, TimeEntry
+from command_api.modules.time_entries.repository import (
+    Interval,
+    OverlapPolicy,
+    TimeEntryRepository,
+)
+from command_api.modules.time_entries.schemas import (
+    TimeEntryCreate,
+    TimeEntryUpdate,
+    TimerStart,
+)
+from shared.changes import ChangeOp, ChangeRecord, record_changes
+from shared.errors import (
+    BusinessRuleError,
+    ConflictError,
+    EvoTrackError,
+    ForbiddenError,
+    NotFoundError,
+    ValidationFailedError,
+)
+
+ENTITY = "time_entry"
+MAX_ENTRY_DURATION = timedelta(seconds=MAX_ENTRY_SECONDS)
+SECONDS_PER_HOUR = 3600
+
+
+# --- What an entry is, for responses and change rows -------------------------------------
+
+
+@dataclass(frozen=True)
+class EntryView:
+    id: uuid.UUID
+    org_id: uuid.UUID
+    user_id: uuid.UUID
+    project_id: uuid.UUID | None
+    task_id: uuid.UUID | None
+    description: str
+    billable: bool
+    start_at: datetime
+    end_at: datetime | None
+    hourly_rate: int
+    tag_ids: tuple[uuid.UUID, ...]
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @classmethod
+    def of(cls, entry: TimeEntry, tag_ids: Sequence[uuid.UUID]) -> EntryView:
+        return cls(
+            id=entry.id,
+            org_id=entry.org_id,
+            user_id=entry.user_id,
+            project_id=entry.project_id,
+            task_id=entry.task_id,
+            description=entry.description,
+            billable=entry.billable,
+            start_at=entry.start_at,
+            end_at=entry.end_at,
+            hourly_rate=entry.hourly_rate_amount,
+            tag_ids=tuple(sorted(tag_ids)),
+            created_at=entry.created_at,
+            updated_at=entry.updated_at,
+        )
+
+    @property
+    def duration_seconds(self) -> int | None:
+        if self.end_at is None:
+            return None
+        return (self.end_at - self.start_at) // timedelta(seconds=1)
+
+    @property
+    def amount(self) -> int | None:
+        duration = self.duration_seconds
+        if duration is None:
+            return None
+        return billed_amount(duration, self.hourly_rate, self.billable)
+
+    def payload(self) -> dict[str, Any]:
+        """What projections group by or display, as JSON values."""
+        return {
+            "user_id": str(self.user_id),
+            "project_id": _str_or_none(self.project_id),
+            "task_id": _str_or_none(self.task_id),
+            "billable": self.billable,
+            "start_at": self.start_at.isoformat(),
+            "end_at": self.end_at.isoformat() if self.end_at else None,
+            "duration_seconds": self.duration_seconds,
+            "hourly_rate": self.hourly_rate,
+            "amount": self.amount,
+            "tag_ids": [str(tag_id) for tag_id in self.tag_ids],
+            "description": self.description,
+        }
+
+
+def _str_or_none(value: uuid.UUID | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def billed_amount(duration_seconds: int, hourly_rate: int, billable: bool) -> int:
+    """round_half_up(duration × rate / 3600) in integer arithmetic; 0 when not billable."""
+    if not billable:
+        return 0
+    return (duration_seconds * hourly_rate + SECONDS_PER_HOUR // 2) // SECONDS_PER_HOUR
+
+
+def change(op: ChangeOp, old: EntryView | None, new: EntryView | None) -> ChangeRecord:
+    entry = new or old
+    assert entry is not None
+    return ChangeRecord(
+        entity=ENTITY,
+        entity_id=entry.id,
+        op=op,
+        org_id=entry.org_id,
+        payload={
+            "old": old.payload() if old else None,
+            "new": new.payload() if new else None,
+        },
+    )
+
+
+# --- Rules ---------------------------------------------------------------------------------
+
+
+def ensure_valid_interval(start_at: datetime, end_at: datetime | None) -> None:
+    if end_at is None:
+        return
+    if end_at <= start_at:
+        raise ValidationFailedError(
+            "end_at must be after start_at",
+            details=[
+                {
+                    "field": "end_at",
+                    "location": "body",
+                    "message": "must be after start_at",
+                    "type": "value_error",
+                }
+            ],
+        )
+    if end_at - start_at > MAX_ENTRY_DURATION:
+        raise BusinessRuleError(
+            f"An entry may not be longer than 24 hours ({MAX_ENTRY_SECONDS} seconds)",
+            details={"field": "end_at", "max_duration_seconds": MAX_ENTRY_SECONDS},
+        )
+
+
+def ensure_unlocked(ctx: OrgContext, policy: OverlapPolicy, start_at: datetime) -> None:
+    """Entries starting before `lock_before` (a local date) are read-only below admin."""
+    lock_before = policy.lock_before
+    if lock_before is None or ctx.role.at_least(Role.ADMIN):
+        return
+    local_day = start_at.astimezone(ZoneInfo(ctx.organization.timezone)).date()
+    if local_day < lock_before:
+        raise BusinessRuleError(
+            f"Entries before {lock_before.isoformat()} are locked; only admins may change them",
+            details={"field": "start_at", "lock_before": lock_before.isoformat()},
+        )
+
+
+def pick_rate(refs: EntryReferences, member_rate: int | None, org_rate: int | None) -> int:
+    """The most specific rate wins: project member > project > member > organization."""
+    for rate in (refs.project_member_rate_amount, refs.project_rate_amount, member_rate, org_rate):
+        if rate is not None:
+            return rate
+    return 0
+
+
+_CONSTRAINT_ERRORS: dict[str, tuple[type[EvoTrackError], str, str]] = {
+    "uq_time_entries_one_running_timer": (
+        ConflictError,
+        "A timer is already running for this user",
+        "end_at",
+    ),
+    "ex_time_entries_no_overlap": (
+        ConflictError,
+        "The entry overlaps another entry of this user and the organization forbids overlaps",
+        "start_at",
+    ),
+    "ck_time_entries_max_duration": (
+        BusinessRuleError,
+        f"An entry may not be longer than 24 hours ({MAX_ENTRY_SECONDS} seconds)",
+        "end_at",
+    ),
+    "ck_time_entries_end_after_start": (ConflictError, "end_at must be after start_at", "end_at"),
+}
+_DEADLOCK = "40P01"
+_FOREIGN_KEY_VIOLATION = "23503"
+
+
+def translate_db_error(exc: DBAPIError) -> EvoTrackError | None:
+    """The domain error for a violation PostgreSQL reported, or None for a real fault."""
+    orig = exc.orig
+    constraint = getattr(getattr(orig, "diag", None), "constraint_name", None)
+    if constraint in _CONSTRAINT_ERRORS:
+        error_type, message, field = _CONSTRAINT_ERRORS[constraint]
+        return error_type(message, details={"field": field})
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate == _DEADLOCK:
+        return ConflictError("A concurrent write to the same entries won; retry")
+    if sqlstate == _FOREIGN_KEY_VIOLATION:
+        return NotFoundError("A referenced record no longer exists")
+    return None
+
+
+# --- The services ----------------------------------------------------------------------
+
+
+class _EntryWriter:
+    """What every entry command needs: guarded writes, scope checks, rates, change rows."""
+
+    def __init__(
+        self,
+        session: Session,
+        references: EntryReferenceService,
+        scope: MemberScopeService,
+    ) -> None:
+        self.session = session
+        self.repository = TimeEntryRepository(session)
+        self.references = references
+        self.scope = scope
+
+    @contextmanager
+    def guarded(self) -> Iterator[None]:
+        """Run writes in a SAVEPOINT and turn constraint violations into domain errors."""
+        try:
+            with self.session.begin_nested():
+                yield
+        except DBAPIError as exc:
+            error = translate_db_error(exc)
+            if error is None:
+                raise
+            raise error from exc
+
+    def writable_member_rate(self, ctx: OrgContext, user_id: uuid.UUID) -> int | None:
+        """The member rate of `user_id`; 404 when not a member, 403 when out of scope."""
+        if user_id == ctx.user.id:
+            return ctx.membership.hourly_rate_amount
+        rate = self.scope.member_rate(ctx.org_id, user_id)
+        if not self.scope.can_write_for(ctx, user_id):
+            raise ForbiddenError("You may not write entries for this member")
+        return rate
+
+    def insert(self, entry: TimeEntry, tag_ids: Sequence[uuid.UUID]) -> EntryView:
+        with self.guarded():
+            self.repository.add(entry)
+            self.repository.insert_tags(entry.org_id, ((entry.id, t) for t in tag_ids))
+        return EntryView.of(entry, tag_ids)
+
+    def stop(self, entry: TimeEntry, now: datetime) -> tuple[EntryView, EntryView]:
+        """Stop a running timer at `now`; return the entry before and after.
+
+        Stopping is part of the timer that the user already started, so it is allowed even
+        if the entry now lies before `lock_before`. A timer left running for more than
+        24 h is not refused (the user could never stop it): it is capped at 24 h.
+        """
+        old = EntryView.of(entry, self.repository.tag_ids(entry.id))
+        end_at = min(now, entry.start_at + MAX_ENTRY_DURATION)
+        if end_at <= entry.start_at:
+            raise ConflictError("The running timer starts in the future; edit or delete it")
+        with self.guarded():
+            entry.end_at = end_at
+            self.repository.flush()
+        return old, EntryView.of(entry, old.tag_ids)
+
+
+class TimeEntryService(_EntryWriter):
+    def create(self, ctx: OrgContext, data: TimeEntryCreate) -> EntryView:
+        user_id = data.user_id or ctx.user.id
+        member_rate = self.writable_member_rate(ctx, user_id)
+        ensure_valid_interval(data.start_at, data.end_at)
+        refs = self.references.resolve(
+            ctx.org_id, user_id, data.project_id, data.task_id, data.tag_ids, for_new_entry=True
+        )
+        policy = self.repository.lock_policy(ctx.org_id)
+        ensure_unlocked(ctx, policy, data.start_at)
+        self.repository.lock_users([user_id])
+        entry = new_entry(ctx, policy, user_id, refs, data, member_rate)
+        entry.start_at, entry.end_at = data.start_at, data.end_at
+        view = self.insert(entry, refs.tag_ids)
+        record_changes(self.session, [change(ChangeOp.CREATED, None, view)])
+        return view
+
+    def update(self, ctx: OrgContext, entry_id: uuid.UUID, data: TimeEntryUpdate) -> EntryView:
+        entry = self._writable_entry(ctx, entry_id)
+        new_user = data.user_id or entry.user_id
+        policy = self.repository.lock_policy(ctx.org_id)
+        self.repository.lock_users({entry.user_id, new_user})
+        locked = self.repository.get(ctx.org_id, entry_id, for_update=True)
+        if locked is None or locked.user_id != entry.user_id:
+            raise ConflictError("The entry changed while this edit waited; retry")
+        old = EntryView.of(locked, self.repository.tag_ids(entry_id))
+        ensure_unlocked(ctx, policy, old.start_at)
+        new = self._edited(ctx, policy, old, data)
+        if new == old and locked.no_overlap == policy.prevent_overlaps:
+            return old
+        self._apply(locked, old, new, policy)
+        record_changes(self.session, [change(ChangeOp.UPDATED, old, new)])
+        return EntryView.of(locked, new.tag_ids)
+
+    def delete(self, ctx: OrgContext, entry_id: uuid.UUID) -> None:
+        policy = self.repository.lock_policy(ctx.org_id)
+        entry = self.repository.get(ctx.org_id, entry_id, for_update=True)
+        if entry is None:
+            raise NotFoundError.for_entity("Time entry", entry_id)
+        self._ensure_scope(ctx, entry)
+        ensure_unlocked(ctx, policy, entry.start_at)
+        old = EntryView.of(entry, self.repository.tag_ids(entry_id))
+        entry.deleted_at = func.now()
+        self.repository.flush()
+        record_changes(self.session, [change(ChangeOp.DELETED, old, None)])
+
+    def _writable_entry(self, ctx: OrgContext, entry_id: uuid.UUID) -> TimeEntry:
+        entry = self.repository.get(ctx.org_id, entry_id, for_update=False)
+        if entry is None:
+            raise NotFoundError.for_entity("Time entry", entry_id)
+        self._ensure_scope(ctx, entry)
+        return entry
+
+    def _ensure_scope(self, ctx: OrgContext, entry: TimeEntry) -> None:
+        if not self.scope.can_write_for(ctx, entry.user_id):
+            raise ForbiddenError("You may not change this member's entries")
+
+    def _edited(
+        self, ctx: OrgContext, policy: OverlapPolicy, old: EntryView, data: TimeEntryUpdate
+    ) -> EntryView:
+        """The entry as the edit would leave it, every rule checked."""
+        sent = data.model_fields_set
+        start_at = data.start_at or old.start_at
+        end_at = data.end_at if "end_at" in sent else old.end_at
+        if end_at is None and old.end_at is not None:
+            raise ValidationFailedError(
+                "end_at cannot be cleared; start a timer instead",
+                details=[
+                    {
+                        "field": "end_at",
+                        "location": "body",
+                        "message": "may not be null",
+                        "type": "value_error",
+                    }
+                ],
+            )
+        ensure_valid_interval(start_at, end_at)
+        ensure_unlocked(ctx, policy, start_at)
+        edited = replace(
+            old,
+            start_at=start_at,
+            end_at=end_at,
+            description=old.description if data.description is None else data.description,
+            billable=old.billable if data.billable is None else data.billable,
+        )
+        if sent & {"user_id", "project_id", "task_id", "tag_ids"}:
+            edited = self._re_resolved(ctx, old, edited, data)
+        return edited
+
+    def _re_resolved(
+        self, ctx: OrgContext, old: EntryView, edited: EntryView, data: TimeEntryUpdate
+    ) -> EntryView:
+        """New references; the rate again when the user or the project changes."""
+        sent = data.model_fields_set
+        user_id = data.user_id or old.user_id
+        project_id = data.project_id if "project_id" in sent else old.project_id
+        project_changed = project_id != old.project_id
+        # A task belongs to its project: moving the entry drops a task that was not resent.
+        task_id = data.task_id if "task_id" in sent else None if project_changed else old.task_id
+        member_rate = self.writable_member_rate(ctx, user_id) if user_id != old.user_id else None
+        refs = self.references.resolve(
+            ctx.org_id,
+            user_id,
+            project_id,
+            task_id,
+            old.tag_ids if data.tag_ids is None else data.tag_ids,
+            for_new_entry=project_changed or task_id != old.task_id,
+        )
+        edited = replace(
+            edited,
+            user_id=user_id,
+            project_id=refs.project_id,
+            task_id=refs.task_id,
+            tag_ids=tuple(sorted(refs.tag_ids)),
+        )
+        if refs.project_id != old.project_id and data.billable is None:
+            edited = replace(edited, billable=bool(refs.project_billable))
+        if user_id != old.user_id or refs.project_id != old.project_id:
+            if user_id == old.user_id:
+                member_rate = self._member_rate(ctx, user_id)
+            org_rate = ctx.organization.hourly_rate_amount
+            edited = replace(edited, hourly_rate=pick_rate(refs, member_rate, org_rate))
+        return edited
+
+    def _member_rate(self, ctx: OrgContext, user_id: uuid.UUID) -> int | None:
+        if user_id == ctx.user.id:
+            return ctx.membership.hourly_rate_amount
+        return self.scope.member_rate(ctx.org_id, user_id)
+
+    def _apply(
+        self, entry: TimeEntry, old: EntryView, new: EntryView, policy: OverlapPolicy
+    ) -> None:
+        with self.guarded():
+            entry.user_id = new.user_id
+            entry.project_id = new.project_id
+            entry.task_id = new.task_id
+            entry.description = new.description
+            entry.billable = new.billable
+            entry.start_at = new.start_at
+            entry.end_at = new.end_at
+            entry.hourly_rate_amount = new.hourly_rate
+            entry.no_overlap = policy.prevent_overlaps
+            self.repository.flush()
+            if new.tag_ids != old.tag_ids:
+                self.repository.replace_tags(entry.org_id, entry.id, new.tag_ids)
+
+
+class TimerService(_EntryWriter):
+    def start(self, ctx: OrgContext, data: TimerStart) -> EntryView:
+        """Start a timer now; a timer running anywhere for this user stops at that instant."""
+        user_id = ctx.user.id
+        refs = self.references.resolve(
+            ctx.org_id, user_id, data.project_id, data.task_id, data.tag_ids, for_new_entry=True
+        )
+        policy = self.repository.lock_policy(ctx.org_id)
+        self.repository.lock_users([user_id])
+        now = self.repository.clock()
+        ensure_unlocked(ctx, policy, now)
+        changes: list[ChangeRecord] = []
+        running = self.repository.running_timer(user_id)
+        if running is not None:
+            changes.append(change(ChangeOp.UPDATED, *self.stop(running, now)))
+        entry = new_entry(ctx, policy, user_id, refs, data, ctx.membership.hourly_rate_amount)
+        entry.start_at = now
+        view = self.insert(entry, refs.tag_ids)
+        changes.append(change(ChangeOp.CREATED, None, view))
+        record_changes(self.session, changes)
+        return view
+
+    def stop_running(self, ctx: OrgContext) -> EntryView:
+        user_id = ctx.user.id
+        self.repository.lock_users([user_id])
+        running = self.repository.running_timer(user_id, ctx.org_id)
+        if running is None:
+            raise NotFoundError("No timer is running in this organization")
+        old, new = self.stop(running, self.repository.clock())
+        record_changes(self.session, [change(ChangeOp.UPDATED, old, new)])
+        return new
+
+    def restart(self, ctx: OrgContext) -> EntryView:
+        """Start a timer copying the caller's latest entry in this organization."""
+        last = self.repository.last_entry(ctx.org_id, ctx.user.id)
+        if last is None:
+            raise NotFoundError("There is no previous time entry to restart")
+        copy = TimerStart(
+            project_id=last.project_id,
+            task_id=last.task_id,
+            description=last.description,
+            billable=last.billable,
+            tag_ids=list(self.repository.tag_ids(last.id)),
+        )
+        return self.start(ctx, copy)
+
+
+def new_entry(
+    ctx: OrgContext,
+    policy: OverlapPolicy,
+    user_id: uuid.UUID,
+    refs: EntryReferences,
+    data: TimerStart | TimeEntryCreate,
+    member_rate: int | None,
+) -> TimeEntry:
+    """A new entry row (times set by the caller) with its billable flag and resolved rate."""
+    billable = data.billable if data.billable is not None else bool(refs.project_billable)
+    return TimeEntry(
+        id=uuid.uuid4(),
+        org_id=ctx.org_id,
+        user_id=user_id,
+        project_id=refs.project_id,
+        task_id=refs.task_id,
+        description=data.description or "",
+        billable=billable,
+        hourly_rate_amount=pick_rate(refs, member_rate, ctx.organization.hourly_rate_amount),
+        no_overlap=policy.prevent_overlaps,
+    )
+
+
+# --- Bulk create -----------------------------------------------------------------------
+
+FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
+
+
+class ItemProblems:
+    """Every failing item of a batch, reported together in one 422."""
+
+    def __init__(self) -> None:
+        self.details: list[dict[str, Any]] = []
+
+    def add(self, index: int, error: EvoTrackError, field: str | None = None) -> None:
+        detail: dict[str, Any] = {"index": index}
+        field = field or _field_of(error)
+        if field:
+            detail["field"] = field
+        detail.update(error_code=error.error_code, message=error.message)
+        self.details.append(detail)
+
+    def raise_if_any(self, total: int) -> None:
+        if self.details:
+            failing = len({detail["index"] for detail in self.details})
+            self.details.sort(key=lambda detail: int(detail["index"]))
+            raise ValidationFailedError(
+                f"{failing} of {total} entries are invalid; nothing was created",
+                details=self.details,
+            )
+
+
+def _field_of(error: EvoTrackError) -> str | None:
+    details = error.details
+    if isinstance(details, dict):
+        field = details.get("field")
+        return str(field) if field else None
+    if isinstance(details, list) and details and isinstance(details[0], dict):
+        field = details[0].get("field")
+        return str(field) if field else None
+    return None
+
+
+def _end(interval: Interval) -> datetime:
+    return interval.end_at or FAR_FUTURE
+
+
+def batch_conflicts(intervals: Sequence[Interval], no_overlap: bool) -> Iterator[tuple[int, str]]:
+    """Items that clash with an earlier item of the same batch: a second running timer
+    for one user, or (when the organization forbids it) an overlap."""
+    by_user: dict[uuid.UUID, list[Interval]] = defaultdict(list)
+    for interval in intervals:
+        by_user[interval.user_id].append(interval)
+    for group in by_user.values():
+        running = [interval.index for interval in group if interval.end_at is None]
+        for index in running[1:]:
+            yield index, f"Item {running[0]} already starts a running timer for this user"
+        if no_overlap:
+            yield from _overlaps(group)
+
+
+def _overlaps(group: list[Interval]) -> Iterator[tuple[int, str]]:
+    reach: Interval | None = None  # the item reaching furthest so far
+    for interval in sorted(group, key=lambda item: (item.start_at, item.index)):
+        if reach is not None and interval.start_at < _end(reach):
+            yield interval.index, f"Overlaps item {reach.index} of this batch"
+        if reach is None or _end(interval) > _end(reach):
+            reach = interval
+
+
+class BulkEntryService(_EntryWriter):
+    def create_many(self, ctx: OrgContext, items: Sequence[TimeEntryCreate]) -> list[uuid.UUID]:
+        """All or nothing: every item is checked first (a fixed number of queries), then
+        the entries, their tags and their change rows are written with one statement each."""
+        user_ids = [item.user_id or ctx.user.id for item in items]
+        rates = self.scope.member_rates(ctx.org_id, set(user_ids))
+        writable = self.scope.writable_users(ctx, rates.keys())
+        resolved = self.references.resolve_many(
+            ctx.org_id,
+            [(u, i.project_id, i.task_id, i.tag_ids) for u, i in zip(user_ids, items, strict=True)],
+        )
+        policy = self.repository.lock_policy(ctx.org_id)
+        self.repository.lock_users(rates.keys())
+        problems = ItemProblems()
+        for index, item in enumerate(items):
+            user_id, refs = user_ids[index], resolved[index]
+            self._check_item(ctx, policy, problems, index, item, refs)
+            if user_id not in rates:
+                problems.add(index, NotFoundError.for_entity("Member", user_id), "user_id")
+            elif user_id not in writable:
+                problems.add(index, ForbiddenError("You may not write for this member"), "user_id")
+        intervals = [
+            Interval(index, user_ids[index], item.start_at, item.end_at)
+            for index, item in enumerate(items)
+        ]
+        self._check_conflicts(ctx, policy, problems, intervals)
+        problems.raise_if_any(len(items))
+        views = [
+            self._view(ctx, policy, item, user_ids[index], resolved[index], rates)
+            for index, item in enumerate(items)
+        ]
+        self._write(ctx, policy, views)
+        return [view.id for view in views]
+
+    def _check_item(
+        self,
+        ctx: OrgContext,
+        policy: OverlapPolicy,
+        problems: ItemProblems,
+        index: int,
+        item: TimeEntryCreate,
+        refs: EntryReferences | EvoTrackError,
+    ) -> None:
+        if isinstance(refs, EvoTrackError):
+            problems.add(index, refs)
+        try:
+            ensure_valid_interval(item.start_at, item.end_at)
+        except EvoTrackError as error:
+            problems.add(index, error)
+        try:
+            ensure_unlocked(ctx, policy, item.start_at)
+        except EvoTrackError as error:
+            problems.add(index, error)
+
+    def _check_conflicts(
+        self,
+        ctx: OrgContext,
+        policy: OverlapPolicy,
+        problems: ItemProblems,
+        intervals: Sequence[Interval],
+    ) -> None:
+        """Clashes inside the batch and with stored entries (the users are locked, so what
+        these two queries see holds until commit)."""
+        for index, message in batch_conflicts(intervals, policy.prevent_overlaps):
+            problems.add(index, ConflictError(message), "start_at")
+        timers = [interval for interval in intervals if interval.end_at is None]
+        busy = self.repository.users_with_running_timer({t.user_id for t in timers})
+        for timer in timers:
+            if timer.user_id in busy:
+                problems.add(
+                    timer.index, ConflictError("A timer is already running for this user"), "end_at"
+                )
+        if policy.prevent_overlaps:
+            for index in sorted(self.repository.overlapping_items(ctx.org_id, intervals)):
+                message = "Overlaps a stored entry of this user; the organization forbids overlaps"
+                problems.add(index, ConflictError(message), "start_at")
+
+    @staticmethod
+    def _view(
+        ctx: OrgContext,
+        policy: OverlapPolicy,
+        item: TimeEntryCreate,
+        user_id: uuid.UUID,
+        refs: EntryReferences | EvoTrackError,
+        rates: dict[uuid.UUID, int | None],
+    ) -> EntryView:
+        assert isinstance(refs, EntryReferences)
+        entry = new_entry(ctx, policy, user_id, refs, item, rates[user_id])
+        entry.start_at, entry.end_at = item.start_at, item.end_at
+        return EntryView.of(entry, refs.tag_ids)
+
+    def _write(self, ctx: OrgContext, policy: OverlapPolicy, views: Sequence[EntryView]) -> None:
+        rows = [
+            {
+                "id": view.id,
+                "org_id": view.org_id,
+                "user_id": view.user_id,
+                "project_id": view.project_id,
+                "task_id": view.task_id,
+                "description": view.description,
+                "billable": view.billable,
+                "start_at": view.start_at,
+                "end_at": view.end_at,
+                "hourly_rate_amount": view.hourly_rate,
+                "no_overlap": policy.prevent_overlaps,
+            }
+            for view in views
+        ]
+        with self.guarded():
+            self.repository.insert_many(rows)
+            self.repository.insert_tags(
+                ctx.org_id, ((view.id, tag_id) for view in views for tag_id in view.tag_ids)
+            )
+        record_changes(self.session, [change(ChangeOp.CREATED, None, view) for view in views])

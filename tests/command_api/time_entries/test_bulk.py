@@ -1,0 +1,233 @@
+"""POST /organizations/{org_id}/time-entries/bulk: all or nothing, failures by index."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine, event, text
+
+from tests.command_api.time_entries.helpers import (
+    count_entries,
+    create_entry,
+    entry_row,
+    entry_tags,
+    invalid_fields,
+    make_project,
+    make_tag,
+    make_task,
+    ok_data,
+    refused,
+)
+from tests.factories import OrgHandle, UserHandle, add_member, make_org
+
+BASE = datetime(2026, 3, 2, tzinfo=UTC)
+
+
+def item(hour: int, length_hours: float = 1.0, **fields: Any) -> dict[str, Any]:
+    start = BASE + timedelta(hours=hour)
+    return {
+        "start_at": start.isoformat(),
+        "end_at": (start + timedelta(hours=length_hours)).isoformat(),
+        **fields,
+    }
+
+
+def bulk(
+    api: httpx.Client, org: OrgHandle, entries: list[dict[str, Any]], user: UserHandle | None = None
+) -> httpx.Response:
+    return api.post(
+        org.path("/time-entries/bulk"),
+        json={"entries": entries},
+        headers=(user or org.owner).headers,
+    )
+
+
+def test_bulk_creates_every_entry_in_input_order(api: httpx.Client, db: Engine) -> None:
+    org = make_org(db, hourly_rate_amount=1000)
+    worker = add_member(db, org, "member", hourly_rate_amount=2000)
+    project = make_project(db, org, hourly_rate_amount=3600)
+    task = make_task(db, org, project)
+    tag = str(make_tag(db, org))
+    entries = [
+        item(0, project_id=str(project), task_id=str(task), tag_ids=[tag], description="a"),
+        item(1),
+        item(2, user_id=str(worker.id)),
+        item(3, end_at=None),
+    ]
+    data = ok_data(bulk(api, org, entries))
+    assert data["created"] == 4
+    assert len(data["ids"]) == 4
+    rows = [entry_row(db, entry_id) for entry_id in data["ids"]]
+    assert [row["start_at"] for row in rows] == [BASE + timedelta(hours=h) for h in range(4)]
+    assert rows[0]["hourly_rate_amount"] == 3600
+    assert rows[0]["billable"] is True
+    assert rows[0]["description"] == "a"
+    assert rows[1]["hourly_rate_amount"] == 1000
+    assert rows[2]["user_id"] == worker.id
+    assert rows[2]["hourly_rate_amount"] == 2000
+    assert rows[3]["end_at"] is None
+    assert entry_tags(db, data["ids"][0]) == {tag}
+    with db.connect() as conn:
+        changes = conn.execute(
+            text("SELECT entity_id, op, payload FROM changes WHERE entity_id = ANY(:ids)"),
+            {"ids": [uuid.UUID(i) for i in data["ids"]]},
+        ).all()
+    assert len(changes) == 4
+    assert {str(c.entity_id) for c in changes} == set(data["ids"])
+    first = next(c for c in changes if str(c.entity_id) == data["ids"][0])
+    assert first.payload["new"]["amount"] == 3600
+    assert first.payload["new"]["tag_ids"] == [tag]
+
+
+def test_any_failing_item_writes_nothing_and_every_failure_is_listed(
+    api: httpx.Client, db: Engine, org: OrgHandle
+) -> None:
+    archived = make_project(db, org, archived=True)
+    foreign = make_project(db, make_org(db))
+    colleague = add_member(db, org, "member")
+    member = add_member(db, org, "member")
+    entries = [
+        item(0),
+        item(1, project_id=str(archived)),
+        item(2, length_hours=25),
+        item(4, project_id=str(foreign)),
+        item(5),
+        item(6, tag_ids=[str(uuid.uuid4())]),
+    ]
+    body = refused(bulk(api, org, entries), 422, "VALIDATION_ERROR")
+    assert "4 of 6" in body["error"]
+    details = {d["index"]: d for d in body["details"]}
+    assert set(details) == {1, 2, 3, 5}
+    assert details[1]["error_code"] == "BUSINESS_RULE"
+    assert details[1]["field"] == "project_id"
+    assert details[2]["error_code"] == "BUSINESS_RULE"
+    assert details[2]["field"] == "end_at"
+    assert "24 hours" in details[2]["message"]
+    assert details[3]["error_code"] == "NOT_FOUND"
+    assert details[3]["field"] == "project_id"
+    assert details[5]["field"] == "tag_ids"
+    assert count_entries(db, org) == 0
+
+    scoped = refused(
+        bulk(
+            api,
+            org,
+            [item(0, user_id=str(colleague.id)), item(1, user_id=str(uuid.uuid4()))],
+            member,
+        ),
+        422,
+        "VALIDATION_ERROR",
+    )
+    assert [(d["index"], d["error_code"], d["field"]) for d in scoped["details"]] == [
+        (0, "FORBIDDEN", "user_id"),
+        (1, "NOT_FOUND", "user_id"),
+    ]
+
+
+def test_overlaps_inside_the_batch_and_with_stored_entries(api: httpx.Client, db: Engine) -> None:
+    org = make_org(db, prevent_overlaps=True)
+    colleague = add_member(db, org, "member")
+    ok_data(
+        create_entry(
+            api,
+            org,
+            start_at=(BASE + timedelta(hours=10)).isoformat(),
+            end_at=(BASE + timedelta(hours=11)).isoformat(),
+        )
+    )
+    entries = [
+        item(0, length_hours=2),
+        item(1),  # overlaps item 0
+        item(2),  # touches item 0: fine
+        item(1, user_id=str(colleague.id)),  # another user: fine
+        item(10, length_hours=0.5),  # overlaps the stored entry
+        item(20, end_at=None),
+        item(21, end_at=None),  # a second running timer of the same user
+    ]
+    body = refused(bulk(api, org, entries), 422, "VALIDATION_ERROR")
+    details = {d["index"]: d for d in body["details"]}
+    assert set(details) == {1, 4, 6}
+    assert all(d["error_code"] == "CONFLICT" for d in details.values())
+    assert "item 0" in details[1]["message"]
+    assert count_entries(db, org) == 1
+
+
+def test_overlaps_are_fine_where_the_organization_allows_them(
+    api: httpx.Client, db: Engine, org: OrgHandle
+) -> None:
+    ok_data(bulk(api, org, [item(0, length_hours=2), item(1)]))
+
+
+def test_a_running_timer_already_stored_is_a_conflict(
+    api: httpx.Client, db: Engine, org: OrgHandle
+) -> None:
+    ok_data(create_entry(api, org, end_at=None, start_at="2026-04-01T09:00:00Z"))
+    body = refused(bulk(api, org, [item(0), item(1, end_at=None)]), 422, "VALIDATION_ERROR")
+    assert [(d["index"], d["error_code"]) for d in body["details"]] == [(1, "CONFLICT")]
+
+
+def test_locked_items_are_refused_below_admin(api: httpx.Client, db: Engine) -> None:
+    org = make_org(db, lock_before=date(2026, 3, 2))
+    member = add_member(db, org, "member")
+    entries = [item(-2), item(1)]
+    body = refused(bulk(api, org, entries, member), 422, "VALIDATION_ERROR")
+    assert [(d["index"], d["error_code"], d["field"]) for d in body["details"]] == [
+        (0, "BUSINESS_RULE", "start_at")
+    ]
+    ok_data(bulk(api, org, entries))
+
+
+def test_a_thousand_entries_take_a_fixed_number_of_statements(
+    api: httpx.Client, db: Engine, org: OrgHandle
+) -> None:
+    project = make_project(db, org, hourly_rate_amount=100)
+    tags = [str(make_tag(db, org)) for _ in range(3)]
+    entries = [
+        {
+            "start_at": (BASE + timedelta(minutes=30 * i)).isoformat(),
+            "end_at": (BASE + timedelta(minutes=30 * i + 20)).isoformat(),
+            "project_id": str(project),
+            "tag_ids": tags,
+        }
+        for i in range(1000)
+    ]
+    statements: list[str] = []
+    from shared.db import write_engine
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    engine = write_engine()
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        data = ok_data(bulk(api, org, entries))
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert data["created"] == 1000
+    assert count_entries(db, org) == 1000
+    inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT")]
+    # entries, tags and change rows: one statement each
+    assert len([s for s in inserts if "INTO time_entries" in s]) == 1
+    assert len([s for s in inserts if "INTO time_entry_tags" in s]) == 1
+    assert len([s for s in inserts if "INTO changes" in s]) == 1
+    assert len(statements) < 25, statements
+    with db.connect() as conn:
+        tagged = conn.execute(
+            text("SELECT count(*) FROM time_entry_tags WHERE org_id = :org"), {"org": org.id}
+        ).scalar_one()
+        logged = conn.execute(
+            text("SELECT count(*) FROM changes WHERE org_id = :org AND entity = 'time_entry'"),
+            {"org": org.id},
+        ).scalar_one()
+    assert tagged == 3000
+    assert logged == 1000
+
+
+def test_bulk_limits(api: httpx.Client, org: OrgHandle) -> None:
+    assert invalid_fields(bulk(api, org, [])) == {"entries"}
+    assert invalid_fields(bulk(api, org, [item(0)] * 1001)) == {"entries"}
+    fields = invalid_fields(bulk(api, org, [item(0), {"start_at": "nope"}]))
+    assert fields == {"entries.1.start_at"}
