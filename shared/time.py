@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import AfterValidator, AwareDatetime, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, StringConstraints
 
 
 @lru_cache
@@ -37,6 +38,16 @@ EARLIEST_YEAR = 1970
 LATEST_YEAR = 2100
 
 
+_RFC3339_START = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]")
+
+
+def _rfc3339_only(value: Any) -> Any:
+    """Refuse numbers and numeric strings, which pydantic would read as Unix times."""
+    if isinstance(value, datetime) or (isinstance(value, str) and _RFC3339_START.match(value)):
+        return value
+    raise ValueError("must be an RFC 3339 timestamp with an offset")
+
+
 def _utc_in_range(value: datetime) -> datetime:
     if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
         raise ValueError(f"must be between {EARLIEST_YEAR} and {LATEST_YEAR}")
@@ -50,7 +61,7 @@ def _date_in_range(value: date) -> date:
 
 
 # An RFC 3339 timestamp with an offset, within sane years, normalized to UTC.
-Timestamp = Annotated[AwareDatetime, AfterValidator(_utc_in_range)]
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only), AfterValidator(_utc_in_range)]
 # A calendar date within sane years.
 Day = Annotated[date, AfterValidator(_date_in_range)]
 # An IANA time zone name such as "Europe/Berlin".

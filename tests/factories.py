@@ -17,6 +17,19 @@ from sqlalchemy import Engine, text
 PASSWORD = "correct horse battery staple"
 
 
+def _record_change(conn: Any, entity: str, entity_id: uuid.UUID, org_id: uuid.UUID | None) -> None:
+    """What the command would have logged: projections must see factory-made rows too.
+
+    Marked `seeded` so that tests of the commands' own change rows can leave them out."""
+    conn.execute(
+        text(
+            "INSERT INTO changes (org_id, entity, entity_id, op, payload)"
+            " VALUES (:org, :entity, :id, 'created', '{\"seeded\": true}')"
+        ),
+        {"org": org_id, "entity": entity, "id": entity_id},
+    )
+
+
 @lru_cache
 def _password_hash() -> str:
     from shared.security import hash_password
@@ -64,6 +77,7 @@ def make_user(db: Engine, *, email: str | None = None, full_name: str = "Test Us
             ),
             {"id": user_id, "email": email, "name": full_name, "hash": _password_hash()},
         )
+        _record_change(conn, "user", user_id, None)
     return UserHandle(
         id=user_id, email=email, full_name=full_name, token=create_access_token(user_id)
     )
@@ -100,6 +114,7 @@ def make_org(
                 "lock": lock_before,
             },
         )
+        _record_change(conn, "organization", org_id, org_id)
         _insert_membership(conn, org_id, owner.id, "owner", None)
     return OrgHandle(id=org_id, owner=owner, members={"owner": owner})
 
@@ -107,13 +122,15 @@ def make_org(
 def _insert_membership(
     conn: Any, org_id: uuid.UUID, user_id: uuid.UUID, role: str, rate: int | None
 ) -> None:
+    membership_id = uuid.uuid4()
     conn.execute(
         text(
             "INSERT INTO memberships (id, org_id, user_id, role, hourly_rate_amount)"
             " VALUES (:id, :org, :user, :role, :rate)"
         ),
-        {"id": uuid.uuid4(), "org": org_id, "user": user_id, "role": role, "rate": rate},
+        {"id": membership_id, "org": org_id, "user": user_id, "role": role, "rate": rate},
     )
+    _record_change(conn, "membership", membership_id, org_id)
 
 
 def add_member(
@@ -137,7 +154,7 @@ def change_rows(db: Engine, entity_id: uuid.UUID) -> list[dict[str, Any]]:
         rows = conn.execute(
             text(
                 "SELECT entity, op, org_id, payload FROM changes WHERE entity_id = :id"
-                " ORDER BY tx, id"
+                " AND NOT payload ? 'seeded' ORDER BY tx, id"
             ),
             {"id": entity_id},
         ).mappings()

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     ValidationInfo,
@@ -23,19 +21,6 @@ MAX_BULK_ENTRIES = 1000
 MAX_TAGS_PER_ENTRY = 50
 
 TagIds = list[uuid.UUID]
-
-_RFC3339_START = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]")
-
-
-def _rfc3339_only(value: Any) -> Any:
-    """Pydantic would also read numbers (and numeric strings) as Unix times: refuse them."""
-    if isinstance(value, datetime) or (isinstance(value, str) and _RFC3339_START.match(value)):
-        return value
-    raise ValueError("must be an RFC 3339 timestamp with an offset, e.g. 2026-11-28T09:00:00Z")
-
-
-# Timestamps of an entry: RFC 3339 text with an offset, within sane years, in UTC.
-EntryTimestamp = Annotated[Timestamp, BeforeValidator(_rfc3339_only)]
 
 
 def _unique_tags(tag_ids: TagIds | None) -> TagIds | None:
@@ -66,8 +51,8 @@ class TimerStart(_EntryFields):
 
 
 class TimeEntryCreate(_EntryFields):
-    start_at: EntryTimestamp
-    end_at: EntryTimestamp | None = Field(default=None, description="Omit to start a running timer")
+    start_at: Timestamp
+    end_at: Timestamp | None = Field(default=None, description="Omit to start a running timer")
     user_id: uuid.UUID | None = Field(
         default=None, description="Write for another member (managers and up, within scope)"
     )
@@ -93,8 +78,8 @@ class TimeEntryUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    start_at: EntryTimestamp | None = None
-    end_at: EntryTimestamp | None = None
+    start_at: Timestamp | None = None
+    end_at: Timestamp | None = None
     project_id: uuid.UUID | None = None
     task_id: uuid.UUID | None = None
     description: str | None = Field(default=None, max_length=MAX_DESCRIPTION_LENGTH)
