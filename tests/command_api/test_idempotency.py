@@ -28,7 +28,8 @@ def changes_of(db: Engine, org: OrgHandle) -> int:
     with db.connect() as conn:
         return int(
             conn.execute(
-                text("SELECT count(*) FROM changes WHERE org_id = :org AND NOT payload ? 'seeded'"), {"org": org.id}
+                text("SELECT count(*) FROM changes WHERE org_id = :org AND NOT payload ? 'seeded'"),
+                {"org": org.id},
             ).scalar_one()
         )
 
