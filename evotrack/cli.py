@@ -1,0 +1,117 @@
+"""The `evotrack` command line: `run`, `migrate`, `worker`.
+
+Settings are loaded and validated before anything starts; a bad setting (for example a
+default `SECRET_KEY` with `ENVIRONMENT=production`) is reported as one clear message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
+
+from evotrack.errors import CliError, describe_settings_error
+from evotrack.migrations import redacted, upgrade_to_head
+from evotrack.run import DEFAULT_REDIS_PORT, RunOptions, run
+from shared.config import Settings, get_settings
+from shared.logging import configure_logging
+from worker.main import run_worker
+
+Command = Callable[[Settings, argparse.Namespace], int]
+
+
+def load_settings() -> Settings:
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        raise CliError(describe_settings_error(exc)) from None
+
+
+def migrate_command(settings: Settings, _: argparse.Namespace) -> int:
+    """Apply every migration to DATABASE_URL."""
+    configure_logging(settings.log_level, json_format=False)
+    if not settings.database_url:
+        raise CliError("DATABASE_URL is not set (`evotrack run` starts an embedded PostgreSQL)")
+    try:
+        upgrade_to_head(settings.database_url)
+    except OperationalError as exc:
+        raise CliError(f"cannot reach the database: {exc.orig}", exit_code=1) from None
+    print(f"{redacted(settings.database_url)} is at the newest migration")
+    return 0
+
+
+def run_command(settings: Settings, args: argparse.Namespace) -> int:
+    """Migrations, then the command API, the query API and a worker."""
+    configure_logging(settings.log_level, json_format=False)
+    options = RunOptions(
+        host=args.host,
+        command_port=args.command_port,
+        query_port=args.query_port,
+        redis_port=args.redis_port,
+        data_dir=args.data_dir,
+    )
+    try:
+        return run(settings, options)
+    except OperationalError as exc:
+        raise CliError(f"cannot reach the database: {exc.orig}", exit_code=1) from None
+
+
+def worker_command(settings: Settings, args: argparse.Namespace) -> int:
+    """An RQ worker on the wake-up queue, in the foreground."""
+    if not settings.redis_url:
+        raise CliError("REDIS_URL is not set")
+    configure_logging(settings.log_level, json_format=settings.log_json)
+    return run_worker(settings, burst=args.burst)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="evotrack", description="EvoTrack command line")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    migrate = commands.add_parser("migrate", help="apply the database migrations")
+    migrate.set_defaults(handler=migrate_command)
+
+    run_parser = commands.add_parser(
+        "run", help="run everything: migrations, both APIs and a worker"
+    )
+    run_parser.add_argument("--host", default="127.0.0.1")
+    run_parser.add_argument("--command-port", type=int, default=8000)
+    run_parser.add_argument("--query-port", type=int, default=8001)
+    run_parser.add_argument(
+        "--redis-port",
+        type=int,
+        default=DEFAULT_REDIS_PORT,
+        help="port of the embedded Redis (a free one when taken)",
+    )
+    run_parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(".evotrack"),
+        help="where the embedded PostgreSQL and Redis keep their data",
+    )
+    run_parser.set_defaults(handler=run_command)
+
+    worker = commands.add_parser("worker", help="run a worker in the foreground")
+    worker.add_argument(
+        "--burst", action="store_true", help="exit once the queue is empty instead of waiting"
+    )
+    worker.set_defaults(handler=worker_command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Command = args.handler
+    try:
+        return handler(load_settings(), args)
+    except CliError as exc:
+        print(f"evotrack: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,251 @@
+"""`evotrack run`: the whole product in one command.
+
+Migrations, then the command API, the query API and a worker as child processes. Without
+`DATABASE_URL` / `REDIS_URL` it first starts an embedded PostgreSQL and Redis whose data
+live under the data directory, so a second start finds everything where it was left.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from evotrack.embedded import EmbeddedPostgres, EmbeddedRedis, free_port, port_is_free
+from evotrack.errors import CliError
+from evotrack.migrations import redacted, upgrade_to_head
+from evotrack.supervisor import ChildSpec, StopRequested, StopSignals, Supervisor
+from shared.config import Settings
+
+log = logging.getLogger("evotrack.run")
+
+DATABASE_NAME = "evotrack"
+DEFAULT_REDIS_PORT = 6390
+STARTUP_WARNING_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    host: str = "127.0.0.1"
+    command_port: int = 8000
+    query_port: int = 8001
+    redis_port: int = DEFAULT_REDIS_PORT
+    data_dir: Path = Path(".evotrack")
+    stop_timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class BackingServices:
+    database_url: str
+    redis_url: str
+    embedded_postgres: Path | None = None
+    embedded_redis: Path | None = None
+
+
+def run(settings: Settings, options: RunOptions) -> int:
+    """Start everything, watch it, stop it. 0 after a requested stop, 1 when a child died."""
+    with StopSignals() as signals:
+        try:
+            return _run(settings, options, signals)
+        except StopRequested as stop:
+            log.info("stopped on %s", stop)
+            return 0
+
+
+def _run(settings: Settings, options: RunOptions, signals: StopSignals) -> int:
+    _check_ports_free(options)
+    with ExitStack() as stack:
+        try:
+            services = _backing_services(stack, settings, options)
+            upgrade_to_head(services.database_url)
+            supervisor = Supervisor(_child_env(services), options.stop_timeout_seconds)
+            stack.callback(supervisor.stop, lambda: signals.hurry)
+            for spec in child_specs(options):
+                supervisor.start(spec)
+            return _watch(supervisor, _health_urls(options), banner(settings, options, services))
+        finally:
+            # Whatever ends the run, a further signal must not interrupt the stop.
+            signals.stopping()
+
+
+def _check_ports_free(options: RunOptions) -> None:
+    for port, flag in (
+        (options.command_port, "--command-port"),
+        (options.query_port, "--query-port"),
+    ):
+        if not port_is_free(port, options.host):
+            raise CliError(
+                f"port {port} on {options.host} is in use (another `evotrack run`?); "
+                f"choose another with {flag}"
+            )
+
+
+# --- PostgreSQL and Redis ---------------------------------------------------------------
+
+
+def _backing_services(stack: ExitStack, settings: Settings, options: RunOptions) -> BackingServices:
+    database_url, redis_url = settings.database_url, settings.redis_url
+    if database_url and redis_url:
+        return BackingServices(database_url, redis_url)
+    stack.enter_context(_data_dir_lock(options.data_dir))
+    pg_dir = redis_dir = None
+    if not database_url:
+        pg_dir = options.data_dir.resolve() / "pg"
+        database_url = _start_embedded_postgres(stack, pg_dir)
+    if not redis_url:
+        redis_dir = options.data_dir.resolve() / "redis"
+        redis_url = _start_embedded_redis(stack, redis_dir, options.redis_port)
+    return BackingServices(database_url, redis_url, pg_dir, redis_dir)
+
+
+@contextmanager
+def _data_dir_lock(data_dir: Path) -> Iterator[None]:
+    """One `evotrack run` per data directory: two Redis servers must never share a file."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with open(data_dir / "run.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CliError(f"another `evotrack run` is using {data_dir}") from None
+        yield
+
+
+def _start_embedded_postgres(stack: ExitStack, pg_dir: Path) -> str:
+    log.info("starting the embedded PostgreSQL in %s", pg_dir)
+    # Its INFO lines echo every pg_ctl command with its whole output.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    server = EmbeddedPostgres(pg_dir)
+    stack.callback(_stop_embedded, "PostgreSQL", server.stop)
+    server.start()
+    _ensure_database(server.url("postgres"), DATABASE_NAME)
+    return server.url(DATABASE_NAME)
+
+
+def _ensure_database(server_url: str, name: str) -> None:
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            return
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        log.info("created database %s", name)
+
+
+def _start_embedded_redis(stack: ExitStack, redis_dir: Path, preferred_port: int) -> str:
+    port = preferred_port if port_is_free(preferred_port) else free_port()
+    if port != preferred_port:
+        log.warning("port %d is taken; the embedded Redis listens on %d", preferred_port, port)
+    log.info("starting the embedded Redis in %s", redis_dir)
+    server = EmbeddedRedis(redis_dir, port=port, persist=True, supervised=True)
+    stack.callback(_stop_embedded, "Redis", server.stop)
+    server.start()
+    return server.url
+
+
+def _stop_embedded(name: str, stop: Callable[[], None]) -> None:
+    log.info("stopping the embedded %s", name)
+    stop()
+
+
+# --- the children -----------------------------------------------------------------------
+
+
+def child_specs(options: RunOptions) -> list[ChildSpec]:
+    def api(app: str, port: int) -> list[str]:
+        return [
+            sys.executable, "-m", "uvicorn", f"{app}:create_app", "--factory",
+            "--host", options.host, "--port", str(port),
+            "--no-access-log",  # the apps log every request themselves, with its id
+        ]  # fmt: skip
+
+    return [
+        ChildSpec("command API", api("command_api.main", options.command_port)),
+        ChildSpec("query API", api("query_api.main", options.query_port)),
+        ChildSpec("worker", [sys.executable, "-m", "worker.main"]),
+    ]
+
+
+def _child_env(services: BackingServices) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=services.database_url,
+        REDIS_URL=services.redis_url,
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def _health_urls(options: RunOptions) -> list[str]:
+    host = _display_host(options.host)
+    return [f"http://{host}:{port}/health" for port in (options.command_port, options.query_port)]
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return int(response.status) == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _watch(supervisor: Supervisor, health_urls: list[str], ready_banner: str) -> int:
+    """Print the banner once both APIs answer; return 1 as soon as any child exits."""
+    started = time.monotonic()
+    announced = warned = False
+    while True:
+        child = supervisor.first_exited()
+        if child is not None:
+            code = child.process.returncode
+            log.error(
+                "%s exited unexpectedly (exit code %s): stopping everything", child.name, code
+            )
+            return 1
+        if not announced and all(_answers(url) for url in health_urls):
+            print(ready_banner, flush=True)
+            announced = True
+        elif not announced and not warned and time.monotonic() - started > STARTUP_WARNING_SECONDS:
+            log.warning("the APIs do not answer yet: %s", ", ".join(health_urls))
+            warned = True
+        time.sleep(0.2)
+
+
+# --- the banner -------------------------------------------------------------------------
+
+
+def _display_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
+def _server_line(url: str, embedded_dir: Path | None) -> str:
+    if embedded_dir is None:
+        return redacted(url)
+    return f"{url}  (embedded, data in {embedded_dir})"
+
+
+def banner(settings: Settings, options: RunOptions, services: BackingServices) -> str:
+    host = _display_host(options.host)
+    command_url = f"http://{host}:{options.command_port}"
+    query_url = f"http://{host}:{options.query_port}"
+    docs = "" if settings.is_production else "  docs: {}/docs"
+    return "\n".join(
+        [
+            "",
+            "EvoTrack is running",
+            f"  command API  {command_url}{docs.format(command_url)}",
+            f"  query API    {query_url}{docs.format(query_url)}",
+            f"  worker       RQ queue '{settings.wakeup_queue}'",
+            f"  PostgreSQL   {_server_line(services.database_url, services.embedded_postgres)}",
+            f"  Redis        {_server_line(services.redis_url, services.embedded_redis)}",
+            "Press Ctrl-C to stop.",
+            "",
+        ]
+    )
