@@ -142,10 +142,24 @@ USERS_INSERT = (
 )
 
 
-def rebuild_statements(t: Tables) -> list[str]:
-    statements = [USERS_INSERT.format(table=t.users, where="")]
-    statements += [table.insert(t) for table in CATALOG_TABLES]
+_USERS_OF_ORGS = "id IN (SELECT user_id FROM memberships WHERE org_id = ANY(:orgs))"
+
+
+def rebuild_statements(t: Tables, *, scoped: bool = False) -> list[str]:
+    """The full rebuild; `scoped` limits it to the organizations in `:orgs`."""
+    users_where = f"AND u.{_USERS_OF_ORGS}" if scoped else ""
+    statements = [USERS_INSERT.format(table=t.users, where=users_where)]
+    statements += [
+        table.insert(t, f"AND {table.org_column} = ANY(:orgs)" if scoped else "")
+        for table in CATALOG_TABLES
+    ]
     return statements
+
+
+SCOPE_PREDICATES = {
+    "users": _USERS_OF_ORGS,
+    "organizations": "id = ANY(:orgs)",
+}
 
 
 TABLES = ("users", *(table.name for table in CATALOG_TABLES))

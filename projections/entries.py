@@ -160,17 +160,25 @@ def insert_running_timers(t: Tables, where: str = "") -> str:
 
 
 # The full rebuild, in dependency order.
-def rebuild_statements(t: Tables) -> list[str]:
+def rebuild_statements(t: Tables, *, scoped: bool = False) -> list[str]:
+    """The full rebuild; `scoped` limits it to the organizations in `:orgs`."""
+    where = "AND org_id = ANY(:orgs)" if scoped else ""
     return [
-        insert_entries(t),
-        insert_daily(t),
-        insert_daily_tags(t),
-        insert_monthly(t),
-        insert_monthly_tags(t),
-        insert_project_stats(t),
-        insert_task_stats(t),
-        insert_running_timers(t),
+        insert_entries(t, "AND e.org_id = ANY(:orgs)", "AND et.org_id = ANY(:orgs)")
+        if scoped
+        else insert_entries(t),
+        insert_daily(t, where),
+        insert_daily_tags(t, where),
+        insert_monthly(t, where),
+        insert_monthly_tags(t, where),
+        insert_project_stats(t, where),
+        insert_task_stats(t, where),
+        insert_running_timers(t, where),
     ]
+
+
+# Rows of each table that belong to the organizations in `:orgs` (for scoped verify).
+SCOPE_PREDICATES = {"entries": "org_id = ANY(:orgs)"}
 
 
 TABLES = (

@@ -36,12 +36,16 @@ Progress = Callable[[str, int, int], None]
 @dataclass(frozen=True)
 class Plan:
     tables: tuple[str, ...]
-    statements: Callable[[Tables], list[str]]
+    statements: Callable[..., list[str]]
+    scope_predicates: dict[str, str]
+
+    def scope(self, table: str) -> str:
+        return self.scope_predicates.get(table, "org_id = ANY(:orgs)")
 
 
 PLANS: dict[str, Plan] = {
-    catalog.NAME: Plan(catalog.TABLES, catalog.rebuild_statements),
-    entries.NAME: Plan(entries.TABLES, entries.rebuild_statements),
+    catalog.NAME: Plan(catalog.TABLES, catalog.rebuild_statements, catalog.SCOPE_PREDICATES),
+    entries.NAME: Plan(entries.TABLES, entries.rebuild_statements, entries.SCOPE_PREDICATES),
 }
 
 
@@ -180,13 +184,16 @@ class VerifyResult:
         return not self.diffs
 
 
-def _diff(session: Session, table: str, sample: int) -> TableDiff | None:
+def _diff(
+    session: Session, table: str, sample: int, scope: str, params: dict[str, Any]
+) -> TableDiff | None:
     live, expected = f"proj_{table}", f"proj_{table}{VERIFY}"
+    live_rows = f"SELECT * FROM {live} WHERE {scope}"
     missing = session.execute(
-        text(f"SELECT * FROM {expected} EXCEPT ALL SELECT * FROM {live}")
+        text(f"SELECT * FROM {expected} EXCEPT ALL {live_rows}"), params
     ).all()
     unexpected = session.execute(
-        text(f"SELECT * FROM {live} EXCEPT ALL SELECT * FROM {expected}")
+        text(f"{live_rows} EXCEPT ALL SELECT * FROM {expected}"), params
     ).all()
     if not missing and not unexpected:
         return None
@@ -208,48 +215,72 @@ def _pending_changes(session: Session, name: str) -> int:
 
 
 def verify(
-    session_factory: Callable[[], Session], name: str, *, attempts: int = 5, sample: int = 5
+    session_factory: Callable[[], Session],
+    name: str,
+    *,
+    org_ids: list[Any] | None = None,
+    attempts: int = 5,
+    sample: int = 5,
 ) -> VerifyResult:
-    """Diff the live projection against a recomputation from the normalized tables.
+    """Diff the live projection against a recomputation from the normalized tables
+    (of every organization, or of `org_ids` only).
 
     The projection is first advanced to the watermark; when writes land meanwhile the
     comparison is retried, so a difference reported is a real one.
     """
     plan = PLANS[name]
+    check = _Check(name, plan, sample, org_ids)
     for _ in range(attempts):
         advance(session_factory, by_name(name))
-        result = _verify_once(session_factory, name, plan, sample)
+        result = check.run(session_factory)
         if result is not None:
             return result
         time.sleep(0.2)
-    return _verify_once(session_factory, name, plan, sample, force=True) or VerifyResult(name, [])
+    return check.run(session_factory, force=True) or VerifyResult(name, [])
 
 
-def _verify_once(
-    session_factory: Callable[[], Session],
-    name: str,
-    plan: Plan,
-    sample: int,
-    *,
-    force: bool = False,
-) -> VerifyResult | None:
-    with session_factory() as session, session.begin():
-        session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
-        if _pending_changes(session, name) and not force:
-            return None
-        verify_tables = Tables(VERIFY)
-        for table in plan.tables:
-            session.execute(
-                text(
-                    f"CREATE TEMP TABLE {getattr(verify_tables, table)}"
-                    f" (LIKE proj_{table}) ON COMMIT DROP"
+@dataclass
+class _Check:
+    name: str
+    plan: Plan
+    sample: int
+    org_ids: list[Any] | None
+
+    def run(
+        self, session_factory: Callable[[], Session], *, force: bool = False
+    ) -> VerifyResult | None:
+        scoped = self.org_ids is not None
+        params: dict[str, Any] = {"orgs": list(self.org_ids or [])}
+        with session_factory() as session, session.begin():
+            session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+            if _pending_changes(session, self.name) and not force:
+                return None
+            verify_tables = Tables(VERIFY)
+            for table in self.plan.tables:
+                session.execute(
+                    text(
+                        f"CREATE TEMP TABLE {getattr(verify_tables, table)}"
+                        f" (LIKE proj_{table}) ON COMMIT DROP"
+                    )
                 )
-            )
-        for statement in plan.statements(verify_tables):
-            session.execute(text(statement))
-        diffs = [d for t in plan.tables if (d := _diff(session, t, sample)) is not None]
-        session.rollback()
-    return VerifyResult(name, diffs)
+            for statement in self.plan.statements(verify_tables, scoped=scoped):
+                session.execute(text(statement), params)
+            diffs = [
+                diff
+                for table in self.plan.tables
+                if (
+                    diff := _diff(
+                        session,
+                        table,
+                        self.sample,
+                        self.plan.scope(table) if scoped else "true",
+                        params,
+                    )
+                )
+                is not None
+            ]
+            session.rollback()
+        return VerifyResult(self.name, diffs)
 
 
 def summary(results: list[Any]) -> str:

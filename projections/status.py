@@ -31,8 +31,9 @@ _STATUS = text(
     LEFT JOIN projection_checkpoints p ON p.name = n.name
     CROSS JOIN LATERAL (
         SELECT count(*) AS count, min(c.created_at) AS oldest FROM changes c
+        -- Every committed change not yet applied, including those a transaction still
+        -- running elsewhere holds behind the watermark: they are lag all the same.
         WHERE (c.tx, c.id) > (COALESCE(p.tx, '0'::xid8), COALESCE(p.change_id, 0))
-          AND c.tx < s.xmin
     ) pending
     ORDER BY n.name
     """

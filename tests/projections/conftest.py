@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 
 import pytest
@@ -42,10 +43,13 @@ def project_all(sessions: sessionmaker[Session]) -> Callable[[], None]:
 
 
 @pytest.fixture
-def assert_verified(sessions: sessionmaker[Session]) -> Callable[[], None]:
-    def check() -> None:
+def assert_verified(sessions: sessionmaker[Session]) -> Callable[..., None]:
+    """Verify the projections of the given organizations against a recomputation."""
+
+    def check(*org_ids: uuid.UUID) -> None:
+        assert org_ids
         for projector in PROJECTIONS:
-            result = verify(sessions, projector.name)
+            result = verify(sessions, projector.name, org_ids=list(org_ids))
             assert result.ok, [(d.table, d.missing, d.unexpected, d.samples) for d in result.diffs]
 
     return check

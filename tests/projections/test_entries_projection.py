@@ -37,7 +37,7 @@ def test_entries_land_on_their_local_day_across_dst(
     api: httpx.Client,
     db: Engine,
     project_all: Callable[[], None],
-    assert_verified: Callable[[], None],
+    assert_verified: Callable[..., None],
 ) -> None:
     org = make_org(db, timezone=zone)
     expected: dict[str, date] = {}
@@ -65,14 +65,14 @@ def test_entries_land_on_their_local_day_across_dst(
         )
     assert rows == expected
     assert days == {day: 2 for day in DST_DAYS[zone]}
-    assert_verified()
+    assert_verified(org.id)
 
 
 def test_a_time_zone_change_moves_entries_to_their_new_local_day(
     api: httpx.Client,
     db: Engine,
     project_all: Callable[[], None],
-    assert_verified: Callable[[], None],
+    assert_verified: Callable[..., None],
 ) -> None:
     org = make_org(db, timezone="UTC")
     entry = create_entry(
@@ -97,14 +97,14 @@ def test_a_time_zone_change_moves_entries_to_their_new_local_day(
         ).all()
     assert local_date == date(2026, 6, 9)
     assert days == [(date(2026, 6, 9), 3600)]
-    assert_verified()
+    assert_verified(org.id)
 
 
 def test_totals_follow_edits_deletes_renames_and_timers(
     api: httpx.Client,
     db: Engine,
     project_all: Callable[[], None],
-    assert_verified: Callable[[], None],
+    assert_verified: Callable[..., None],
 ) -> None:
     org = make_org(db, timezone="Europe/Berlin", hourly_rate_amount=6000)
     headers = org.owner.headers
@@ -185,4 +185,4 @@ def test_totals_follow_edits_deletes_renames_and_timers(
     assert tuple(stats) == (3600, 1)  # the deleted entry and the running timer do not count
     assert running == [started.json()["data"]["id"]]
     assert tagged == 0
-    assert_verified()
+    assert_verified(org.id)
