@@ -216,11 +216,15 @@ def advance(
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     max_batches: int | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> AdvanceResult:
-    """Advance `projector` to the current watermark, one committed batch at a time."""
+    """Advance `projector` to the current watermark, one committed batch at a time.
+
+    `should_stop` is asked between batches: a worker asked to stop finishes the batch in
+    hand (it commits with its checkpoint) and leaves the rest to the next wake-up."""
     applied = dead = 0
     batches = 0
-    while max_batches is None or batches < max_batches:
+    while (max_batches is None or batches < max_batches) and not should_stop():
         with session_factory() as session, session.begin():
             result = advance_one_batch(session, projector, batch_size)
         batches += 1
@@ -235,3 +239,48 @@ def advance(
             # next wake-up or the sweeper takes it from here).
             break
     return AdvanceResult(projector.name, applied, dead)
+
+
+def projections_behind(session: Session, names: Sequence[str]) -> list[str]:
+    """The projections with committed changes beyond their checkpoint."""
+    rows = session.execute(
+        text(
+            "SELECT n.name FROM unnest(CAST(:names AS text[])) AS n(name)"
+            " LEFT JOIN projection_checkpoints p ON p.name = n.name"
+            " WHERE EXISTS (SELECT 1 FROM changes c WHERE (c.tx, c.id) >"
+            " (COALESCE(p.tx, '0'::xid8), COALESCE(p.change_id, 0)))"
+        ),
+        {"names": list(names)},
+    )
+    return [str(name) for name in rows.scalars()]
+
+
+def prune_change_log(
+    session: Session, names: Sequence[str], retention_days: int, batch_size: int = 5000
+) -> int:
+    """Delete one batch of change rows that every projection has passed and that are older
+    than the retention. Small batches in short transactions: writers are never blocked,
+    they only ever append. Changes still dead-lettered are kept for `retry`."""
+    oldest = session.execute(
+        text(
+            "SELECT p.tx::text, p.change_id, count(*) OVER () AS known"
+            " FROM projection_checkpoints p WHERE p.name = ANY(:names)"
+            " ORDER BY p.tx, p.change_id LIMIT 1"
+        ),
+        {"names": list(names)},
+    ).one_or_none()
+    if oldest is None or int(oldest.known) < len(set(names)):
+        return 0  # a projection that has not started yet has passed nothing
+    result = session.execute(
+        text(
+            "DELETE FROM changes WHERE id IN ("
+            " SELECT c.id FROM changes c"
+            " WHERE (c.tx, c.id) <= (CAST(:tx AS xid8), :id)"
+            "   AND c.created_at < now() - make_interval(days => :days)"
+            "   AND NOT EXISTS (SELECT 1 FROM projection_dead_letters d"
+            "     WHERE d.change_id = c.id AND d.resolved_at IS NULL)"
+            " ORDER BY c.tx, c.id LIMIT :batch)"
+        ),
+        {"tx": oldest.tx, "id": oldest.change_id, "days": retention_days, "batch": batch_size},
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -10,12 +10,48 @@ from __future__ import annotations
 
 import importlib
 import logging
+import threading
+import time
 from collections.abc import Sequence
 
-from projections.runner import Projector, advance
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from projections.runner import AdvanceResult, Projector, advance
 from shared.db import write_sessionmaker
 
 log = logging.getLogger(__name__)
+
+# Set when the worker is asked to stop: a running job finishes its batch and returns.
+stop_requested = threading.Event()
+
+# Transient failures (the database restarting, a dropped connection) are retried here
+# with a growing delay; what still fails fails the job, and the sweeper tries again.
+RETRY_DELAYS_SECONDS = (0.2, 1.0, 3.0)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, OperationalError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+
+
+def advance_with_retries(projector: Projector) -> AdvanceResult:
+    """Advance one projection, retrying transient failures with backoff."""
+    for delay in (*RETRY_DELAYS_SECONDS, None):
+        try:
+            return advance(write_sessionmaker(), projector, should_stop=stop_requested.is_set)
+        except Exception as exc:
+            if delay is None or not _is_transient(exc) or stop_requested.is_set():
+                raise
+            log.warning(
+                "projection %s: transient failure, retrying in %.1f s: %s",
+                projector.name,
+                delay,
+                exc,
+            )
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
 
 REGISTRY_MODULE = "projections.registry"
 
@@ -46,13 +82,13 @@ def advance_all_projections() -> int:
     This job only walks the registry: the projectors and the runner do the work. Without
     a registry module there is nothing to advance and it returns 0. A projection that
     fails does not hold the others back, but the job still fails (logged with the error,
-    visible in RQ's failed registry). The sweeper that covers lost wake-ups is not here yet.
+    visible in RQ's failed registry); the sweeper (worker/sweeper.py) tries again.
     """
     applied = 0
     failed: list[str] = []
     for projector in registered_projections():
         try:
-            result = advance(write_sessionmaker(), projector)
+            result = advance_with_retries(projector)
         except Exception:
             log.exception("projection %s failed to advance", projector.name)
             failed.append(projector.name)

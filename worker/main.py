@@ -23,6 +23,8 @@ from rq.worker import SimpleWorker
 
 from shared.config import Settings, get_settings
 from shared.logging import configure_logging
+from worker.jobs import stop_requested
+from worker.sweeper import Sweeper
 
 log = logging.getLogger("evotrack.worker")
 
@@ -53,10 +55,16 @@ class EarlyStop:
     def _remember(cls, signum: int, _: FrameType | None) -> None:
         log.info("%s received while starting: stopping", signal.Signals(signum).name)
         cls.requested = True
+        stop_requested.set()
 
 
 class WakeupWorker(SimpleWorker):
-    """RQ's SimpleWorker, honouring a stop request that arrived while it was starting."""
+    """RQ's SimpleWorker, honouring a stop request that arrived while it was starting, and
+    telling a running job to stop after its current batch."""
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        stop_requested.set()
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
 
     def _install_signal_handlers(self) -> None:
         super()._install_signal_handlers()  # type: ignore[no-untyped-call]
@@ -98,13 +106,21 @@ def _sleep_unless_stopped(seconds: float) -> None:
 def run_worker(settings: Settings, *, burst: bool = False) -> int:
     """Work the wake-up queue until stopped (or until it is empty with `burst`)."""
     EarlyStop.install()
-    connection = connect_redis(settings.redis_url)
-    if connection is None:
-        return 0
-    queue = Queue(settings.wakeup_queue, connection=connection)
-    worker = WakeupWorker([queue], connection=connection)
-    log.info("worker listening on queue %s", queue.name, extra={"burst": burst})
-    worker.work(burst=burst, logging_level=settings.log_level.upper())
+    stop_requested.clear()
+    # The sweeper runs even while Redis is away: it advances projections itself then.
+    sweeper = None if burst else Sweeper(settings, stop_requested).start()
+    try:
+        connection = connect_redis(settings.redis_url)
+        if connection is None:
+            return 0
+        queue = Queue(settings.wakeup_queue, connection=connection)
+        worker = WakeupWorker([queue], connection=connection)
+        log.info("worker listening on queue %s", queue.name, extra={"burst": burst})
+        worker.work(burst=burst, logging_level=settings.log_level.upper())
+    finally:
+        stop_requested.set()
+        if sweeper is not None:
+            sweeper.thread.join(10)
     return 0
 
 
