@@ -13,6 +13,7 @@ from shared.config import Settings, get_settings
 from shared.db import write_engine
 from shared.http import configure_app, database_check, operations_router, redis_check
 from shared.logging import configure_logging
+from shared.metrics import register_projection_metrics
 from shared.redis_client import redis_client
 
 API_PREFIX = "/api/v1"
@@ -28,6 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None if settings.is_production else "/docs",
         redoc_url=None,
     )
+    register_projection_metrics(write_engine, redis_client, lambda: get_settings().wakeup_queue)
     configure_app(app, settings, app_name="command_api")
     app.include_router(
         operations_router(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import httpx
+from sqlalchemy import Engine
+from sqlalchemy.orm import sessionmaker
 
 
 def test_health_and_ready(raw_api: httpx.Client) -> None:
@@ -42,3 +44,19 @@ def test_requests_carry_an_id(raw_api: httpx.Client) -> None:
     response = raw_api.get("/health", headers={"X-Request-ID": "abc123"})
     assert response.headers["x-request-id"] == "abc123"
     assert raw_api.get("/health").headers["x-request-id"]
+
+
+def test_metrics_show_projection_lag_dead_letters_and_queue_depth(
+    raw_api: httpx.Client, db: Engine
+) -> None:
+    from projections.registry import PROJECTIONS
+    from projections.runner import advance
+
+    for projector in PROJECTIONS:
+        advance(sessionmaker(bind=db), projector, max_batches=1)
+    body = raw_api.get("/metrics").text
+    for name in ("catalog", "entries"):
+        assert f'evotrack_projection_lag_changes{{projection="{name}"}}' in body
+        assert f'evotrack_projection_lag_seconds{{projection="{name}"}}' in body
+        assert f'evotrack_projection_dead_letters{{projection="{name}"}}' in body
+    assert 'evotrack_queue_depth{queue="projections"}' in body
