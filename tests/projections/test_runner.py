@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 from sqlalchemy import Engine, text
@@ -62,14 +62,17 @@ def write_change(conn: object, entity: str, label: str) -> None:
 
 
 def advance_until(
-    sessions: sessionmaker[Session], projector: RecordingProjector, done: object, **kwargs: int
+    sessions: sessionmaker[Session],
+    projector: RecordingProjector,
+    done: Callable[[], bool],
+    batch_size: int = 1000,
 ) -> None:
     """Advance until `done()` holds. Other test workers share the cluster, and any open
     transaction anywhere holds the watermark back for a moment: wait, don't flake."""
     deadline = time.monotonic() + 15
     while True:
-        advance(sessions, projector, **kwargs)
-        if done() or time.monotonic() > deadline:  # type: ignore[operator]
+        advance(sessions, projector, batch_size=batch_size)
+        if done() or time.monotonic() > deadline:
             return
         time.sleep(0.05)
 
