@@ -1,4 +1,4 @@
-"""The `evotrack` command line: `run`, `migrate`, `worker`.
+"""The `evotrack` command line: `run`, `migrate`, `worker`, `projections`.
 
 Settings are loaded and validated before anything starts; a bad setting (for example a
 default `SECRET_KEY` with `ENVIRONMENT=production`) is reported as one clear message.
@@ -16,6 +16,7 @@ from sqlalchemy.exc import OperationalError
 
 from evotrack.errors import CliError, describe_settings_error
 from evotrack.migrations import redacted, upgrade_to_head
+from evotrack.projections_cli import add_projections_parser
 from evotrack.run import DEFAULT_REDIS_PORT, RunOptions, run
 from shared.config import Settings, get_settings
 from shared.logging import configure_logging
@@ -100,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--burst", action="store_true", help="exit once the queue is empty instead of waiting"
     )
     worker.set_defaults(handler=worker_command)
+
+    add_projections_parser(commands)
     return parser
 
 
