@@ -189,16 +189,22 @@ def _diff(
 ) -> TableDiff | None:
     live, expected = f"proj_{table}", f"proj_{table}{VERIFY}"
     live_rows = f"SELECT * FROM {live} WHERE {scope}"
-    missing = session.execute(
+    missing_result = session.execute(
         text(f"SELECT * FROM {expected} EXCEPT ALL {live_rows}"), params
-    ).all()
+    )
+    columns = list(missing_result.keys())
+    missing = missing_result.all()
     unexpected = session.execute(
         text(f"{live_rows} EXCEPT ALL SELECT * FROM {expected}"), params
     ).all()
     if not missing and not unexpected:
         return None
-    samples = [f"missing    {tuple(r)}" for r in missing[:sample]]
-    samples += [f"unexpected {tuple(r)}" for r in unexpected[:sample]]
+
+    def show(row: Any) -> str:
+        return ", ".join(f"{column}={value}" for column, value in zip(columns, row, strict=True))
+
+    samples = [f"missing    {show(r)}" for r in missing[:sample]]
+    samples += [f"unexpected {show(r)}" for r in unexpected[:sample]]
     return TableDiff(table, len(missing), len(unexpected), samples)
 
 
