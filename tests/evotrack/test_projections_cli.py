@@ -87,8 +87,8 @@ def test_verify_passes_then_reports_a_corrupted_row_and_a_rebuild_repairs_it(
     assert code == 1
     assert out.startswith("entries: DIFFERS\n")
     assert "  proj_daily_totals: 1 missing, 1 unexpected\n" in out
-    assert "    missing    (" in out
-    assert "    unexpected (" in out
+    assert "    missing    org_id=" in out
+    assert "    unexpected org_id=" in out
     assert "5400" in out
     assert "5401" in out
 
