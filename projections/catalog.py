@@ -136,6 +136,12 @@ CATALOG_TABLES: tuple[CatalogTable, ...] = (
     ),
 )
 
+API_TOKENS_INSERT = (
+    "INSERT INTO {table} (token_hash, id, user_id, expires_at)"
+    " SELECT a.token_hash, a.id, a.user_id, a.expires_at FROM api_tokens a"
+    " WHERE a.revoked_at IS NULL {where}"
+)
+
 USERS_INSERT = (
     "INSERT INTO {table} (id, email, full_name, timezone)"
     " SELECT u.id, u.email, u.full_name, u.timezone FROM users u WHERE true {where}"
@@ -148,7 +154,11 @@ _USERS_OF_ORGS = "id IN (SELECT user_id FROM memberships WHERE org_id = ANY(:org
 def rebuild_statements(t: Tables, *, scoped: bool = False) -> list[str]:
     """The full rebuild; `scoped` limits it to the organizations in `:orgs`."""
     users_where = f"AND u.{_USERS_OF_ORGS}" if scoped else ""
-    statements = [USERS_INSERT.format(table=t.users, where=users_where)]
+    tokens_where = f"AND a.user_{_USERS_OF_ORGS}" if scoped else ""
+    statements = [
+        USERS_INSERT.format(table=t.users, where=users_where),
+        API_TOKENS_INSERT.format(table=t.api_tokens, where=tokens_where),
+    ]
     statements += [
         table.insert(t, f"AND {table.org_column} = ANY(:orgs)" if scoped else "")
         for table in CATALOG_TABLES
@@ -158,11 +168,12 @@ def rebuild_statements(t: Tables, *, scoped: bool = False) -> list[str]:
 
 SCOPE_PREDICATES = {
     "users": _USERS_OF_ORGS,
+    "api_tokens": f"user_{_USERS_OF_ORGS}",
     "organizations": "id = ANY(:orgs)",
 }
 
 
-TABLES = ("users", *(table.name for table in CATALOG_TABLES))
+TABLES = ("users", "api_tokens", *(table.name for table in CATALOG_TABLES))
 
 
 class CatalogProjector:
@@ -171,13 +182,25 @@ class CatalogProjector:
     def apply(self, session: Session, changes: Sequence[ChangeRow]) -> None:
         kinds_by_org: dict[uuid.UUID, set[str]] = defaultdict(set)
         user_ids: set[uuid.UUID] = set()
+        token_ids: set[uuid.UUID] = set()
         for change in changes:
             if change.entity == "user":
                 user_ids.add(uuid.UUID(str(change.entity_id)))
+            elif change.entity == "api_token":
+                token_ids.add(uuid.UUID(str(change.entity_id)))
             elif change.org_id is not None:
                 kinds_by_org[uuid.UUID(str(change.org_id))].add(change.entity)
         if user_ids:
             self._refresh_users(session, user_ids, kinds_by_org)
+        if token_ids:
+            params = {"ids": list(token_ids)}
+            session.execute(text("DELETE FROM proj_api_tokens WHERE id = ANY(:ids)"), params)
+            session.execute(
+                text(
+                    API_TOKENS_INSERT.format(table="proj_api_tokens", where="AND a.id = ANY(:ids)")
+                ),
+                params,
+            )
         for table in CATALOG_TABLES:
             orgs = [org for org, kinds in kinds_by_org.items() if kinds & table.triggers]
             if orgs:

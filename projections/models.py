@@ -108,6 +108,16 @@ proj_users = Table(
     Column("timezone", String(64), nullable=False),
 )
 
+# Live personal API tokens (SHA-256 only), so the query API can authenticate them too.
+proj_api_tokens = Table(
+    "proj_api_tokens",
+    Base.metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("id", Uuid, nullable=False, unique=True),
+    Column("user_id", Uuid, nullable=False),
+    Column("expires_at", DateTime(timezone=True)),
+)
+
 proj_organizations = Table(
     "proj_organizations",
     Base.metadata,

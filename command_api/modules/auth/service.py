@@ -16,6 +16,7 @@ from command_api.modules.auth.repository import ApiTokenRepository, RefreshToken
 from command_api.modules.auth.schemas import ApiTokenCreate, RegisterRequest
 from command_api.modules.users.models import User
 from command_api.modules.users.service import UserService, normalize_email
+from shared.changes import ChangeOp, ChangeRecord, record_change
 from shared.config import get_settings
 from shared.db import WriteSession
 from shared.errors import NotFoundError, RateLimitedError, UnauthorizedError
@@ -170,6 +171,7 @@ class ApiTokenService:
     """Personal tokens for scripts: shown once at creation, stored as SHA-256."""
 
     def __init__(self, session: WriteSession) -> None:
+        self.session = session
         self.tokens = ApiTokenRepository(session)
 
     def create(self, user: User, data: ApiTokenCreate) -> tuple[ApiToken, str]:
@@ -180,6 +182,7 @@ class ApiTokenService:
             token_hash=hash_opaque_token(secret),
             expires_at=data.expires_at,
         )
+        self._record(token, ChangeOp.CREATED)
         return token, secret
 
     def revoke(self, user: User, token_id: uuid.UUID) -> None:
@@ -187,3 +190,18 @@ class ApiTokenService:
         if token is None:
             raise NotFoundError.for_entity("API token", token_id)
         self.tokens.revoke(token, _now())
+        self._record(token, ChangeOp.DELETED)
+
+    def _record(self, token: ApiToken, op: ChangeOp) -> None:
+        # The query API authenticates API tokens from a projection: it must hear of them.
+        # The payload never carries the token or its hash.
+        record_change(
+            self.session,
+            ChangeRecord(
+                entity="api_token",
+                entity_id=token.id,
+                op=op,
+                org_id=None,
+                payload={"user_id": str(token.user_id), "name": token.name},
+            ),
+        )
