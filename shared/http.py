@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -110,7 +110,31 @@ async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
     message = exc.detail if isinstance(exc.detail, str) else "Request failed"
     if exc.status_code == 404 and message == "Not Found":
         message = "No such endpoint"
+    if exc.status_code == 400:
+        # The framework could not even parse the body (bad encoding, absurd nesting).
+        return envelope_response(
+            422, "The request is malformed", "VALIDATION_ERROR", [_body_detail(message)]
+        )
     return envelope_response(exc.status_code, message, code, headers=exc.headers)
+
+
+def _body_detail(message: str) -> dict[str, str]:
+    return {"field": "body", "location": "body", "message": message, "type": "body_invalid"}
+
+
+async def _on_data_error(_: Request, exc: Exception) -> JSONResponse:
+    # A value PostgreSQL cannot store (a NUL character, a number out of range) is the
+    # client's input: 422, never a 500. Schemas refuse the ones they know first.
+    assert isinstance(exc, DataError)
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    log.warning("data error reached the handler: %s", sqlstate)
+    return envelope_response(
+        422,
+        "A value in the request cannot be stored (for example a NUL character or a number"
+        " out of range)",
+        "VALIDATION_ERROR",
+        [_body_detail(f"rejected by the database (SQLSTATE {sqlstate})")],
+    )
 
 
 async def _on_integrity_error(_: Request, exc: Exception) -> JSONResponse:
@@ -128,7 +152,20 @@ async def _on_integrity_error(_: Request, exc: Exception) -> JSONResponse:
     return envelope_response(409, "The change conflicts with existing data", "CONFLICT")
 
 
+_RETRYABLE = {"40P01": "deadlock", "40001": "serialization failure", "55P03": "lock timeout"}
+
+
 async def _on_database_down(_: Request, exc: Exception) -> JSONResponse:
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if sqlstate in _RETRYABLE:
+        # Two requests collided; the database chose this one to give way. Retrying works.
+        log.warning("concurrent conflict: %s", _RETRYABLE[sqlstate])
+        return envelope_response(
+            409,
+            "The request conflicted with a concurrent change; retry it",
+            "CONFLICT",
+            headers={"Retry-After": "1"},
+        )
     log.error("database unavailable: %s", exc)
     return envelope_response(
         503, "The database is unavailable", "SERVICE_UNAVAILABLE", headers={"Retry-After": "2"}
@@ -146,6 +183,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(IntegrityError, _on_integrity_error)
     app.add_exception_handler(OperationalError, _on_database_down)
+    app.add_exception_handler(DataError, _on_data_error)
     app.add_exception_handler(DBAPIError, _on_unexpected)
     app.add_exception_handler(Exception, _on_unexpected)
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
+import json
 import math
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Query
 from pydantic import BaseModel
@@ -51,3 +56,38 @@ def page_params(
 
 
 PageDep = Annotated[PageParams, Depends(page_params)]
+
+
+# --- Keyset cursors -----------------------------------------------------------------------
+#
+# A cursor is the sort key of the last row of a page, signed with the secret key so that a
+# forged or garbled cursor is refused (422) instead of silently reading somewhere else.
+
+
+class InvalidCursorError(ValueError):
+    pass
+
+
+def encode_cursor(values: list[Any], *, secret: str, purpose: str) -> str:
+    payload = json.dumps([purpose, values], separators=(",", ":"), default=str).encode()
+    body = base64.urlsafe_b64encode(payload).rstrip(b"=")
+    signature = hmac.new(secret.encode(), body, hashlib.sha256).digest()[:16]
+    return (body + b"." + base64.urlsafe_b64encode(signature).rstrip(b"=")).decode()
+
+
+def decode_cursor(cursor: str, *, secret: str, purpose: str) -> list[Any]:
+    try:
+        body, signature = cursor.encode().split(b".", 1)
+        expected = hmac.new(secret.encode(), body, hashlib.sha256).digest()[:16]
+        if not hmac.compare_digest(_unpad(signature), expected):
+            raise InvalidCursorError("cursor signature does not match")
+        kind, values = json.loads(_unpad(body))
+    except (ValueError, TypeError, binascii.Error, UnicodeError) as exc:
+        raise InvalidCursorError("malformed cursor") from exc
+    if kind != purpose or not isinstance(values, list):
+        raise InvalidCursorError("cursor belongs to another listing")
+    return values
+
+
+def _unpad(data: bytes) -> bytes:
+    return base64.urlsafe_b64decode(data + b"=" * (-len(data) % 4))

@@ -49,9 +49,14 @@ def _rfc3339_only(value: Any) -> Any:
 
 
 def _utc_in_range(value: datetime) -> datetime:
-    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError as exc:  # year 1 or 9999 with an offset pushing it out of range
+        raise ValueError(f"must be between {EARLIEST_YEAR} and {LATEST_YEAR}") from exc
+    # The range applies to the instant stored (UTC), not to the local wall time.
+    if not EARLIEST_YEAR <= utc.year <= LATEST_YEAR:
         raise ValueError(f"must be between {EARLIEST_YEAR} and {LATEST_YEAR}")
-    return value.astimezone(UTC)
+    return utc
 
 
 def _date_in_range(value: date) -> date:

@@ -60,3 +60,14 @@ def test_metrics_show_projection_lag_dead_letters_and_queue_depth(
         assert f'evotrack_projection_lag_seconds{{projection="{name}"}}' in body
         assert f'evotrack_projection_dead_letters{{projection="{name}"}}' in body
     assert 'evotrack_queue_depth{queue="projections"}' in body
+
+
+def test_a_nul_character_is_refused_with_422_not_500(api: httpx.Client) -> None:
+    response = api.post(
+        "/auth/register",
+        json={"email": "nul@example.com", "password": "long enough pass", "full_name": "a\u0000b"},
+    )
+    assert response.status_code == 422
+    assert response.json()["error_code"] == "VALIDATION_ERROR"
+    login = api.post("/auth/login", json={"email": "a\u0000@x.io", "password": "whatever"})
+    assert login.status_code in (401, 422)

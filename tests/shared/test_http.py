@@ -91,3 +91,64 @@ def test_production_refuses_a_default_or_short_secret(monkeypatch: pytest.Monkey
     with pytest.raises(ValueError, match="SECRET_KEY"):
         Settings(environment="production", secret_key="short")
     assert Settings(environment="production", secret_key="x" * 40).is_production
+
+
+class _FakeDriverError(Exception):
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(sqlstate)
+        self.sqlstate = sqlstate
+
+
+def _client_raising(exc: Exception) -> TestClient:
+    from shared.http import configure_app
+
+    app = FastAPI()
+    configure_app(app, Settings(), app_name="test")
+
+    @app.get("/fail")
+    def fail() -> None:
+        raise exc
+
+    return TestClient(app, raise_server_exceptions=False)
+
+
+def test_a_value_the_database_cannot_store_is_422_not_500() -> None:
+    from sqlalchemy.exc import DataError
+
+    response = _client_raising(DataError("INSERT", {}, _FakeDriverError("22021"))).get("/fail")
+    assert response.status_code == 422
+    assert response.json()["error_code"] == "VALIDATION_ERROR"
+    assert "22021" in response.json()["details"][0]["message"]
+
+
+def test_a_deadlock_is_a_retryable_409_not_a_503() -> None:
+    from sqlalchemy.exc import OperationalError
+
+    response = _client_raising(OperationalError("UPDATE", {}, _FakeDriverError("40P01"))).get(
+        "/fail"
+    )
+    assert response.status_code == 409
+    assert response.json()["error_code"] == "CONFLICT"
+    assert response.headers["retry-after"] == "1"
+
+
+def test_a_body_the_framework_cannot_parse_is_422() -> None:
+    response = make_client().post(
+        "/items", content=b'{"count": "\xff"}', headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.json()["details"][0]["field"] == "body"
+
+
+def test_the_year_range_applies_to_the_utc_instant() -> None:
+    from pydantic import TypeAdapter, ValidationError
+
+    from shared.time import Timestamp
+
+    adapter = TypeAdapter(Timestamp)
+    with pytest.raises(ValidationError):
+        adapter.validate_python("2100-12-31T23:30:00-14:00")  # 2101 in UTC
+    with pytest.raises(ValidationError):
+        adapter.validate_python("1970-01-01T00:00:00+14:00")  # 1969 in UTC
+    with pytest.raises(ValidationError):
+        adapter.validate_python(12)  # not a Unix time
