@@ -164,3 +164,51 @@ def raw_api(command_server: LiveServer) -> Iterator[httpx.Client]:
     """An HTTP client of the command API at its root (health, metrics, docs)."""
     with httpx.Client(base_url=command_server.url, timeout=30) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def query_server(environment: None) -> Iterator[LiveServer]:
+    from query_api.main import create_app
+
+    with LiveServer(create_app()) as server:
+        yield server
+
+
+@pytest.fixture
+def qapi(query_server: LiveServer) -> Iterator[httpx.Client]:
+    """An HTTP client of the query API, `/api/v1` as base."""
+    with httpx.Client(base_url=f"{query_server.url}/api/v1", timeout=30) as client:
+        yield client
+
+
+class BackgroundProjector:
+    """What the worker does, in a thread of the test process: advance every projection
+    as soon as there is something to advance."""
+
+    def __init__(self, db: Engine) -> None:
+        from sqlalchemy.orm import sessionmaker
+
+        self.sessions = sessionmaker(bind=db)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        from projections.registry import PROJECTIONS
+        from projections.runner import advance
+
+        while not self.stop.wait(0.01):
+            for projector in PROJECTIONS:
+                try:
+                    advance(self.sessions, projector)
+                except Exception:  # the next tick retries; tests assert on the results
+                    time.sleep(0.1)
+
+
+@pytest.fixture
+def projector_running(db: Engine) -> Iterator[BackgroundProjector]:
+    """Keep the projections advancing during the test (the worker's job)."""
+    projector = BackgroundProjector(db)
+    projector.thread.start()
+    yield projector
+    projector.stop.set()
+    projector.thread.join(10)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -107,3 +108,39 @@ def test_the_checks_see_real_code() -> None:
         imported_modules(ROOT / "command_api/modules/auth/dependencies.py")
     )
     assert _commit_calls(ROOT / "command_api/transaction.py")
+
+
+NORMALIZED_TABLES = (
+    "users",
+    "api_tokens",
+    "refresh_tokens",
+    "organizations",
+    "memberships",
+    "teams",
+    "team_members",
+    "clients",
+    "projects",
+    "project_members",
+    "tasks",
+    "tags",
+    "time_entries",
+    "time_entry_tags",
+    "idempotency_keys",
+    "notification_settings",
+    "notifications",
+)
+
+
+def test_query_api_sql_names_no_normalized_table() -> None:
+    pattern = re.compile(
+        r"\b(?:FROM|JOIN|INTO|UPDATE)\s+(" + "|".join(NORMALIZED_TABLES) + r")\b", re.IGNORECASE
+    )
+    found = [
+        f"{path.relative_to(ROOT)}: {match.group(0)}"
+        for path in python_files("query_api")
+        for match in pattern.finditer(path.read_text())
+    ]
+    assert found == []
+    # The pattern itself catches what it should.
+    assert pattern.search("SELECT 1 FROM time_entries e")
+    assert not pattern.search("SELECT 1 FROM proj_entries e")
