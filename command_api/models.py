@@ -5,7 +5,7 @@ from command_api.modules.auth.models import ApiToken, RefreshToken
 from command_api.modules.organizations.models import Membership, Organization, Team, TeamMember
 from command_api.modules.projects.models import Client, Project, ProjectMember, Tag, Task
 from command_api.modules.time_entries.models import TimeEntry, TimeEntryTag
-from command_api.modules.users.models import User
+from command_api.modules.users.models import NotificationSetting, User
 from shared.changes import Change
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "Client",
     "IdempotencyKey",
     "Membership",
+    "NotificationSetting",
     "Organization",
     "Project",
     "ProjectMember",

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Index, String, func, text
+import uuid
+from enum import StrEnum
+
+from sqlalchemy import Boolean, ForeignKey, Index, String, false, func, text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base, TimestampMixin, UUIDPrimaryKey
@@ -16,3 +19,31 @@ class User(UUIDPrimaryKey, TimestampMixin, Base):
     password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
     timezone: Mapped[str] = mapped_column(String(64), nullable=False, default="UTC")
     is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+
+
+class NotificationKind(StrEnum):
+    """What a notification is about (API.md, "Notifications")."""
+
+    BUDGET_THRESHOLD = "budget_threshold"
+    LONG_RUNNING_TIMER = "long_running_timer"
+    WEEKLY_SUMMARY = "weekly_summary"
+    MEMBER_ADDED = "member_added"
+    ROLE_CHANGED = "role_changed"
+
+
+class NotificationSetting(TimestampMixin, Base):
+    """How a user wants one kind of notification delivered. A kind without a row uses
+    the defaults (in the inbox, no email)."""
+
+    __tablename__ = "notification_settings"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    in_app: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=True, server_default=true()
+    )
+    email: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=false()
+    )

@@ -6,7 +6,13 @@ from fastapi import APIRouter, Response
 
 from command_api.modules.auth.dependencies import CommandUser
 from command_api.modules.users.dependencies import UserServiceDep
-from command_api.modules.users.schemas import PasswordChange, UserRead, UserUpdate
+from command_api.modules.users.schemas import (
+    NotificationSettingsPut,
+    NotificationSettingsRead,
+    PasswordChange,
+    UserRead,
+    UserUpdate,
+)
 from command_api.transaction import CommandRoute
 from shared.responses import Envelope, ok
 
@@ -25,3 +31,15 @@ def change_my_password(data: PasswordChange, user: CommandUser, users: UserServi
     sign in again (access tokens already issued live until they expire)."""
     users.change_password(user, data)
     return Response(status_code=204)
+
+
+@router.put("/users/me/notification-settings", response_model=Envelope[NotificationSettingsRead])
+def put_my_notification_settings(
+    data: NotificationSettingsPut, user: CommandUser, users: UserServiceDep
+) -> Envelope[NotificationSettingsRead]:
+    """Choose, per kind, whether notifications reach the inbox (`in_app`) and email.
+
+    Kinds left out keep their setting; the answer lists every kind, with the defaults
+    (in the inbox, no email) for those never set. An unknown kind is a 422 naming it."""
+    settings = users.put_notification_settings(user, data.chosen())
+    return ok(NotificationSettingsRead.model_validate(settings))

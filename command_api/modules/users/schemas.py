@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
 
+from command_api.modules.users.models import NotificationKind
 from shared.time import TimezoneName
 
 PASSWORD_MIN_LENGTH = 10
@@ -53,3 +54,52 @@ class PasswordChange(BaseModel):
 
     current_password: GivenPassword
     new_password: NewPassword
+
+
+# --- Notification settings ---------------------------------------------------------------
+
+
+class NotificationChannels(BaseModel):
+    """Where one kind of notification goes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    in_app: bool
+    email: bool
+
+
+class NotificationSettingsPut(BaseModel):
+    """The kinds to set; a kind left out keeps its setting. An unknown kind is a 422."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    budget_threshold: NotificationChannels | None = None
+    long_running_timer: NotificationChannels | None = None
+    weekly_summary: NotificationChannels | None = None
+    member_added: NotificationChannels | None = None
+    role_changed: NotificationChannels | None = None
+
+    @field_validator("*")
+    @classmethod
+    def _omit_rather_than_null(cls, value: NotificationChannels | None) -> NotificationChannels:
+        if value is None:
+            raise ValueError("may be omitted but not null")
+        return value
+
+    def chosen(self) -> dict[NotificationKind, NotificationChannels]:
+        """The kinds the client sent, with their channels."""
+        return {
+            NotificationKind(kind): channels
+            for kind in self.model_fields_set
+            if (channels := getattr(self, kind)) is not None
+        }
+
+
+class NotificationSettingsRead(BaseModel):
+    """Every kind, with the defaults (in the inbox, no email) where the user chose nothing."""
+
+    budget_threshold: NotificationChannels
+    long_running_timer: NotificationChannels
+    weekly_summary: NotificationChannels
+    member_added: NotificationChannels
+    role_changed: NotificationChannels

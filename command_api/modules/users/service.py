@@ -8,15 +8,18 @@ from typing import Any, Protocol
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.exc import IntegrityError
 
-from command_api.modules.users.models import User
-from command_api.modules.users.repository import UserRepository
-from command_api.modules.users.schemas import PasswordChange, UserUpdate
+from command_api.modules.users.models import NotificationKind, User
+from command_api.modules.users.repository import Channels, UserRepository
+from command_api.modules.users.schemas import NotificationChannels, PasswordChange, UserUpdate
 from shared.changes import ChangeOp, ChangeRecord, record_changes
 from shared.db import WriteSession
 from shared.errors import AlreadyExistsError, BusinessRuleError
 from shared.security import dummy_password_hash, hash_password, verify_password
 
 USER_ENTITY = "user"
+NOTIFICATION_SETTINGS_ENTITY = "notification_settings"
+# A kind the user never set: in the inbox, no email.
+DEFAULT_CHANNELS: Channels = {"in_app": True, "email": False}
 EMAIL_UNIQUE_INDEX = "uq_users_email_lower"
 UNIQUE_VIOLATION = "23505"
 MAX_EMAIL_LENGTH = 320
@@ -107,6 +110,8 @@ class UserService:
 
     def update_profile(self, user: User, changes: UserUpdate) -> User:
         values = changes.model_dump(exclude_unset=True)
+        # Locked and re-read first: a concurrent update commits before we read `old`.
+        user = self.users.lock(user.id)
         old = _user_fields(user)
         for field, value in values.items():
             setattr(user, field, value)
@@ -124,6 +129,37 @@ class UserService:
         user.password_hash = hash_password(change.new_password)
         self.users.flush()
         self.sessions.revoke_all_sessions(user.id)
+
+    def put_notification_settings(
+        self, user: User, chosen: dict[NotificationKind, NotificationChannels]
+    ) -> dict[str, Channels]:
+        """Set the channels of the chosen kinds (one upsert); answer every kind's setting.
+
+        The user row is locked first, so two concurrent changes queue up and each change
+        row's `old` is what the other one committed."""
+        self.users.lock(user.id)
+        old = self._notification_settings(user.id)
+        given = {kind.value: channels.model_dump() for kind, channels in chosen.items()}
+        new = {**old, **given}
+        if new != old:
+            self.users.upsert_notification_settings(user.id, given)
+            record_changes(
+                self.session,
+                [
+                    ChangeRecord(
+                        entity=NOTIFICATION_SETTINGS_ENTITY,
+                        entity_id=user.id,
+                        op=ChangeOp.UPDATED,
+                        org_id=None,
+                        payload={"old": old, "new": new},
+                    )
+                ],
+            )
+        return new
+
+    def _notification_settings(self, user_id: uuid.UUID) -> dict[str, Channels]:
+        stored = self.users.notification_settings(user_id)
+        return {kind.value: stored.get(kind.value, DEFAULT_CHANNELS) for kind in NotificationKind}
 
     def _record(self, user: User, op: ChangeOp, *, old: dict[str, Any] | None) -> None:
         record_changes(

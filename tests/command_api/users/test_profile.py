@@ -8,6 +8,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, text
 
+from tests.command_api.locks import race
 from tests.factories import change_rows, make_user
 
 
@@ -93,3 +94,28 @@ def test_update_needs_authentication(api: httpx.Client) -> None:
     response = api.patch("/users/me", json={"full_name": "Nobody"})
     assert response.status_code == 401
     assert response.json()["error_code"] == "UNAUTHORIZED"
+
+
+def test_a_concurrent_update_is_waited_for_and_seen(api: httpx.Client, db: Engine) -> None:
+    """The user row is locked before the change row's `old` is read: it names what the
+    concurrent update committed, and `new` is what this transaction commits."""
+    user = make_user(db, full_name="Before")
+    response = race(
+        db,
+        "UPDATE users SET full_name = 'Concurrent' WHERE id = :u",
+        {"u": user.id},
+        lambda: api.patch("/users/me", json={"timezone": "Asia/Tokyo"}, headers=user.headers),
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["full_name"] == "Concurrent"
+    [change] = change_rows(db, user.id)
+    assert change["payload"]["old"]["full_name"] == "Concurrent"
+    assert change["payload"]["new"]["full_name"] == "Concurrent"
+    assert change["payload"]["old"]["timezone"] == "UTC"
+    assert change["payload"]["new"]["timezone"] == "Asia/Tokyo"
+    with db.connect() as conn:
+        row = conn.execute(
+            text("SELECT full_name, timezone FROM users WHERE id = :id"), {"id": user.id}
+        ).one()
+    assert tuple(row) == ("Concurrent", "Asia/Tokyo")
