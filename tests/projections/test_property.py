@@ -2,7 +2,7 @@
 concurrent wake-ups, every projection equals a rebuild from the normalized tables, and the
 totals equal an oracle computed here in plain Python from the normalized rows.
 
-`EVOTRACK_HYPOTHESIS_EXAMPLES` raises the number of examples (default 60).
+`EVOTRACK_HYPOTHESIS_EXAMPLES` sets the number of examples (default 200).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from tests.conftest import LiveServer
 from tests.factories import OrgHandle, UserHandle, add_member, make_org
 from tests.projections.conftest import drain
 
-EXAMPLES = int(os.environ.get("EVOTRACK_HYPOTHESIS_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("EVOTRACK_HYPOTHESIS_EXAMPLES", "200"))
 WEEK_START = datetime(2026, 3, 23, tzinfo=UTC)  # holds Europe's spring DST change
 ZONES = ("Europe/Berlin", "America/New_York", "UTC", "Asia/Kolkata")
 
