@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import delete, exists, select, tuple_, update
+from sqlalchemy import Select, delete, exists, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -14,6 +14,16 @@ from command_api.modules.organizations.models import Membership
 from command_api.modules.projects.models import Client, Project, ProjectMember, Tag, Task
 
 Record = TypeVar("Record", Client, Project, Task, Tag)
+Selected = TypeVar("Selected", bound=Select[Any])
+
+
+def _locked(statement: Selected, model: type[Client | Project | Task | Tag]) -> Selected:
+    """Lock the record to change and re-read it: a change row's `old` is then what a
+    concurrent command committed, never a stale copy. FOR NO KEY UPDATE is the lock the
+    UPDATE takes anyway (FOR UPDATE would also queue every foreign-key check on the row)."""
+    return statement.with_for_update(key_share=True, of=model).execution_options(
+        populate_existing=True
+    )
 
 
 class ProjectsRepository:
@@ -30,25 +40,34 @@ class ProjectsRepository:
 
     # --- Single live records of one organization ----------------------------------------
 
-    def _live(self, model: type[Record], org_id: uuid.UUID, record_id: uuid.UUID) -> Record | None:
+    def _live(
+        self, model: type[Record], org_id: uuid.UUID, record_id: uuid.UUID, *, lock: bool
+    ) -> Record | None:
+        statement = select(model).where(
+            model.id == record_id, model.org_id == org_id, model.deleted_at.is_(None)
+        )
         return self.session.execute(
-            select(model).where(
-                model.id == record_id, model.org_id == org_id, model.deleted_at.is_(None)
-            )
+            _locked(statement, model) if lock else statement
         ).scalar_one_or_none()
 
-    def get_client(self, org_id: uuid.UUID, client_id: uuid.UUID) -> Client | None:
-        return self._live(Client, org_id, client_id)
+    def get_client(
+        self, org_id: uuid.UUID, client_id: uuid.UUID, *, lock: bool = False
+    ) -> Client | None:
+        return self._live(Client, org_id, client_id, lock=lock)
 
-    def get_project(self, org_id: uuid.UUID, project_id: uuid.UUID) -> Project | None:
-        return self._live(Project, org_id, project_id)
+    def get_project(
+        self, org_id: uuid.UUID, project_id: uuid.UUID, *, lock: bool = False
+    ) -> Project | None:
+        return self._live(Project, org_id, project_id, lock=lock)
 
-    def get_tag(self, org_id: uuid.UUID, tag_id: uuid.UUID) -> Tag | None:
-        return self._live(Tag, org_id, tag_id)
+    def get_tag(self, org_id: uuid.UUID, tag_id: uuid.UUID, *, lock: bool = False) -> Tag | None:
+        return self._live(Tag, org_id, tag_id, lock=lock)
 
-    def get_task(self, org_id: uuid.UUID, project_id: uuid.UUID, task_id: uuid.UUID) -> Task | None:
-        """A live task of a live project."""
-        return self.session.execute(
+    def get_task(
+        self, org_id: uuid.UUID, project_id: uuid.UUID, task_id: uuid.UUID, *, lock: bool = False
+    ) -> Task | None:
+        """A live task of a live project (`lock` locks the task row only)."""
+        statement = (
             select(Task)
             .join(Project, Project.id == Task.project_id)
             .where(
@@ -58,6 +77,9 @@ class ProjectsRepository:
                 Task.deleted_at.is_(None),
                 Project.deleted_at.is_(None),
             )
+        )
+        return self.session.execute(
+            _locked(statement, Task) if lock else statement
         ).scalar_one_or_none()
 
     # --- Project members ----------------------------------------------------------------
@@ -122,35 +144,43 @@ class ProjectsRepository:
 
     # --- Batch loads for entry references (one query per kind) -------------------------
 
-    def live_projects(self, org_id: uuid.UUID, ids: Collection[uuid.UUID]) -> list[Project]:
-        return self._live_many(Project, org_id, ids)
+    def live_projects(
+        self, org_id: uuid.UUID, ids: Collection[uuid.UUID], *, share_lock: bool = False
+    ) -> list[Project]:
+        return self._live_many(Project, org_id, ids, share_lock)
 
-    def live_tasks(self, org_id: uuid.UUID, ids: Collection[uuid.UUID]) -> list[Task]:
-        return self._live_many(Task, org_id, ids)
+    def live_tasks(
+        self, org_id: uuid.UUID, ids: Collection[uuid.UUID], *, share_lock: bool = False
+    ) -> list[Task]:
+        return self._live_many(Task, org_id, ids, share_lock)
 
-    def live_tag_ids(self, org_id: uuid.UUID, ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+    def live_tag_ids(
+        self, org_id: uuid.UUID, ids: Collection[uuid.UUID], *, share_lock: bool = False
+    ) -> set[uuid.UUID]:
         if not ids:
             return set()
-        return set(
-            self.session.execute(
-                select(Tag.id).where(
-                    Tag.id.in_(list(ids)), Tag.org_id == org_id, Tag.deleted_at.is_(None)
-                )
-            ).scalars()
+        statement = select(Tag.id).where(
+            Tag.id.in_(list(ids)), Tag.org_id == org_id, Tag.deleted_at.is_(None)
         )
+        if share_lock:
+            statement = statement.with_for_update(read=True)
+        return set(self.session.execute(statement).scalars())
 
     def _live_many(
-        self, model: type[Record], org_id: uuid.UUID, ids: Collection[uuid.UUID]
+        self, model: type[Record], org_id: uuid.UUID, ids: Collection[uuid.UUID], share_lock: bool
     ) -> list[Record]:
+        """`share_lock` takes FOR SHARE: the rows cannot be archived, closed or deleted
+        until this transaction ends (a change already waiting is seen once it commits)."""
         if not ids:
             return []
-        return list(
-            self.session.execute(
-                select(model).where(
-                    model.id.in_(list(ids)), model.org_id == org_id, model.deleted_at.is_(None)
-                )
-            ).scalars()
+        statement = select(model).where(
+            model.id.in_(list(ids)), model.org_id == org_id, model.deleted_at.is_(None)
         )
+        if share_lock:
+            statement = statement.with_for_update(read=True).execution_options(
+                populate_existing=True
+            )
+        return list(self.session.execute(statement).scalars())
 
     def project_member_rates(
         self, pairs: Collection[tuple[uuid.UUID, uuid.UUID]]

@@ -108,12 +108,14 @@ def delete_project(
 def put_project_member(
     project_id: uuid.UUID,
     user_id: uuid.UUID,
-    body: ProjectMemberPut,
     context: OrgManager,
     service: ProjectsServiceDep,
+    body: ProjectMemberPut | None = None,
 ) -> Envelope[ProjectMemberRead]:
-    """Add a member of the organization to the project, or set their rate on it."""
-    member = service.put_project_member(context.org_id, project_id, user_id, body.hourly_rate)
+    """Add a member of the organization to the project, or set their rate on it (manager
+    and up). The body may be left out: no `hourly_rate` means no project-specific rate."""
+    rate = body.hourly_rate if body is not None else None
+    member = service.put_project_member(context.org_id, project_id, user_id, rate)
     return ok(ProjectMemberRead.model_validate(member))
 
 

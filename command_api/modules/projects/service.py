@@ -3,7 +3,8 @@
 Every write appends a change row whose payload carries the old and the new values that
 projections group by or display (names included: projections denormalize them).
 Names are unique per organization among live records, case-insensitively; the database
-enforces it (partial unique indexes) and a violation becomes a 409.
+enforces it (partial unique indexes) and a violation becomes a 409. Updates and deletes
+lock the record before reading its old values, so the change row matches what commits.
 """
 
 from __future__ import annotations
@@ -154,8 +155,8 @@ class ProjectsService:
 
     # --- Clients -----------------------------------------------------------------------
 
-    def _client(self, org_id: uuid.UUID, client_id: uuid.UUID) -> Client:
-        client = self.repo.get_client(org_id, client_id)
+    def _client(self, org_id: uuid.UUID, client_id: uuid.UUID, *, lock: bool = False) -> Client:
+        client = self.repo.get_client(org_id, client_id, lock=lock)
         if client is None:
             raise NotFoundError.for_entity("Client", client_id)
         return client
@@ -167,7 +168,7 @@ class ProjectsService:
         return client
 
     def update_client(self, org_id: uuid.UUID, client_id: uuid.UUID, data: ClientUpdate) -> Client:
-        client = self._client(org_id, client_id)
+        client = self._client(org_id, client_id, lock=True)
         old = client_snapshot(client)
         if _assign(client, data.model_dump(exclude_unset=True)):
             self._save_named(client, "client")
@@ -176,15 +177,15 @@ class ProjectsService:
 
     def delete_client(self, org_id: uuid.UUID, client_id: uuid.UUID) -> None:
         """Soft delete. Projects keep their client_id: past reports still name the client."""
-        client = self._client(org_id, client_id)
+        client = self._client(org_id, client_id, lock=True)
         old = client_snapshot(client)
         self._soft_delete(client)
         self._record("client", client.id, org_id, old, None)
 
     # --- Projects ----------------------------------------------------------------------
 
-    def _project(self, org_id: uuid.UUID, project_id: uuid.UUID) -> Project:
-        project = self.repo.get_project(org_id, project_id)
+    def _project(self, org_id: uuid.UUID, project_id: uuid.UUID, *, lock: bool = False) -> Project:
+        project = self.repo.get_project(org_id, project_id, lock=lock)
         if project is None:
             raise NotFoundError.for_entity("Project", project_id)
         return project
@@ -202,7 +203,7 @@ class ProjectsService:
     def update_project(
         self, org_id: uuid.UUID, project_id: uuid.UUID, data: ProjectUpdate
     ) -> Project:
-        project = self._project(org_id, project_id)
+        project = self._project(org_id, project_id, lock=True)
         values = _columns(data.model_dump(exclude_unset=True))
         client_id = values.get("client_id")
         if client_id is not None and client_id != project.client_id:
@@ -215,7 +216,7 @@ class ProjectsService:
 
     def delete_project(self, org_id: uuid.UUID, project_id: uuid.UUID) -> None:
         """Soft delete; its tasks become unreachable with it."""
-        project = self._project(org_id, project_id)
+        project = self._project(org_id, project_id, lock=True)
         old = project_snapshot(project)
         self._soft_delete(project)
         self._record("project", project.id, org_id, old, None)
@@ -265,8 +266,10 @@ class ProjectsService:
 
     # --- Tasks -------------------------------------------------------------------------
 
-    def _task(self, org_id: uuid.UUID, project_id: uuid.UUID, task_id: uuid.UUID) -> Task:
-        task = self.repo.get_task(org_id, project_id, task_id)
+    def _task(
+        self, org_id: uuid.UUID, project_id: uuid.UUID, task_id: uuid.UUID, *, lock: bool = False
+    ) -> Task:
+        task = self.repo.get_task(org_id, project_id, task_id, lock=lock)
         if task is None:
             raise NotFoundError.for_entity("Task", task_id)
         return task
@@ -288,7 +291,7 @@ class ProjectsService:
     def update_task(
         self, org_id: uuid.UUID, project_id: uuid.UUID, task_id: uuid.UUID, data: TaskUpdate
     ) -> Task:
-        task = self._task(org_id, project_id, task_id)
+        task = self._task(org_id, project_id, task_id, lock=True)
         old = task_snapshot(task)
         if _assign(task, data.model_dump(exclude_unset=True)):
             self.repo.save(task)
@@ -296,15 +299,15 @@ class ProjectsService:
         return task
 
     def delete_task(self, org_id: uuid.UUID, project_id: uuid.UUID, task_id: uuid.UUID) -> None:
-        task = self._task(org_id, project_id, task_id)
+        task = self._task(org_id, project_id, task_id, lock=True)
         old = task_snapshot(task)
         self._soft_delete(task)
         self._record("task", task.id, org_id, old, None)
 
     # --- Tags --------------------------------------------------------------------------
 
-    def _tag(self, org_id: uuid.UUID, tag_id: uuid.UUID) -> Tag:
-        tag = self.repo.get_tag(org_id, tag_id)
+    def _tag(self, org_id: uuid.UUID, tag_id: uuid.UUID, *, lock: bool = False) -> Tag:
+        tag = self.repo.get_tag(org_id, tag_id, lock=lock)
         if tag is None:
             raise NotFoundError.for_entity("Tag", tag_id)
         return tag
@@ -316,7 +319,7 @@ class ProjectsService:
         return tag
 
     def update_tag(self, org_id: uuid.UUID, tag_id: uuid.UUID, data: TagUpdate) -> Tag:
-        tag = self._tag(org_id, tag_id)
+        tag = self._tag(org_id, tag_id, lock=True)
         old = tag_snapshot(tag)
         if _assign(tag, data.model_dump(exclude_unset=True)):
             self._save_named(tag, "tag")
@@ -324,7 +327,7 @@ class ProjectsService:
         return tag
 
     def delete_tag(self, org_id: uuid.UUID, tag_id: uuid.UUID) -> None:
-        tag = self._tag(org_id, tag_id)
+        tag = self._tag(org_id, tag_id, lock=True)
         old = tag_snapshot(tag)
         self._soft_delete(tag)
         self._record("tag", tag.id, org_id, old, None)

@@ -1,4 +1,5 @@
-"""Races the database decides: duplicate names and project-member upserts never give a 500."""
+"""Races the database decides: duplicate names and project-member upserts never give a 500;
+updates and deletes log what a concurrent change committed."""
 
 from __future__ import annotations
 
@@ -7,9 +8,17 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
-from sqlalchemy import text
+import pytest
+from sqlalchemy import Engine, text
 
-from tests.command_api.projects.helpers import make_project, unique_name
+from tests.command_api.locks import race
+from tests.command_api.projects.helpers import (
+    make_client,
+    make_project,
+    make_tag,
+    make_task,
+    unique_name,
+)
 from tests.factories import OrgHandle, UserHandle
 
 PARALLEL = 12
@@ -79,3 +88,81 @@ def test_an_idempotent_retry_creates_one_tag(api, db, org: OrgHandle, member: Us
             text("SELECT count(*) FROM tags WHERE org_id = :org"), {"org": org.id}
         ).scalar_one()
     assert count == 1
+
+
+def _records(api: httpx.Client, org: OrgHandle) -> dict[str, tuple[str, str, str]]:
+    """(table, record id, path) of a client, a project, a task and a tag."""
+    client = make_client(api, org)
+    project = make_project(api, org)
+    task = make_task(api, org, project["id"])
+    tag = make_tag(api, org)
+    return {
+        "client": ("clients", client["id"], f"/clients/{client['id']}"),
+        "project": ("projects", project["id"], f"/projects/{project['id']}"),
+        "task": ("tasks", task["id"], f"/projects/{project['id']}/tasks/{task['id']}"),
+        "tag": ("tags", tag["id"], f"/tags/{tag['id']}"),
+    }
+
+
+# An edit per entity; only tags have nothing to change but their name.
+_EDITS: dict[str, dict[str, Any]] = {
+    "client": {"archived": True},
+    "project": {"billable": False},
+    "task": {"done": True},
+    "tag": {"name": "Edited tag"},
+}
+
+
+@pytest.mark.parametrize("entity", sorted(_EDITS))
+def test_an_update_waits_for_a_concurrent_rename_and_logs_it(
+    api: httpx.Client, db: Engine, org: OrgHandle, entity: str
+) -> None:
+    """The record is locked before its old values are read: the change row's `old` is what
+    the concurrent rename committed, and `new` is what this transaction commits."""
+    table, record_id, suffix = _records(api, org)[entity]
+    renamed = unique_name("Renamed")
+    edit = _EDITS[entity]
+    response = race(
+        db,
+        f"UPDATE {table} SET name = :name WHERE id = :id",
+        {"name": renamed, "id": record_id},
+        lambda: api.patch(org.path(suffix), json=edit, headers=org.owner.headers),
+    )
+
+    assert response.status_code == 200, response.text
+    old, new = _last_change(db, record_id)
+    assert old["name"] == renamed
+    assert new == {**old, **edit}
+    assert response.json()["data"]["name"] == new["name"]
+
+
+@pytest.mark.parametrize("entity", sorted(_EDITS))
+def test_a_delete_waits_for_a_concurrent_rename_and_logs_it(
+    api: httpx.Client, db: Engine, org: OrgHandle, entity: str
+) -> None:
+    table, record_id, suffix = _records(api, org)[entity]
+    renamed = unique_name("Renamed")
+    response = race(
+        db,
+        f"UPDATE {table} SET name = :name WHERE id = :id",
+        {"name": renamed, "id": record_id},
+        lambda: api.delete(org.path(suffix), headers=org.owner.headers),
+    )
+
+    assert response.status_code == 204, response.text
+    old, new = _last_change(db, record_id)
+    assert (old["name"], new) == (renamed, None)
+
+
+def _last_change(db: Engine, record_id: str) -> tuple[Any, Any]:
+    with db.connect() as conn:
+        payload = (
+            conn.execute(
+                text("SELECT payload FROM changes WHERE entity_id = :id ORDER BY tx DESC, id DESC"),
+                {"id": record_id},
+            )
+            .scalars()
+            .first()
+        )
+    assert payload is not None
+    return payload["old"], payload["new"]

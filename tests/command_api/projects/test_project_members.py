@@ -72,6 +72,26 @@ def test_put_without_a_rate(api, db, org: OrgHandle, member: UserHandle):
     assert _links(db, project["id"]) == {member.id: None}
 
 
+def test_put_without_a_body(api, db, org: OrgHandle, member: UserHandle):
+    project = make_project(api, org)
+    path = org.path(f"/projects/{project['id']}/members/{member.id}")
+
+    response = api.put(path, headers=org.owner.headers)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["data"] == {
+        "project_id": project["id"],
+        "user_id": str(member.id),
+        "hourly_rate": None,
+    }
+    assert _links(db, project["id"]) == {member.id: None}
+    assert [c["op"] for c in _member_changes(db, project["id"])] == ["created"]
+    # Like `{}`, no body on an existing link means no project-specific rate.
+    assert api.put(path, json={"hourly_rate": 300}, headers=org.owner.headers).status_code == 200
+    assert api.put(path, headers=org.owner.headers).status_code == 200
+    assert _links(db, project["id"]) == {member.id: None}
+
+
 def test_put_refusals(api, db, org: OrgHandle, other_org: OrgHandle, member: UserHandle):
     project = make_project(api, org)
     foreign_project = make_project(api, other_org)
