@@ -131,10 +131,13 @@ class EntryReferenceService:
 
         404 NotFoundError when the project, task or any tag is not a live record of org_id,
         or the task is not of that project (a task without project_id: take the task's
-        project). When for_new_entry: archived project or done task -> 400 BusinessRuleError.
+        project). When for_new_entry: archived project or done task -> 400 BusinessRuleError,
+        and the project, task and tags are locked FOR SHARE until the transaction ends, so
+        an archive, a "done" or a delete cannot commit between this check and the insert.
         """
         item: ReferenceItem = (user_id, project_id, task_id, tag_ids)
-        return _resolve_item(self._load(org_id, [item]), item, for_new_entry)
+        catalog = self._load(org_id, [item], share_lock=for_new_entry)
+        return _resolve_item(catalog, item, for_new_entry)
 
     def resolve_many(
         self, org_id: uuid.UUID, items: Sequence[ReferenceItem]
@@ -142,9 +145,9 @@ class EntryReferenceService:
         """Bulk variant for new entries: per item, the references or the error it would raise.
 
         Items are (user_id, project_id, task_id, tag_ids). At most four queries whatever
-        the number of items.
+        the number of items; the referenced rows are locked FOR SHARE as in `resolve`.
         """
-        catalog = self._load(org_id, items)
+        catalog = self._load(org_id, items, share_lock=True)
         results: list[EntryReferences | EvoTrackError] = []
         for item in items:
             try:
@@ -153,16 +156,20 @@ class EntryReferenceService:
                 results.append(error)
         return results
 
-    def _load(self, org_id: uuid.UUID, items: Sequence[ReferenceItem]) -> _Catalog:
+    def _load(
+        self, org_id: uuid.UUID, items: Sequence[ReferenceItem], *, share_lock: bool
+    ) -> _Catalog:
         task_ids = {task_id for _, _, task_id, _ in items if task_id is not None}
-        tasks = {task.id: task for task in self.repo.live_tasks(org_id, task_ids)}
+        tasks = {t.id: t for t in self.repo.live_tasks(org_id, task_ids, share_lock=share_lock)}
         project_ids = {pid for pid in (_project_of(item, tasks) for item in items) if pid}
-        projects = {p.id: p for p in self.repo.live_projects(org_id, project_ids)}
+        projects = {
+            p.id: p for p in self.repo.live_projects(org_id, project_ids, share_lock=share_lock)
+        }
         pairs = {
             (project_id, item[0])
             for item in items
             if (project_id := _project_of(item, tasks)) is not None and project_id in projects
         }
         tag_ids = {tag_id for *_, tags in items for tag_id in tags}
-        live_tags = frozenset(self.repo.live_tag_ids(org_id, tag_ids))
+        live_tags = frozenset(self.repo.live_tag_ids(org_id, tag_ids, share_lock=share_lock))
         return _Catalog(tasks, projects, self.repo.project_member_rates(pairs), live_tags)

@@ -9,7 +9,16 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 from sqlalchemy import Engine, text
 
-from tests.command_api.time_entries.helpers import count_entries, running_timers
+from tests.command_api.locks import race
+from tests.command_api.time_entries.helpers import (
+    count_entries,
+    create_entry,
+    make_project,
+    make_tag,
+    make_task,
+    refused,
+    running_timers,
+)
 from tests.conftest import LiveServer
 from tests.factories import OrgHandle, make_org
 
@@ -131,3 +140,76 @@ def test_mixed_concurrent_writes_of_one_user_never_fail_with_5xx(
             {"org": org.id},
         ).scalar_one()
     assert overlapping == 0
+
+
+# --- Archive, "done" and delete committing while an entry is being written --------------
+#
+# The test holds the change uncommitted, sends the write, waits until the write queues
+# behind it (the references are read FOR SHARE), then commits: the write must see it.
+
+
+def test_a_project_archived_meanwhile_takes_no_new_entry(api: httpx.Client, db: Engine) -> None:
+    org = make_org(db)
+    project = make_project(db, org)
+    response = race(
+        db,
+        "UPDATE projects SET archived = true WHERE id = :id",
+        {"id": project},
+        lambda: create_entry(api, org, project_id=str(project)),
+    )
+    body = refused(response, 400, "BUSINESS_RULE")
+    assert "archived" in body["error"]
+    assert count_entries(db, org) == 0
+
+
+def test_a_task_done_meanwhile_takes_no_new_timer(api: httpx.Client, db: Engine) -> None:
+    org = make_org(db)
+    task = make_task(db, org, make_project(db, org))
+    response = race(
+        db,
+        "UPDATE tasks SET done = true WHERE id = :id",
+        {"id": task},
+        lambda: api.post(
+            org.path("/timer/start"), json={"task_id": str(task)}, headers=org.owner.headers
+        ),
+    )
+    body = refused(response, 400, "BUSINESS_RULE")
+    assert "done" in body["error"]
+    assert running_timers(db, org.owner) == []
+
+
+def test_a_tag_deleted_meanwhile_is_not_found(api: httpx.Client, db: Engine) -> None:
+    org = make_org(db)
+    tag = make_tag(db, org)
+    response = race(
+        db,
+        "UPDATE tags SET deleted_at = now() WHERE id = :id",
+        {"id": tag},
+        lambda: create_entry(api, org, tag_ids=[str(tag)]),
+    )
+    refused(response, 404, "NOT_FOUND")
+    assert count_entries(db, org) == 0
+
+
+def test_a_project_archived_meanwhile_fails_its_bulk_items(api: httpx.Client, db: Engine) -> None:
+    org = make_org(db)
+    open_project, doomed = make_project(db, org), make_project(db, org)
+    entries = [
+        {"start_at": f"2026-03-02T0{hour}:00:00Z", "end_at": f"2026-03-02T0{hour}:30:00Z"}
+        | {"project_id": str(project)}
+        for hour, project in enumerate([open_project, doomed, open_project, doomed])
+    ]
+    response = race(
+        db,
+        "UPDATE projects SET archived = true WHERE id = :id",
+        {"id": doomed},
+        lambda: api.post(
+            org.path("/time-entries/bulk"), json={"entries": entries}, headers=org.owner.headers
+        ),
+    )
+    body = refused(response, 422, "VALIDATION_ERROR")
+    assert [(d["index"], d["field"], d["error_code"]) for d in body["details"]] == [
+        (1, "project_id", "BUSINESS_RULE"),
+        (3, "project_id", "BUSINESS_RULE"),
+    ]
+    assert count_entries(db, org) == 0
