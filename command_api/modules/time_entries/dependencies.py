@@ -8,11 +8,9 @@ from fastapi import Depends
 
 from command_api.modules.organizations.scope import MemberScopeDep
 from command_api.modules.projects.dependencies import EntryReferencesDep
-from command_api.modules.time_entries.service import (
-    BulkEntryService,
-    TimeEntryService,
-    TimerService,
-)
+from command_api.modules.time_entries.bulk import BulkEntryService
+from command_api.modules.time_entries.service import TimeEntryService
+from command_api.modules.time_entries.timers import TimerService
 from command_api.transaction import SessionDep
 
 

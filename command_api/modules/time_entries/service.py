@@ -5,16 +5,19 @@ user (partial unique index) and no overlap where the organization forbids it (ex
 constraint). The services check everything else, write the rows, and append one change
 row per entry. Every write to a user's entries first locks that user's row, so writes of
 one user queue up instead of deadlocking inside the exclusion constraint.
+
+This module holds what every entry command shares (the entry as it is shown and logged,
+the rules, `EntryWriter`) and the single-entry commands; timers live in `timers.py`, bulk
+create in `bulk.py`.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,16 +30,8 @@ from command_api.modules.organizations.models import Role
 from command_api.modules.organizations.scope import MemberScopeService
 from command_api.modules.projects.references import EntryReferences, EntryReferenceService
 from command_api.modules.time_entries.models import MAX_ENTRY_SECONDS, TimeEntry
-from command_api.modules.time_entries.repository import (
-    Interval,
-    OverlapPolicy,
-    TimeEntryRepository,
-)
-from command_api.modules.time_entries.schemas import (
-    TimeEntryCreate,
-    TimeEntryUpdate,
-    TimerStart,
-)
+from command_api.modules.time_entries.repository import OverlapPolicy, TimeEntryRepository
+from command_api.modules.time_entries.schemas import TimeEntryCreate, TimeEntryUpdate, TimerStart
 from shared.changes import ChangeOp, ChangeRecord, record_changes
 from shared.errors import (
     BusinessRuleError,
@@ -231,7 +226,7 @@ def translate_db_error(exc: DBAPIError) -> EvoTrackError | None:
 # --- The services ----------------------------------------------------------------------
 
 
-class _EntryWriter:
+class EntryWriter:
     """What every entry command needs: guarded writes, scope checks, rates, change rows."""
 
     def __init__(
@@ -289,7 +284,7 @@ class _EntryWriter:
         return old, EntryView.of(entry, old.tag_ids)
 
 
-class TimeEntryService(_EntryWriter):
+class TimeEntryService(EntryWriter):
     def create(self, ctx: OrgContext, data: TimeEntryCreate) -> EntryView:
         user_id = data.user_id or ctx.user.id
         member_rate = self.writable_member_rate(ctx, user_id)
@@ -436,53 +431,6 @@ class TimeEntryService(_EntryWriter):
                 self.repository.replace_tags(entry.org_id, entry.id, new.tag_ids)
 
 
-class TimerService(_EntryWriter):
-    def start(self, ctx: OrgContext, data: TimerStart) -> EntryView:
-        """Start a timer now; a timer running anywhere for this user stops at that instant."""
-        user_id = ctx.user.id
-        refs = self.references.resolve(
-            ctx.org_id, user_id, data.project_id, data.task_id, data.tag_ids, for_new_entry=True
-        )
-        policy = self.repository.lock_policy(ctx.org_id)
-        self.repository.lock_users([user_id])
-        now = self.repository.clock()
-        ensure_unlocked(ctx, policy, now)
-        changes: list[ChangeRecord] = []
-        running = self.repository.running_timer(user_id)
-        if running is not None:
-            changes.append(change(ChangeOp.UPDATED, *self.stop(running, now)))
-        entry = new_entry(ctx, policy, user_id, refs, data, ctx.membership.hourly_rate_amount)
-        entry.start_at = now
-        view = self.insert(entry, refs.tag_ids)
-        changes.append(change(ChangeOp.CREATED, None, view))
-        record_changes(self.session, changes)
-        return view
-
-    def stop_running(self, ctx: OrgContext) -> EntryView:
-        user_id = ctx.user.id
-        self.repository.lock_users([user_id])
-        running = self.repository.running_timer(user_id, ctx.org_id)
-        if running is None:
-            raise NotFoundError("No timer is running in this organization")
-        old, new = self.stop(running, self.repository.clock())
-        record_changes(self.session, [change(ChangeOp.UPDATED, old, new)])
-        return new
-
-    def restart(self, ctx: OrgContext) -> EntryView:
-        """Start a timer copying the caller's latest entry in this organization."""
-        last = self.repository.last_entry(ctx.org_id, ctx.user.id)
-        if last is None:
-            raise NotFoundError("There is no previous time entry to restart")
-        copy = TimerStart(
-            project_id=last.project_id,
-            task_id=last.task_id,
-            description=last.description,
-            billable=last.billable,
-            tag_ids=list(self.repository.tag_ids(last.id)),
-        )
-        return self.start(ctx, copy)
-
-
 def new_entry(
     ctx: OrgContext,
     policy: OverlapPolicy,
@@ -504,186 +452,3 @@ def new_entry(
         hourly_rate_amount=pick_rate(refs, member_rate, ctx.organization.hourly_rate_amount),
         no_overlap=policy.prevent_overlaps,
     )
-
-
-# --- Bulk create -----------------------------------------------------------------------
-
-FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
-
-
-class ItemProblems:
-    """Every failing item of a batch, reported together in one 422."""
-
-    def __init__(self) -> None:
-        self.details: list[dict[str, Any]] = []
-
-    def add(self, index: int, error: EvoTrackError, field: str | None = None) -> None:
-        detail: dict[str, Any] = {"index": index}
-        field = field or _field_of(error)
-        if field:
-            detail["field"] = field
-        detail.update(error_code=error.error_code, message=error.message)
-        self.details.append(detail)
-
-    def raise_if_any(self, total: int) -> None:
-        if self.details:
-            failing = len({detail["index"] for detail in self.details})
-            self.details.sort(key=lambda detail: int(detail["index"]))
-            raise ValidationFailedError(
-                f"{failing} of {total} entries are invalid; nothing was created",
-                details=self.details,
-            )
-
-
-def _field_of(error: EvoTrackError) -> str | None:
-    details = error.details
-    if isinstance(details, dict):
-        field = details.get("field")
-        return str(field) if field else None
-    if isinstance(details, list) and details and isinstance(details[0], dict):
-        field = details[0].get("field")
-        return str(field) if field else None
-    return None
-
-
-def _end(interval: Interval) -> datetime:
-    return interval.end_at or FAR_FUTURE
-
-
-def batch_conflicts(intervals: Sequence[Interval], no_overlap: bool) -> Iterator[tuple[int, str]]:
-    """Items that clash with an earlier item of the same batch: a second running timer
-    for one user, or (when the organization forbids it) an overlap."""
-    by_user: dict[uuid.UUID, list[Interval]] = defaultdict(list)
-    for interval in intervals:
-        by_user[interval.user_id].append(interval)
-    for group in by_user.values():
-        running = [interval.index for interval in group if interval.end_at is None]
-        for index in running[1:]:
-            yield index, f"Item {running[0]} already starts a running timer for this user"
-        if no_overlap:
-            yield from _overlaps(group)
-
-
-def _overlaps(group: list[Interval]) -> Iterator[tuple[int, str]]:
-    reach: Interval | None = None  # the item reaching furthest so far
-    for interval in sorted(group, key=lambda item: (item.start_at, item.index)):
-        if reach is not None and interval.start_at < _end(reach):
-            yield interval.index, f"Overlaps item {reach.index} of this batch"
-        if reach is None or _end(interval) > _end(reach):
-            reach = interval
-
-
-class BulkEntryService(_EntryWriter):
-    def create_many(self, ctx: OrgContext, items: Sequence[TimeEntryCreate]) -> list[uuid.UUID]:
-        """All or nothing: every item is checked first (a fixed number of queries), then
-        the entries, their tags and their change rows are written with one statement each."""
-        user_ids = [item.user_id or ctx.user.id for item in items]
-        rates = self.scope.member_rates(ctx.org_id, set(user_ids))
-        writable = self.scope.writable_users(ctx, rates.keys())
-        resolved = self.references.resolve_many(
-            ctx.org_id,
-            [(u, i.project_id, i.task_id, i.tag_ids) for u, i in zip(user_ids, items, strict=True)],
-        )
-        policy = self.repository.lock_policy(ctx.org_id)
-        self.repository.lock_users(rates.keys())
-        problems = ItemProblems()
-        for index, item in enumerate(items):
-            user_id, refs = user_ids[index], resolved[index]
-            self._check_item(ctx, policy, problems, index, item, refs)
-            if user_id not in rates:
-                problems.add(index, NotFoundError.for_entity("Member", user_id), "user_id")
-            elif user_id not in writable:
-                problems.add(index, ForbiddenError("You may not write for this member"), "user_id")
-        intervals = [
-            Interval(index, user_ids[index], item.start_at, item.end_at)
-            for index, item in enumerate(items)
-        ]
-        self._check_conflicts(ctx, policy, problems, intervals)
-        problems.raise_if_any(len(items))
-        views = [
-            self._view(ctx, policy, item, user_ids[index], resolved[index], rates)
-            for index, item in enumerate(items)
-        ]
-        self._write(ctx, policy, views)
-        return [view.id for view in views]
-
-    def _check_item(
-        self,
-        ctx: OrgContext,
-        policy: OverlapPolicy,
-        problems: ItemProblems,
-        index: int,
-        item: TimeEntryCreate,
-        refs: EntryReferences | EvoTrackError,
-    ) -> None:
-        if isinstance(refs, EvoTrackError):
-            problems.add(index, refs)
-        try:
-            ensure_valid_interval(item.start_at, item.end_at)
-        except EvoTrackError as error:
-            problems.add(index, error)
-        try:
-            ensure_unlocked(ctx, policy, item.start_at)
-        except EvoTrackError as error:
-            problems.add(index, error)
-
-    def _check_conflicts(
-        self,
-        ctx: OrgContext,
-        policy: OverlapPolicy,
-        problems: ItemProblems,
-        intervals: Sequence[Interval],
-    ) -> None:
-        """Clashes inside the batch and with stored entries (the users are locked, so what
-        these two queries see holds until commit)."""
-        for index, message in batch_conflicts(intervals, policy.prevent_overlaps):
-            problems.add(index, ConflictError(message), "start_at")
-        timers = [interval for interval in intervals if interval.end_at is None]
-        busy = self.repository.users_with_running_timer({t.user_id for t in timers})
-        for timer in timers:
-            if timer.user_id in busy:
-                problems.add(
-                    timer.index, ConflictError("A timer is already running for this user"), "end_at"
-                )
-        if policy.prevent_overlaps:
-            for index in sorted(self.repository.overlapping_items(ctx.org_id, intervals)):
-                message = "Overlaps a stored entry of this user; the organization forbids overlaps"
-                problems.add(index, ConflictError(message), "start_at")
-
-    @staticmethod
-    def _view(
-        ctx: OrgContext,
-        policy: OverlapPolicy,
-        item: TimeEntryCreate,
-        user_id: uuid.UUID,
-        refs: EntryReferences | EvoTrackError,
-        rates: dict[uuid.UUID, int | None],
-    ) -> EntryView:
-        assert isinstance(refs, EntryReferences)
-        entry = new_entry(ctx, policy, user_id, refs, item, rates[user_id])
-        entry.start_at, entry.end_at = item.start_at, item.end_at
-        return EntryView.of(entry, refs.tag_ids)
-
-    def _write(self, ctx: OrgContext, policy: OverlapPolicy, views: Sequence[EntryView]) -> None:
-        rows = [
-            {
-                "id": view.id,
-                "org_id": view.org_id,
-                "user_id": view.user_id,
-                "project_id": view.project_id,
-                "task_id": view.task_id,
-                "description": view.description,
-                "billable": view.billable,
-                "start_at": view.start_at,
-                "end_at": view.end_at,
-                "hourly_rate_amount": view.hourly_rate,
-                "no_overlap": policy.prevent_overlaps,
-            }
-            for view in views
-        ]
-        with self.guarded():
-            self.repository.insert_many(rows)
-            self.repository.insert_tags(
-                ctx.org_id, ((view.id, tag_id) for view in views for tag_id in view.tag_ids)
-            )
-        record_changes(self.session, [change(ChangeOp.CREATED, None, view) for view in views])
