@@ -156,6 +156,13 @@ class EntryReferenceService:
                 results.append(error)
         return results
 
+    def live_tag_ids(
+        self, org_id: uuid.UUID, tag_ids: Sequence[uuid.UUID]
+    ) -> tuple[uuid.UUID, ...]:
+        """The tags among `tag_ids` that are live records of org_id, in the given order."""
+        live = self.repo.live_tag_ids(org_id, tag_ids)
+        return tuple(tag_id for tag_id in tag_ids if tag_id in live)
+
     def _load(
         self, org_id: uuid.UUID, items: Sequence[ReferenceItem], *, share_lock: bool
     ) -> _Catalog:

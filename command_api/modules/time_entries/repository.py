@@ -118,14 +118,17 @@ class TimeEntryRepository:
         ).one_or_none()
 
     def last_entry(self, org_id: uuid.UUID, user_id: uuid.UUID) -> TimeEntry | None:
+        """The user's latest live entry that has started: an entry dated in the future is
+        not "the last one". Equal starts: the one written last."""
         return self.session.scalars(
             select(TimeEntry)
             .where(
                 TimeEntry.org_id == org_id,
                 TimeEntry.user_id == user_id,
                 TimeEntry.deleted_at.is_(None),
+                TimeEntry.start_at <= func.now(),
             )
-            .order_by(TimeEntry.start_at.desc())
+            .order_by(TimeEntry.start_at.desc(), TimeEntry.created_at.desc())
             .limit(1)
         ).one_or_none()
 

@@ -49,15 +49,19 @@ class TimerService(EntryWriter):
         return new
 
     def restart(self, ctx: OrgContext) -> EntryView:
-        """Start a timer copying the caller's latest entry in this organization."""
+        """Start a timer copying the caller's latest entry in this organization.
+
+        Tags deleted since are left out (they take no new entries); an archived project or
+        a done task still refuses the copy, as it would a new timer."""
         last = self.repository.last_entry(ctx.org_id, ctx.user.id)
         if last is None:
             raise NotFoundError("There is no previous time entry to restart")
+        tag_ids = self.references.live_tag_ids(ctx.org_id, self.repository.tag_ids(last.id))
         copy = TimerStart(
             project_id=last.project_id,
             task_id=last.task_id,
             description=last.description,
             billable=last.billable,
-            tag_ids=list(self.repository.tag_ids(last.id)),
+            tag_ids=list(tag_ids),
         )
         return self.start(ctx, copy)

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, text
 from tests.command_api.time_entries.helpers import (
     create_entry,
     entry_row,
+    entry_tags,
     make_project,
     make_tag,
     make_task,
@@ -146,6 +147,57 @@ def test_restart_copies_the_latest_entry(api: httpx.Client, db: Engine, org: Org
     for field in ("project_id", "task_id", "description", "billable"):
         assert data[field] == latest[field]
     assert sorted(data["tag_ids"]) == tags
+
+
+def test_restart_leaves_out_deleted_tags(api: httpx.Client, db: Engine, org: OrgHandle) -> None:
+    kept, deleted = str(make_tag(db, org)), str(make_tag(db, org))
+    ok_data(create_entry(api, org, tag_ids=[kept, deleted], description="tagged"))
+    with db.begin() as conn:
+        conn.execute(text("UPDATE tags SET deleted_at = now() WHERE id = :id"), {"id": deleted})
+
+    data = ok_data(timer(api, org, "restart"))
+
+    assert data["description"] == "tagged"
+    assert data["tag_ids"] == [kept]
+    assert entry_tags(db, data["id"]) == {kept}
+
+
+def test_restart_ignores_entries_dated_in_the_future(
+    api: httpx.Client, db: Engine, org: OrgHandle
+) -> None:
+    past, future = make_project(db, org), make_project(db, org)
+    now = datetime.now(UTC)
+    ok_data(
+        create_entry(
+            api,
+            org,
+            project_id=str(past),
+            start_at=(now - timedelta(hours=3)).isoformat(),
+            end_at=(now - timedelta(hours=2)).isoformat(),
+        )
+    )
+    ok_data(
+        create_entry(
+            api,
+            org,
+            project_id=str(future),
+            start_at=(now + timedelta(days=2)).isoformat(),
+            end_at=(now + timedelta(days=2, hours=1)).isoformat(),
+        )
+    )
+
+    assert ok_data(timer(api, org, "restart"))["project_id"] == str(past)
+
+
+def test_restart_picks_the_entry_written_last_among_equal_starts(
+    api: httpx.Client, db: Engine, org: OrgHandle
+) -> None:
+    first, second = make_project(db, org), make_project(db, org)
+    times = {"start_at": "2026-02-01T09:00:00Z", "end_at": "2026-02-01T10:00:00Z"}
+    ok_data(create_entry(api, org, project_id=str(first), **times))
+    ok_data(create_entry(api, org, project_id=str(second), **times))
+
+    assert ok_data(timer(api, org, "restart"))["project_id"] == str(second)
 
 
 def test_restart_stops_a_running_timer_first(api: httpx.Client, db: Engine, org: OrgHandle) -> None:
