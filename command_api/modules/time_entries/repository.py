@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from command_api.modules.organizations.models import Organization
 from command_api.modules.time_entries.models import TimeEntry, TimeEntryTag
 from command_api.modules.users.models import User
+from shared.errors import NotFoundError
 
 
 @dataclass(frozen=True)
@@ -64,12 +65,15 @@ class TimeEntryRepository:
     def lock_policy(self, org_id: uuid.UUID) -> OverlapPolicy:
         """Re-read the organization's policy FOR SHARE: an organization update that flips
         `prevent_overlaps` (and every entry's `no_overlap`) waits for this write, or this
-        write waits for it and sees the new value. Entry writes do not block each other."""
+        write waits for it and sees the new value. Entry writes do not block each other.
+        An organization deleted meanwhile (after the membership check) answers 404."""
         row = self.session.execute(
             select(Organization.prevent_overlaps, Organization.lock_before)
-            .where(Organization.id == org_id)
+            .where(Organization.id == org_id, Organization.deleted_at.is_(None))
             .with_for_update(read=True)
-        ).one()
+        ).one_or_none()
+        if row is None:
+            raise NotFoundError.for_entity("Organization", org_id)
         return OverlapPolicy(prevent_overlaps=row[0], lock_before=row[1])
 
     def lock_users(self, user_ids: Collection[uuid.UUID]) -> None:

@@ -213,3 +213,29 @@ def test_a_project_archived_meanwhile_fails_its_bulk_items(api: httpx.Client, db
         (3, "project_id", "BUSINESS_RULE"),
     ]
     assert count_entries(db, org) == 0
+
+
+def test_an_organization_deleted_meanwhile_takes_no_entry(api: httpx.Client, db: Engine) -> None:
+    """The membership check passed before the delete committed; the policy read (FOR SHARE)
+    waits for the delete and then finds no live organization: 404, nothing written."""
+    org = make_org(db)
+    response = race(
+        db,
+        "UPDATE organizations SET deleted_at = now() WHERE id = :id",
+        {"id": org.id},
+        lambda: create_entry(api, org),
+    )
+    refused(response, 404, "NOT_FOUND")
+    assert count_entries(db, org) == 0
+
+
+def test_an_organization_deleted_meanwhile_takes_no_timer(api: httpx.Client, db: Engine) -> None:
+    org = make_org(db)
+    response = race(
+        db,
+        "UPDATE organizations SET deleted_at = now() WHERE id = :id",
+        {"id": org.id},
+        lambda: api.post(org.path("/timer/start"), headers=org.owner.headers),
+    )
+    refused(response, 404, "NOT_FOUND")
+    assert running_timers(db, org.owner) == []
