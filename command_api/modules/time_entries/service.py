@@ -14,7 +14,7 @@ create in `bulk.py`.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -45,6 +45,7 @@ from shared.errors import (
 ENTITY = "time_entry"
 MAX_ENTRY_DURATION = timedelta(seconds=MAX_ENTRY_SECONDS)
 SECONDS_PER_HOUR = 3600
+_MAX_DURATION_MESSAGE = f"An entry may not be longer than 24 hours ({MAX_ENTRY_SECONDS} seconds)"
 
 
 # --- What an entry is, for responses and change rows -------------------------------------
@@ -143,24 +144,20 @@ def change(op: ChangeOp, old: EntryView | None, new: EntryView | None) -> Change
 # --- Rules ---------------------------------------------------------------------------------
 
 
+def invalid_field(field: str, message: str, problem: str) -> ValidationFailedError:
+    """A 422 shaped like the framework's own: details name the field."""
+    details = [{"field": field, "location": "body", "message": problem, "type": "value_error"}]
+    return ValidationFailedError(message, details=details)
+
+
 def ensure_valid_interval(start_at: datetime, end_at: datetime | None) -> None:
     if end_at is None:
         return
     if end_at <= start_at:
-        raise ValidationFailedError(
-            "end_at must be after start_at",
-            details=[
-                {
-                    "field": "end_at",
-                    "location": "body",
-                    "message": "must be after start_at",
-                    "type": "value_error",
-                }
-            ],
-        )
+        raise invalid_field("end_at", "end_at must be after start_at", "must be after start_at")
     if end_at - start_at > MAX_ENTRY_DURATION:
         raise BusinessRuleError(
-            f"An entry may not be longer than 24 hours ({MAX_ENTRY_SECONDS} seconds)",
+            _MAX_DURATION_MESSAGE,
             details={"field": "end_at", "max_duration_seconds": MAX_ENTRY_SECONDS},
         )
 
@@ -186,23 +183,22 @@ def pick_rate(refs: EntryReferences, member_rate: int | None, org_rate: int | No
     return 0
 
 
-_CONSTRAINT_ERRORS: dict[str, tuple[type[EvoTrackError], str, str]] = {
-    "uq_time_entries_one_running_timer": (
-        ConflictError,
-        "A timer is already running for this user",
-        "end_at",
+# What each constraint's violation means. end_after_start is malformed input (422), as the
+# same rule is when the service checks it first.
+_CONSTRAINT_ERRORS: dict[str, Callable[[], EvoTrackError]] = {
+    "uq_time_entries_one_running_timer": lambda: ConflictError(
+        "A timer is already running for this user", details={"field": "end_at"}
     ),
-    "ex_time_entries_no_overlap": (
-        ConflictError,
+    "ex_time_entries_no_overlap": lambda: ConflictError(
         "The entry overlaps another entry of this user and the organization forbids overlaps",
-        "start_at",
+        details={"field": "start_at"},
     ),
-    "ck_time_entries_max_duration": (
-        BusinessRuleError,
-        f"An entry may not be longer than 24 hours ({MAX_ENTRY_SECONDS} seconds)",
-        "end_at",
+    "ck_time_entries_max_duration": lambda: BusinessRuleError(
+        _MAX_DURATION_MESSAGE, details={"field": "end_at"}
     ),
-    "ck_time_entries_end_after_start": (ConflictError, "end_at must be after start_at", "end_at"),
+    "ck_time_entries_end_after_start": lambda: invalid_field(
+        "end_at", "end_at must be after start_at", "must be after start_at"
+    ),
 }
 _DEADLOCK = "40P01"
 _FOREIGN_KEY_VIOLATION = "23503"
@@ -213,8 +209,7 @@ def translate_db_error(exc: DBAPIError) -> EvoTrackError | None:
     orig = exc.orig
     constraint = getattr(getattr(orig, "diag", None), "constraint_name", None)
     if constraint in _CONSTRAINT_ERRORS:
-        error_type, message, field = _CONSTRAINT_ERRORS[constraint]
-        return error_type(message, details={"field": field})
+        return _CONSTRAINT_ERRORS[constraint]()
     sqlstate = getattr(orig, "sqlstate", None)
     if sqlstate == _DEADLOCK:
         return ConflictError("A concurrent write to the same entries won; retry")
@@ -349,16 +344,8 @@ class TimeEntryService(EntryWriter):
         start_at = data.start_at or old.start_at
         end_at = data.end_at if "end_at" in sent else old.end_at
         if end_at is None and old.end_at is not None:
-            raise ValidationFailedError(
-                "end_at cannot be cleared; start a timer instead",
-                details=[
-                    {
-                        "field": "end_at",
-                        "location": "body",
-                        "message": "may not be null",
-                        "type": "value_error",
-                    }
-                ],
+            raise invalid_field(
+                "end_at", "end_at cannot be cleared; start a timer instead", "may not be null"
             )
         ensure_valid_interval(start_at, end_at)
         ensure_unlocked(ctx, policy, start_at)

@@ -6,8 +6,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
 
+from command_api.modules.time_entries.service import translate_db_error
+from shared.errors import BusinessRuleError, ValidationFailedError
 from tests.command_api.time_entries.helpers import (
     count_entries,
     create_entry,
@@ -115,3 +118,40 @@ def test_timer_validation(api: httpx.Client, org: OrgHandle) -> None:
     ) == {"start_at"}
     assert invalid_fields(api.post(start, json={"billable": []}, headers=headers)) == {"billable"}
     assert invalid_fields(api.post(start, json=[], headers=headers)) == {"body"}
+
+
+def _violation(db: Engine, org: OrgHandle, start_at: str, end_at: str) -> DBAPIError:
+    """The error PostgreSQL really raises for an entry row with these times."""
+    try:
+        with db.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO time_entries (id, org_id, user_id, start_at, end_at,"
+                    " description, billable, hourly_rate_amount, no_overlap)"
+                    " VALUES (gen_random_uuid(), :org, :user, :start, :end, '', false, 0, false)"
+                ),
+                {"org": org.id, "user": org.owner.id, "start": start_at, "end": end_at},
+            )
+    except DBAPIError as exc:
+        return exc
+    raise AssertionError("the row was accepted")
+
+
+def test_a_database_end_before_start_is_a_422_naming_end_at(db: Engine, org: OrgHandle) -> None:
+    """If a write ever reaches the check constraint, the answer is the same 422 as when the
+    service sees the rule first (never a 409)."""
+    error = translate_db_error(_violation(db, org, "2026-03-02T10:00Z", "2026-03-02T09:00Z"))
+
+    assert isinstance(error, ValidationFailedError)
+    assert (error.status_code, error.error_code) == (422, "VALIDATION_ERROR")
+    assert error.message == "end_at must be after start_at"
+    assert isinstance(error.details, list)
+    assert [detail["field"] for detail in error.details] == ["end_at"]
+
+
+def test_a_database_duration_over_24_hours_is_a_400(db: Engine, org: OrgHandle) -> None:
+    error = translate_db_error(_violation(db, org, "2026-03-02T09:00Z", "2026-03-03T09:01Z"))
+
+    assert isinstance(error, BusinessRuleError)
+    assert "24 hours" in error.message
+    assert error.details == {"field": "end_at"}
