@@ -5,8 +5,11 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from pydantic import ValidationError
 
 from command_api.modules.organizations.dependencies import OrgContext
 from command_api.modules.projects.references import EntryReferences
@@ -32,19 +35,33 @@ from shared.errors import (
 FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
 
 
+@dataclass(frozen=True)
+class BulkItem:
+    """A valid item and its position in the batch (failures are reported by position)."""
+
+    index: int
+    data: TimeEntryCreate
+
+
 class ItemProblems:
-    """Every failing item of a batch, reported together in one 422."""
+    """Every failing item of a batch, reported together in one 422, each problem as
+    `{index, field, error_code, message}` (`field` is null when the whole item is wrong)."""
 
     def __init__(self) -> None:
         self.details: list[dict[str, Any]] = []
 
     def add(self, index: int, error: EvoTrackError, field: str | None = None) -> None:
-        detail: dict[str, Any] = {"index": index}
-        field = field or _field_of(error)
-        if field:
-            detail["field"] = field
-        detail.update(error_code=error.error_code, message=error.message)
-        self.details.append(detail)
+        self._add(index, field or _field_of(error), error.error_code, error.message)
+
+    def add_schema_errors(self, index: int, error: ValidationError) -> None:
+        for problem in error.errors(include_url=False):
+            field = ".".join(str(part) for part in problem["loc"]) or None
+            self._add(index, field, ValidationFailedError.error_code, problem["msg"])
+
+    def _add(self, index: int, field: str | None, error_code: str, message: str) -> None:
+        self.details.append(
+            {"index": index, "field": field, "error_code": error_code, "message": message}
+        )
 
     def raise_if_any(self, total: int) -> None:
         if self.details:
@@ -54,6 +71,18 @@ class ItemProblems:
                 f"{failing} of {total} entries are invalid; nothing was created",
                 details=self.details,
             )
+
+
+def parse_items(raw_items: Sequence[Any], problems: ItemProblems) -> list[BulkItem]:
+    """Validate each raw item as the body of a single create would be; the valid ones, with
+    their index in the batch (the others are listed in `problems`)."""
+    items: list[BulkItem] = []
+    for index, raw in enumerate(raw_items):
+        try:
+            items.append(BulkItem(index, TimeEntryCreate.model_validate(raw)))
+        except ValidationError as error:
+            problems.add_schema_errors(index, error)
+    return items
 
 
 def _field_of(error: EvoTrackError) -> str | None:
@@ -95,58 +124,71 @@ def _overlaps(group: list[Interval]) -> Iterator[tuple[int, str]]:
 
 
 class BulkEntryService(EntryWriter):
-    def create_many(self, ctx: OrgContext, items: Sequence[TimeEntryCreate]) -> list[uuid.UUID]:
-        """All or nothing: every item is checked first (a fixed number of queries), then
-        the entries, their tags and their change rows are written with one statement each."""
-        user_ids = [item.user_id or ctx.user.id for item in items]
-        rates = self.scope.member_rates(ctx.org_id, set(user_ids))
+    def create_many(self, ctx: OrgContext, raw_items: Sequence[Any]) -> list[uuid.UUID]:
+        """All or nothing. Items are validated here, not by the framework, so that one 422
+        lists every failing item by index: malformed items and rule failures of the
+        well-formed ones together. The checks take a fixed number of queries; then the
+        entries, their tags and their change rows are written with one statement each."""
+        problems = ItemProblems()
+        items = parse_items(raw_items, problems)
+        user_ids = {item.index: item.data.user_id or ctx.user.id for item in items}
+        rates = self.scope.member_rates(ctx.org_id, set(user_ids.values()))
         writable = self.scope.writable_users(ctx, rates.keys())
-        resolved = self.references.resolve_many(
-            ctx.org_id,
-            [(u, i.project_id, i.task_id, i.tag_ids) for u, i in zip(user_ids, items, strict=True)],
-        )
+        refs = self._references(ctx, items, user_ids)
         policy = self.repository.lock_policy(ctx.org_id)
         self.repository.lock_users(rates.keys())
-        problems = ItemProblems()
-        for index, item in enumerate(items):
-            user_id, refs = user_ids[index], resolved[index]
-            self._check_item(ctx, policy, problems, index, item, refs)
+        for item in items:
+            user_id = user_ids[item.index]
+            self._check_item(ctx, policy, problems, item, refs[item.index])
             if user_id not in rates:
-                problems.add(index, NotFoundError.for_entity("Member", user_id), "user_id")
+                problems.add(item.index, NotFoundError.for_entity("Member", user_id), "user_id")
             elif user_id not in writable:
-                problems.add(index, ForbiddenError("You may not write for this member"), "user_id")
+                error = ForbiddenError("You may not write for this member")
+                problems.add(item.index, error, "user_id")
         intervals = [
-            Interval(index, user_ids[index], item.start_at, item.end_at)
-            for index, item in enumerate(items)
+            Interval(item.index, user_ids[item.index], item.data.start_at, item.data.end_at)
+            for item in items
         ]
         self._check_conflicts(ctx, policy, problems, intervals)
-        problems.raise_if_any(len(items))
+        problems.raise_if_any(len(raw_items))
         views = [
-            self._view(ctx, policy, item, user_ids[index], resolved[index], rates)
-            for index, item in enumerate(items)
+            self._view(ctx, policy, item.data, user_ids[item.index], refs[item.index], rates)
+            for item in items
         ]
         self._write(ctx, policy, views)
         return [view.id for view in views]
+
+    def _references(
+        self, ctx: OrgContext, items: Sequence[BulkItem], user_ids: dict[int, uuid.UUID]
+    ) -> dict[int, EntryReferences | EvoTrackError]:
+        """Each item's references (or their error) by index, resolved in one batch."""
+        resolved = self.references.resolve_many(
+            ctx.org_id,
+            [
+                (user_ids[item.index], item.data.project_id, item.data.task_id, item.data.tag_ids)
+                for item in items
+            ],
+        )
+        return {item.index: refs for item, refs in zip(items, resolved, strict=True)}
 
     def _check_item(
         self,
         ctx: OrgContext,
         policy: OverlapPolicy,
         problems: ItemProblems,
-        index: int,
-        item: TimeEntryCreate,
+        item: BulkItem,
         refs: EntryReferences | EvoTrackError,
     ) -> None:
         if isinstance(refs, EvoTrackError):
-            problems.add(index, refs)
+            problems.add(item.index, refs)
         try:
-            ensure_valid_interval(item.start_at, item.end_at)
+            ensure_valid_interval(item.data.start_at, item.data.end_at)
         except EvoTrackError as error:
-            problems.add(index, error)
+            problems.add(item.index, error)
         try:
-            ensure_unlocked(ctx, policy, item.start_at)
+            ensure_unlocked(ctx, policy, item.data.start_at)
         except EvoTrackError as error:
-            problems.add(index, error)
+            problems.add(item.index, error)
 
     def _check_conflicts(
         self,

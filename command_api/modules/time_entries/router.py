@@ -49,7 +49,9 @@ def create_time_entries_in_bulk(
     """Create up to 1000 entries, all or nothing.
 
     When any item fails, nothing is written and the 422's `details` list every failing
-    item as `{index, field, error_code, message}`. `ids` follow the order of the input.
+    item as `{index, field, error_code, message}`: malformed items (error_code
+    VALIDATION_ERROR) and items breaking a rule, together. `ids` follow the order of the
+    input.
     """
     ids = service.create_many(ctx, payload.entries)
     return ok(BulkCreatedRead(created=len(ids), ids=ids))

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -66,10 +67,24 @@ class TimeEntryCreate(_EntryFields):
         return value
 
 
+# A bulk item is checked by the service, not here: one 422 then lists every failing item by
+# index, malformed or breaking a rule (the framework would name only the malformed ones).
+BulkEntryItem = Annotated[
+    Any,
+    WithJsonSchema(
+        {
+            "type": "object",
+            "title": "TimeEntryCreate",
+            "description": "An entry, as the body of POST /organizations/{org_id}/time-entries",
+        }
+    ),
+]
+
+
 class TimeEntryBulkCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    entries: list[TimeEntryCreate] = Field(min_length=1, max_length=MAX_BULK_ENTRIES)
+    entries: list[BulkEntryItem] = Field(min_length=1, max_length=MAX_BULK_ENTRIES)
 
 
 class TimeEntryUpdate(BaseModel):

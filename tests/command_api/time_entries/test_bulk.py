@@ -229,5 +229,77 @@ def test_a_thousand_entries_take_a_fixed_number_of_statements(
 def test_bulk_limits(api: httpx.Client, org: OrgHandle) -> None:
     assert invalid_fields(bulk(api, org, [])) == {"entries"}
     assert invalid_fields(bulk(api, org, [item(0)] * 1001)) == {"entries"}
-    fields = invalid_fields(bulk(api, org, [item(0), {"start_at": "nope"}]))
-    assert fields == {"entries.1.start_at"}
+    refused(
+        api.post(org.path("/time-entries/bulk"), json={"entries": {}}, headers=org.owner.headers),
+        422,
+        "VALIDATION_ERROR",
+    )
+
+
+def _problems(response: httpx.Response) -> list[tuple[int, str | None, str]]:
+    body = refused(response, 422, "VALIDATION_ERROR")
+    for detail in body["details"]:
+        assert set(detail) == {"index", "field", "error_code", "message"}, detail
+        assert detail["message"]
+    indexes = [d["index"] for d in body["details"]]
+    assert indexes == sorted(indexes)
+    # Within one item, in the schema's field order: compared here by field.
+    problems = [(d["index"], d["field"], d["error_code"]) for d in body["details"]]
+    return sorted(problems, key=lambda problem: (problem[0], problem[1] or ""))
+
+
+def test_malformed_items_are_listed_by_index(api: httpx.Client, db: Engine, org: OrgHandle) -> None:
+    entries: list[Any] = [
+        item(0),
+        {"start_at": "nope"},
+        item(2, end_at=item(1)["start_at"]),  # ends before it starts
+        item(3, color="red"),
+        7,
+        {"end_at": item(5)["end_at"], "tag_ids": ["not-a-uuid"]},
+    ]
+    response = bulk(api, org, entries)
+    assert _problems(response) == [
+        (1, "start_at", "VALIDATION_ERROR"),
+        (2, "end_at", "VALIDATION_ERROR"),
+        (3, "color", "VALIDATION_ERROR"),
+        (4, None, "VALIDATION_ERROR"),
+        (5, "start_at", "VALIDATION_ERROR"),
+        (5, "tag_ids.0", "VALIDATION_ERROR"),
+    ]
+    assert "5 of 6" in response.json()["error"]
+    assert "after start_at" in response.json()["details"][1]["message"]
+    assert count_entries(db, org) == 0
+
+
+def test_malformed_items_and_rule_failures_come_in_one_answer(
+    api: httpx.Client, db: Engine
+) -> None:
+    org = make_org(db, prevent_overlaps=True)
+    archived = make_project(db, org, archived=True)
+    entries = [
+        item(0, length_hours=2),
+        {"start_at": "nope", "end_at": item(0)["end_at"]},
+        item(1),  # overlaps item 0
+        item(3, project_id=str(archived)),
+        item(4, length_hours=25),
+        item(6, user_id=str(uuid.uuid4())),
+        item(8, billable="sometimes"),
+    ]
+    assert _problems(bulk(api, org, entries)) == [
+        (1, "start_at", "VALIDATION_ERROR"),
+        (2, "start_at", "CONFLICT"),
+        (3, "project_id", "BUSINESS_RULE"),
+        (4, "end_at", "BUSINESS_RULE"),
+        (5, "user_id", "NOT_FOUND"),
+        (6, "billable", "VALIDATION_ERROR"),
+    ]
+    assert count_entries(db, org) == 0
+
+
+def test_a_batch_of_malformed_items_only(api: httpx.Client, db: Engine, org: OrgHandle) -> None:
+    response = bulk(api, org, [{}, {"start_at": item(0)["start_at"], "user_id": 3}])
+    assert _problems(response) == [
+        (0, "start_at", "VALIDATION_ERROR"),
+        (1, "user_id", "VALIDATION_ERROR"),
+    ]
+    assert count_entries(db, org) == 0
