@@ -1,0 +1,180 @@
+"""Streamed CSV and XLSX exports, shared by the reports that offer `format=csv|xlsx`.
+
+The API is small on purpose:
+
+- `ExportFormat`: the `format` query parameter (json, csv, xlsx).
+- `check_export_size(count)`: refuse (422 naming `format`) an export of more than
+  `MAX_EXPORT_ROWS` rows. Count first, with `LIMIT MAX_EXPORT_ROWS + 1`, so that refusing a
+  huge export costs no more than the cap itself.
+- `stream_csv(header, rows, filename)` and `stream_xlsx(header, rows, filename)`: a
+  `StreamingResponse` with `Content-Disposition: attachment`. `rows` is any iterable of lists
+  (for example a server-side cursor read with `yield_per`): rows are consumed lazily, so
+  memory stays flat whatever the size.
+- `export_response(format, header, rows, filename_stem)`: picks one of the two.
+
+Cells may be None, str, bool, int, float, Decimal, date, datetime or UUID. CSV writes them as
+text (None as empty, booleans as `true`/`false`, timestamps as RFC 3339 in UTC); XLSX keeps
+numbers and booleans typed, dates as Excel dates, and timestamps as RFC 3339 text (Excel has
+no time zones). An XLSX string cell is never a formula, whatever it starts with.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from enum import StrEnum
+from typing import IO, Any
+
+from fastapi.responses import StreamingResponse
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+
+from shared.errors import ValidationFailedError
+
+MAX_EXPORT_ROWS = 100_000
+CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
+XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+# Rows are sent in chunks of about this many bytes: one thread hop per chunk, not per row.
+_CHUNK_BYTES = 64 * 1024
+# An XLSX workbook is finished (zipped) before its first byte leaves: it is built in a
+# temporary file that spills to disk past this size.
+_SPOOL_BYTES = 8 * 1024 * 1024
+
+
+class ExportFormat(StrEnum):
+    json = "json"
+    csv = "csv"
+    xlsx = "xlsx"
+
+
+def check_export_size(count: int, *, field: str = "format") -> None:
+    """422 naming `field` when `count` rows exceed the export cap."""
+    cap = MAX_EXPORT_ROWS  # read at call time, so tests may lower it
+    if count <= cap:
+        return
+    message = (
+        f"An export holds at most {cap:,} rows and this one would hold more: "
+        "narrow the range ('from', 'to') or the filters"
+    )
+    raise ValidationFailedError(
+        message,
+        details=[{"field": field, "location": "query", "message": message, "type": "value_error"}],
+    )
+
+
+def _attachment(filename: str) -> dict[str, str]:
+    safe = "".join(c if (c.isascii() and c.isalnum()) or c in "-_." else "_" for c in filename)
+    return {"Content-Disposition": f'attachment; filename="{safe}"'}
+
+
+def _timestamp(value: datetime) -> str:
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return _timestamp(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def _csv_chunks(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Iterator[bytes]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([csv_cell(value) for value in row])
+        if buffer.tell() >= _CHUNK_BYTES:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode()
+
+
+def stream_csv(
+    header: Sequence[str], rows: Iterable[Sequence[Any]], filename: str
+) -> StreamingResponse:
+    """A UTF-8 CSV attachment: the header row, then one line per row, streamed."""
+    return StreamingResponse(
+        _csv_chunks(header, rows), media_type=CSV_MEDIA_TYPE, headers=_attachment(filename)
+    )
+
+
+def _xlsx_cell(sheet: WriteOnlyWorksheet, value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | Decimal):
+        return value
+    if isinstance(value, datetime):
+        return _timestamp(value)
+    if isinstance(value, date):
+        cell = WriteOnlyCell(sheet, value=datetime.combine(value, time()))
+        cell.number_format = "yyyy-mm-dd"
+        return cell
+    text = ILLEGAL_CHARACTERS_RE.sub("", str(value))
+    cell = WriteOnlyCell(sheet, value=text)
+    cell.data_type = "s"  # text starting with "=" stays text: no formula injection
+    return cell
+
+
+def _write_workbook(
+    header: Sequence[str], rows: Iterable[Sequence[Any]], sheet_title: str, target: IO[bytes]
+) -> None:
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet(sheet_title[:31])
+    sheet.append(list(header))
+    for row in rows:
+        sheet.append([_xlsx_cell(sheet, value) for value in row])
+    workbook.save(target)
+
+
+def _xlsx_chunks(
+    header: Sequence[str], rows: Iterable[Sequence[Any]], sheet_title: str
+) -> Iterator[bytes]:
+    with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as target:
+        _write_workbook(header, rows, sheet_title, target)
+        target.seek(0)
+        while chunk := target.read(_CHUNK_BYTES):
+            yield chunk
+
+
+def stream_xlsx(
+    header: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    filename: str,
+    *,
+    sheet_title: str = "Report",
+) -> StreamingResponse:
+    """An XLSX attachment with one sheet: the header row, then one row per row. Built with
+    openpyxl's write-only mode (rows go to a temporary file, memory stays flat)."""
+    return StreamingResponse(
+        _xlsx_chunks(header, rows, sheet_title),
+        media_type=XLSX_MEDIA_TYPE,
+        headers=_attachment(filename),
+    )
+
+
+def export_response(
+    export_format: ExportFormat,
+    header: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    filename_stem: str,
+) -> StreamingResponse:
+    """The CSV or XLSX attachment `<filename_stem>.csv|.xlsx` (not for `json`)."""
+    if export_format is ExportFormat.csv:
+        return stream_csv(header, rows, f"{filename_stem}.csv")
+    if export_format is ExportFormat.xlsx:
+        return stream_xlsx(header, rows, f"{filename_stem}.xlsx")
+    raise ValueError("JSON is not an export format")

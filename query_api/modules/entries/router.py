@@ -1,0 +1,219 @@
+"""Time entries and the detailed report: filtered, visible-only, paged by number or by cursor,
+and exported as CSV or XLSX."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import StreamingResponse
+
+from query_api.dependencies import ENTRIES, ReadSessionDep, consistent_with
+from query_api.exports import (
+    CSV_MEDIA_TYPE,
+    MAX_EXPORT_ROWS,
+    XLSX_MEDIA_TYPE,
+    ExportFormat,
+    check_export_size,
+    export_response,
+)
+from query_api.modules.entries import queries
+from query_api.modules.entries.dependencies import (
+    EntryQuery,
+    EntryQueryDep,
+    ExportFormatParam,
+    Listing,
+    ListingDep,
+    encode_entry_cursor,
+    require_range,
+)
+from query_api.modules.entries.queries import EntryRow
+from query_api.modules.entries.schemas import (
+    DetailedReportEnvelope,
+    DetailedReportRead,
+    EntryRead,
+    NamedRef,
+    ProjectRef,
+    TotalsRead,
+    UserRef,
+)
+from shared.db import ReadSession
+from shared.pagination import PageDep, PageParams, PaginationMeta
+from shared.responses import PageEnvelope
+
+router = APIRouter(prefix="/organizations/{org_id}", tags=["entries"])
+
+EXPORT_COLUMNS = [
+    "date",
+    "start_at",
+    "end_at",
+    "user",
+    "project",
+    "client",
+    "task",
+    "tags",
+    "description",
+    "duration_seconds",
+    "billable",
+    "amount",
+]
+
+
+def entry_read(row: EntryRow, now: datetime) -> EntryRead:
+    return EntryRead(
+        id=row.entry_id,
+        user=UserRef(id=row.user_id, full_name=row.user_name),
+        project=None
+        if row.project_id is None
+        else ProjectRef(id=row.project_id, name=row.project_name or "", color=row.project_color),
+        client=None
+        if row.client_id is None
+        else NamedRef(id=row.client_id, name=row.client_name or ""),
+        task=None if row.task_id is None else NamedRef(id=row.task_id, name=row.task_name or ""),
+        tags=[NamedRef(id=i, name=n) for i, n in zip(row.tag_ids, row.tag_names, strict=False)],
+        description=row.description,
+        start_at=row.start_at,
+        end_at=row.end_at,
+        duration_seconds=row.duration_at(now),
+        billable=row.billable,
+        amount=row.amount,
+    )
+
+
+def export_row(row: EntryRow, now: datetime) -> list[Any]:
+    return [
+        row.local_date,
+        row.start_at,
+        row.end_at,
+        row.user_name,
+        row.project_name,
+        row.client_name,
+        row.task_name,
+        ", ".join(row.tag_names),
+        row.description,
+        row.duration_at(now),
+        row.billable,
+        row.amount,
+    ]
+
+
+def read_page(
+    session: ReadSession, query: EntryQuery, listing: Listing, page: PageParams
+) -> tuple[list[EntryRead], PaginationMeta]:
+    """One page: by cursor (no count: `total` is null) or by number (with a count). Either
+    way one row more than the page tells whether there is a next page and its cursor."""
+    rows = queries.page_of_entries(
+        session,
+        query,
+        sort=listing.sort,
+        after=listing.after,
+        offset=0 if listing.after else page.offset,
+        limit=page.page_size + 1,
+    )
+    has_next = len(rows) > page.page_size
+    rows = rows[: page.page_size]
+    next_cursor = (
+        encode_entry_cursor(query.org_id, listing.sort, rows[-1].keyset) if has_next else None
+    )
+    if listing.after is not None:
+        meta = PaginationMeta(
+            total=None,
+            page=page.page,
+            page_size=page.page_size,
+            total_pages=None,
+            has_next=has_next,
+            has_previous=True,
+        )
+    else:
+        # Past the last row, the total is known without counting.
+        last_page = not has_next and (rows or page.page == 1)
+        total = page.offset + len(rows) if last_page else queries.count_entries(session, query)
+        meta = PaginationMeta.for_page(total=total, page=page.page, page_size=page.page_size)
+        meta.has_next = has_next
+    meta.next_cursor = next_cursor
+    now = datetime.now(UTC)
+    return [entry_read(row, now) for row in rows], meta
+
+
+@router.get(
+    "/time-entries",
+    response_model=PageEnvelope[EntryRead],
+    dependencies=[Depends(consistent_with(ENTRIES))],
+)
+def list_time_entries(
+    session: ReadSessionDep, query: EntryQueryDep, listing: ListingDep, page: PageDep
+) -> PageEnvelope[EntryRead]:
+    """Time entries the caller may see, newest first unless `sort=start_at`. Filters narrow:
+    local dates `from`/`to` (inclusive), user, team (and the teams below it), project,
+    client, task, tag, billable, running, and `search` in the description.
+
+    Page by number (`page`, with `total`) or walk with `cursor` (from
+    `pagination.next_cursor`; `total` is then null): every entry is visited exactly once,
+    even among entries starting at the same instant. A running timer shows `end_at: null`
+    and its duration up to the moment of the request."""
+    entries, meta = read_page(session, query, listing, page)
+    return PageEnvelope[EntryRead](data=entries, pagination=meta)
+
+
+def _export_rows(
+    session: ReadSession, query: EntryQuery, listing: Listing, now: datetime
+) -> Iterator[list[Any]]:
+    try:
+        for row in queries.stream_entries(session, query, listing.sort):
+            yield export_row(row, now)
+    finally:
+        # End the server-side cursor's transaction with the last row. The request's session
+        # stays open while the response streams (FastAPI's "request" scope for dependencies
+        # with yield); closing it here also holds if that ever changes.
+        session.close()
+
+
+def _export(
+    session: ReadSession, query: EntryQuery, listing: Listing, export_format: ExportFormat
+) -> StreamingResponse:
+    check_export_size(queries.count_entries(session, query, at_most=MAX_EXPORT_ROWS))
+    rows = _export_rows(session, query, listing, datetime.now(UTC))
+    f = query.filters
+    return export_response(
+        export_format, EXPORT_COLUMNS, rows, f"detailed-report_{f.date_from}_{f.date_to}"
+    )
+
+
+@router.get(
+    "/reports/detailed",
+    response_model=DetailedReportEnvelope,
+    dependencies=[Depends(require_range), Depends(consistent_with(ENTRIES))],
+    responses={
+        200: {
+            "content": {
+                CSV_MEDIA_TYPE.split(";")[0]: {},
+                XLSX_MEDIA_TYPE: {},
+            },
+            "description": "JSON, or with format=csv|xlsx every matching entry as an attachment",
+        }
+    },
+)
+def detailed_report(
+    session: ReadSessionDep,
+    query: EntryQueryDep,
+    listing: ListingDep,
+    page: PageDep,
+    export_format: ExportFormatParam = ExportFormat.json,
+) -> DetailedReportEnvelope | StreamingResponse:
+    """The entries of a range (`from` and `to` required, local dates, inclusive) with the same
+    filters, order and pagination as /time-entries, plus the totals of the whole filtered
+    range (finished entries only).
+
+    `format=csv` or `format=xlsx` answers every matching entry (no pagination) as an
+    attachment with the columns date, start_at, end_at, user, project, client, task, tags,
+    description, duration_seconds, billable, amount; past 100,000 rows it is a 422 naming
+    `format` (narrow the range)."""
+    if export_format is not ExportFormat.json:
+        return _export(session, query, listing, export_format)
+    totals = queries.finished_totals(session, query)
+    entries, meta = read_page(session, query, listing, page)
+    report = DetailedReportRead(totals=TotalsRead(**asdict(totals)), entries=entries)
+    return DetailedReportEnvelope(data=report, pagination=meta)
