@@ -1,0 +1,162 @@
+"""B7: what the worker costs. (a) no-op RQ jobs per second with the in-process
+SimpleWorker and the forking Worker on the same Redis; (b) changes projected per second by
+`projections.runner.advance` (entries projection, default batch size). The projection must
+go at least 10× faster than jobs: one job per change would cap it at the job rate."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+from rq import Queue
+from rq.worker import BaseWorker, SimpleWorker, Worker
+from sqlalchemy import text
+
+from bench.context import Context
+from bench.jobs import noop
+from bench.report import Outcome, Row, median, times
+from bench.sqltime import statement_times
+from projections.registry import by_name
+from projections.runner import DEFAULT_BATCH_SIZE, advance
+
+QUEUE = "bench-noop"
+LOG_FILE = Path(__file__).resolve().parent.parent / ".evotrack" / "bench" / "rq-worker.log"
+JOBS = {SimpleWorker: 500, Worker: 200}
+CHANGES = 5_000
+RATIO_TARGET = 10.0
+CATCH_UP_SECONDS = 120.0
+
+
+# --- (a) no-op jobs -----------------------------------------------------------------------
+
+
+def _log_to_file() -> None:
+    """RQ logs every job at INFO, as the real worker does; to a file, not the terminal."""
+    logger = logging.getLogger("rq.worker")
+    if not logger.handlers:
+        LOG_FILE.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(LOG_FILE)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
+def jobs_per_second(connection: redis.Redis, worker_class: type[BaseWorker], jobs: int) -> float:
+    """Enqueue `jobs` no-op jobs, then time a burst worker through them."""
+    queue = Queue(QUEUE, connection=connection)
+    queue.empty()  # type: ignore[no-untyped-call]
+    queue.enqueue_many([Queue.prepare_data(noop) for _ in range(jobs)])
+    worker = worker_class([queue], connection=connection)
+    started = time.perf_counter()
+    worker.work(burst=True, logging_level="INFO")
+    seconds = time.perf_counter() - started
+    left = queue.count
+    queue.empty()  # type: ignore[no-untyped-call]
+    if left:
+        raise RuntimeError(f"{worker_class.__name__} left {left} jobs in the queue")
+    return jobs / seconds
+
+
+# --- (b) changes projected ----------------------------------------------------------------
+
+EDIT_SQL = """
+    WITH picked AS (
+        SELECT id FROM time_entries
+        WHERE deleted_at IS NULL AND end_at IS NOT NULL
+        ORDER BY random() LIMIT :k),
+    edited AS (
+        UPDATE time_entries e SET description = left(:note || ' ' || e.description, 3000),
+            updated_at = now()
+        FROM picked WHERE e.id = picked.id
+        RETURNING e.*)
+    INSERT INTO changes (org_id, entity, entity_id, op, payload)
+    SELECT org_id, 'time_entry', id, 'updated', jsonb_build_object(
+        'old', NULL,
+        'new', jsonb_build_object('id', id, 'user_id', user_id, 'project_id', project_id,
+            'task_id', task_id, 'description', description, 'billable', billable,
+            'start_at', start_at, 'end_at', end_at, 'hourly_rate', hourly_rate_amount))
+    FROM edited
+"""
+
+
+@dataclass(frozen=True)
+class Projected:
+    changes: int
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.changes / self.seconds
+
+
+def catch_up(ctx: Context) -> None:
+    """Bring the entries projection to the watermark (untimed)."""
+    advance(ctx.sessions, by_name("entries"))
+
+
+def write_changes(ctx: Context, count: int, note: str) -> int:
+    """Edit `count` random finished entries, with their change rows, in one transaction."""
+    with ctx.sessions() as session, session.begin():
+        result = session.execute(text(EDIT_SQL), {"k": count, "note": note})
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
+def project_changes(ctx: Context, count: int) -> Projected:
+    """Time `advance` (default batch size) until `count` changes are applied."""
+    projector = by_name("entries")
+    applied = 0
+    started = time.perf_counter()
+    deadline = started + CATCH_UP_SECONDS
+    while applied < count and time.perf_counter() < deadline:
+        applied += advance(ctx.sessions, projector, batch_size=DEFAULT_BATCH_SIZE).applied
+    return Projected(applied, time.perf_counter() - started)
+
+
+def run(ctx: Context) -> Outcome:
+    _log_to_file()
+    connection = redis.Redis.from_url(ctx.redis_url)
+    rates = {
+        cls: median([jobs_per_second(connection, cls, jobs) for _ in range(ctx.runs)])
+        for cls, jobs in JOBS.items()
+    }
+    catch_up(ctx)
+    projected = []
+    with statement_times(ctx.engine) as sql:
+        for i in range(ctx.runs):
+            written = write_changes(ctx, CHANGES, f"bench edit {i}")
+            projected.append(project_changes(ctx, written))
+    changes_rate = median([p.per_second for p in projected])
+    simple, forking = rates[SimpleWorker], rates[Worker]
+    ratio = changes_rate / simple
+    rows = [
+        Row(
+            f"B7 changes projected (entries, batch {DEFAULT_BATCH_SIZE})",
+            f"{changes_rate:,.0f} changes/s",
+            f"no-op jobs, SimpleWorker: {simple:,.0f} jobs/s",
+            times(ratio),
+            f"≥ {RATIO_TARGET:g}× the job rate",
+            ratio >= RATIO_TARGET,
+        ),
+        Row(
+            "B7 no-op jobs, forking Worker",
+            f"{forking:,.0f} jobs/s",
+            f"SimpleWorker: {simple:,.0f} jobs/s",
+            times(forking / simple),
+            "information (worker class choice)",
+        ),
+    ]
+    notes = [
+        f"B7 (a): {', '.join(f'{n} no-op jobs' for n in JOBS.values())} for SimpleWorker and "
+        "the forking Worker respectively, enqueued at once, then one burst worker times "
+        f"through them; RQ logs at INFO to a file; median of {ctx.runs} runs each.",
+        f"B7 (b): {CHANGES:,} random finished entries edited in one transaction with one "
+        "'time_entry' change row each, then `projections.runner.advance` on the entries "
+        f"projection (batch {DEFAULT_BATCH_SIZE}) timed until all are applied; median of "
+        f"{ctx.runs} runs ({', '.join(f'{p.per_second:,.0f}' for p in projected)} changes/s). "
+        "Random entries are the hard case: every change touches another day bucket.",
+        f"B7 (b) slowest statements (all runs, edits included): {sql.describe()}.",
+    ]
+    return Outcome(rows, notes)
