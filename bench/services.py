@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import psycopg
 from psycopg import sql
 from sqlalchemy import make_url
@@ -26,20 +27,24 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / ".evotrack" / "bench"
 BENCH_DATABASE = "evotrack_bench"
 
+
 # The embedded cluster is the benchmark's own: configured as a DBA would configure a
-# server on this machine (24 GB RAM, SSD) instead of PostgreSQL's toy defaults
-# (shared_buffers 128 MB would make a 10-million-entry load evict pages from the start).
-# A server given with DATABASE_URL is measured as it is; results list the settings.
-EMBEDDED_SETTINGS = {
-    "shared_buffers": "4GB",
-    "effective_cache_size": "12GB",
-    "maintenance_work_mem": "1GB",
-    "work_mem": "16MB",
-    "max_wal_size": "8GB",
-    "checkpoint_timeout": "15min",
-    "wal_buffers": "16MB",
-    "random_page_cost": "1.1",
-}
+# server on this machine (a quarter of the RAM for shared buffers, at most 4 GB; SSD costs)
+# instead of PostgreSQL's toy defaults (shared_buffers 128 MB would make a 10-million-entry
+# load evict pages from the start). A server given with DATABASE_URL is measured as it
+# is; the results list the settings either way.
+def embedded_settings(ram_bytes: int) -> dict[str, str]:
+    mb = ram_bytes // 2**20
+    return {
+        "shared_buffers": f"{min(4096, mb // 4)}MB",
+        "effective_cache_size": f"{mb // 2}MB",
+        "maintenance_work_mem": f"{min(1024, max(64, mb // 16))}MB",
+        "work_mem": "16MB",
+        "max_wal_size": "8GB",
+        "checkpoint_timeout": "15min",
+        "wal_buffers": "16MB",
+        "random_page_cost": "1.1",
+    }
 
 
 @dataclass(frozen=True)
@@ -80,10 +85,10 @@ def services() -> Iterator[Services]:
 
 
 def tuned(postgres: EmbeddedPostgres) -> EmbeddedPostgres:
-    """Apply EMBEDDED_SETTINGS (kept in the cluster's postgresql.auto.conf); restart when a
+    """Apply embedded_settings() (kept in the cluster's postgresql.auto.conf); restart when a
     setting needs it."""
     with psycopg.connect(postgres.url("postgres"), autocommit=True) as conn:
-        for name, value in EMBEDDED_SETTINGS.items():
+        for name, value in embedded_settings(psutil.virtual_memory().total).items():
             conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), value))
         conn.execute("SELECT pg_reload_conf()")
         time.sleep(0.2)
