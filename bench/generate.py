@@ -831,7 +831,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not url:
         print("bench.generate: DATABASE_URL is not set", file=sys.stderr)
         return 2
-    counts, _ = generate(url, args.options, rebuild_projections=args.rebuild, loaders=args.loaders)
+    try:
+        counts, _ = generate(
+            url, args.options, rebuild_projections=args.rebuild, loaders=args.loaders
+        )
+    except psycopg.errors.UniqueViolation:
+        seed = args.options.seed
+        print(
+            f"bench.generate: seed {seed}'s data are already there: use another --seed",
+            file=sys.stderr,
+        )
+        return 1
     print(
         f"{counts.entries:,} entries ({counts.running_timers} running, {counts.entry_tags:,} tag"
         f" links) for {counts.users:,} users in {counts.organizations} organizations;"
