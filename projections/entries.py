@@ -397,30 +397,44 @@ _DAY_KEYS = (
     " CAST(:users AS uuid[])) AS k(org_id, day, user_id))"
 )
 _MONTH_KEYS = (
-    "(SELECT DISTINCT org_id, date_trunc('month', day)::date AS month, user_id FROM {days} AS d)"
+    "(SELECT * FROM unnest(CAST(:m_orgs AS uuid[]), CAST(:m_months AS date[]),"
+    " CAST(:m_users AS uuid[])) AS m(org_id, month, user_id))"
 )
 
 
+def _daily_rows_of_months(table: str) -> str:
+    """Daily rows inside the touched (org, month, user) keys, as a day range the
+    (org_id, day, …) index serves (a date_trunc() on the column could not use it)."""
+    return (
+        f"AND EXISTS (SELECT 1 FROM {_MONTH_KEYS} AS mk WHERE mk.org_id = {table}.org_id"
+        f" AND mk.user_id = {table}.user_id AND {table}.day >= mk.month"
+        f" AND {table}.day < mk.month + interval '1 month')"
+    )
+
+
 def _recompute_days(session: Session, days: list[tuple[uuid.UUID, date, uuid.UUID]]) -> None:
+    months = sorted({(org, day.replace(day=1), user) for org, day, user in days})
     params: dict[str, object] = {
         "orgs": [d[0] for d in days],
         "days": [d[1] for d in days],
         "users": [d[2] for d in days],
+        "m_orgs": [m[0] for m in months],
+        "m_months": [m[1] for m in months],
+        "m_users": [m[2] for m in months],
     }
-    keys = _DAY_KEYS
-    months = _MONTH_KEYS.format(days=keys)
-    in_days = f"(org_id, day, user_id) IN {keys}"
-    in_entry_days = f"AND (org_id, local_date, user_id) IN {keys}"
-    in_months = f"(org_id, date_trunc('month', day)::date, user_id) IN {months}"
-    in_month_rows = f"(org_id, month, user_id) IN {months}"
+    in_days = f"(org_id, day, user_id) IN {_DAY_KEYS}"
+    in_entry_days = f"AND (org_id, local_date, user_id) IN {_DAY_KEYS}"
+    in_month_rows = f"(org_id, month, user_id) IN {_MONTH_KEYS}"
     _delete_where(session, "proj_daily_totals", in_days, params)
     _delete_where(session, "proj_daily_tag_totals", in_days, params)
     session.execute(text(insert_daily(LIVE, in_entry_days)), params)
     session.execute(text(insert_daily_tags(LIVE, in_entry_days)), params)
     _delete_where(session, "proj_monthly_totals", in_month_rows, params)
     _delete_where(session, "proj_monthly_tag_totals", in_month_rows, params)
-    session.execute(text(insert_monthly(LIVE, f"AND {in_months}")), params)
-    session.execute(text(insert_monthly_tags(LIVE, f"AND {in_months}")), params)
+    session.execute(text(insert_monthly(LIVE, _daily_rows_of_months("proj_daily_totals"))), params)
+    session.execute(
+        text(insert_monthly_tags(LIVE, _daily_rows_of_months("proj_daily_tag_totals"))), params
+    )
 
 
 def _recompute_stats(session: Session, kind: str, keys: list[tuple[uuid.UUID, uuid.UUID]]) -> None:
