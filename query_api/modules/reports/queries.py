@@ -1,0 +1,479 @@
+"""Summary and timesheet queries over the daily totals and their monthly roll-ups.
+
+A summary reads `proj_monthly_totals` for the whole months of its range and
+`proj_daily_totals` for the days at its edges (daily rows only when it groups by day or
+week): a year reads twelve rows per bucket instead of 365. Everything is aggregated in
+PostgreSQL, in one statement per report: every level of the report (inner groups, outer
+groups, totals) comes from the same snapshot.
+
+Two dimensions count an entry more than once: `tag` (once per tag, from the tag totals) and
+`team` (once per current team of its user, joined from `proj_team_members`). A level that
+does not group by them must not see those duplicates: levels that count entries alike are
+aggregated once from the facts (the deepest) and re-aggregated from that small result (the
+others); levels that count differently read the facts again. UNION ALL glues them.
+
+Entries are read (`proj_entries`) in two cases the totals cannot answer: the "(none)" tag
+group (untagged entries leave no tag-total row), and a tag grouping filtered by a tag (an
+entry carrying the filtered tag also counts under its other tags).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ColumnElement,
+    Date,
+    DateTime,
+    FromClause,
+    Integer,
+    Select,
+    Table,
+    Uuid,
+    and_,
+    case,
+    cast,
+    extract,
+    false,
+    func,
+    literal,
+    literal_column,
+    null,
+    select,
+    union_all,
+)
+from sqlalchemy.types import TypeEngine
+
+from projections.models import (
+    proj_clients,
+    proj_daily_tag_totals,
+    proj_daily_totals,
+    proj_entries,
+    proj_monthly_tag_totals,
+    proj_monthly_totals,
+    proj_projects,
+    proj_tags,
+    proj_tasks,
+    proj_team_members,
+    proj_teams,
+    proj_users,
+)
+from shared.db import ReadSession
+
+DIMENSIONS = (
+    "project",
+    "client",
+    "user",
+    "task",
+    "tag",
+    "team",
+    "billable",
+    "day",
+    "week",
+    "month",
+)
+# Dimensions under which one entry may count several times.
+MULTI_VALUED = frozenset({"tag", "team"})
+# Dimensions that need daily rows for the whole range.
+DAILY = frozenset({"day", "week"})
+
+_KEY_TYPES: dict[str, type[TypeEngine[Any]]] = {
+    "project": Uuid,
+    "client": Uuid,
+    "user": Uuid,
+    "task": Uuid,
+    "tag": Uuid,
+    "team": Uuid,
+    "billable": Boolean,
+    "day": Date,
+    "week": Date,
+    "month": Date,
+}
+# Where the display name of an id dimension lives.
+_LABELS: dict[str, tuple[Table, str]] = {
+    "project": (proj_projects, "name"),
+    "client": (proj_clients, "name"),
+    "user": (proj_users, "full_name"),
+    "task": (proj_tasks, "name"),
+    "tag": (proj_tags, "name"),
+    "team": (proj_teams, "name"),
+}
+SUMS = ("seconds", "billable_seconds", "amount", "entries")
+
+
+@dataclass(frozen=True)
+class SummaryScope:
+    """What a summary covers: the organization, local dates (inclusive), users (None: all)
+    and the other filters."""
+
+    org_id: uuid.UUID
+    date_from: date
+    date_to: date
+    week_start: int
+    user_ids: frozenset[uuid.UUID] | None = None
+    project_id: uuid.UUID | None = None
+    client_id: uuid.UUID | None = None
+    task_id: uuid.UUID | None = None
+    tag_id: uuid.UUID | None = None
+    billable: bool | None = None
+
+
+@dataclass(frozen=True)
+class Totals:
+    seconds: int = 0
+    billable_seconds: int = 0
+    amount: int = 0
+    entries: int = 0
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """One aggregated row: `level` is how many of the group_by dimensions it is grouped by
+    (0 for the totals); `keys` and `labels` hold the first `level` dimensions."""
+
+    level: int
+    keys: tuple[Any, ...]
+    labels: tuple[str | None, ...]
+    totals: Totals
+
+
+# --- Which rows to read ------------------------------------------------------------------
+
+
+def _month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def _next_month(day: date) -> date:
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+@dataclass(frozen=True)
+class Periods:
+    """Day ranges (inclusive) read from daily rows, and the first days of the whole months
+    read from monthly rows (`month >= months[0] AND month < months[1]`)."""
+
+    days: tuple[tuple[date, date], ...]
+    months: tuple[date, date] | None
+
+
+def split_range(date_from: date, date_to: date, *, daily_only: bool) -> Periods:
+    first_whole = date_from if date_from.day == 1 else _next_month(date_from)
+    after_whole = _month_start(date_to + timedelta(days=1))
+    if daily_only or first_whole >= after_whole:
+        return Periods(((date_from, date_to),), None)
+    days = []
+    if date_from < first_whole:
+        days.append((date_from, first_whole - timedelta(days=1)))
+    if after_whole <= date_to:
+        days.append((after_whole, date_to))
+    return Periods(tuple(days), (first_whole, after_whole))
+
+
+def _filters(scope: SummaryScope, table: FromClause) -> list[ColumnElement[bool]]:
+    c = table.c
+    clauses: list[ColumnElement[bool]] = [c.org_id == scope.org_id]
+    if scope.user_ids is not None:
+        clauses.append(c.user_id.in_(sorted(scope.user_ids)) if scope.user_ids else false())
+    if scope.project_id is not None:
+        clauses.append(c.project_id == scope.project_id)
+    if scope.client_id is not None:
+        clauses.append(
+            c.project_id.in_(
+                select(proj_projects.c.id).where(
+                    proj_projects.c.org_id == scope.org_id,
+                    proj_projects.c.client_id == scope.client_id,
+                )
+            )
+        )
+    if scope.task_id is not None:
+        clauses.append(c.task_id == scope.task_id)
+    if scope.billable is not None:
+        clauses.append(c.billable == scope.billable)
+    return clauses
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """Which columns the facts of one level need: tag_id, day (daily rows for the whole
+    range), month. Columns nobody groups by are not computed."""
+
+    tagged: bool
+    daily: bool
+    monthly_key: bool
+
+    @classmethod
+    def of(cls, dims: tuple[str, ...]) -> _Shape:
+        return cls("tag" in dims, bool(DAILY & set(dims)), "month" in dims)
+
+
+def _month_of(day: ColumnElement[Any]) -> ColumnElement[Any]:
+    return cast(func.date_trunc(literal_column("'month'"), cast(day, DateTime)), Date)
+
+
+def _fact_columns(
+    table: FromClause, shape: _Shape, day: ColumnElement[Any] | None, month: ColumnElement[Any]
+) -> list[ColumnElement[Any]]:
+    c = table.c
+    columns: list[ColumnElement[Any]] = [c.user_id, c.project_id, c.task_id, c.billable]
+    if shape.daily and day is not None:
+        columns.append(day.label("day"))
+    if shape.monthly_key:
+        columns.append(month.label("month"))
+    return columns
+
+
+def _total_parts(
+    scope: SummaryScope, periods: Periods, shape: _Shape, *, tag_table: bool
+) -> list[Select[Any]]:
+    """Selects of daily and monthly total rows covering the range."""
+    daily = proj_daily_tag_totals if tag_table else proj_daily_totals
+    monthly = proj_monthly_tag_totals if tag_table else proj_monthly_totals
+    parts = []
+    for low, high in periods.days:
+        where = [*_filters(scope, daily), daily.c.day.between(low, high)]
+        if scope.tag_id is not None:
+            where.append(daily.c.tag_id == scope.tag_id)
+        columns = _fact_columns(daily, shape, daily.c.day, _month_of(daily.c.day))
+        if shape.tagged:
+            columns.append(daily.c.tag_id)
+        parts.append(select(*columns, *[daily.c[name] for name in SUMS]).where(*where))
+    if periods.months is not None:
+        first, after = periods.months
+        where = [*_filters(scope, monthly), monthly.c.month >= first, monthly.c.month < after]
+        if scope.tag_id is not None:
+            where.append(monthly.c.tag_id == scope.tag_id)
+        columns = _fact_columns(monthly, shape, None, monthly.c.month)
+        if shape.tagged:
+            columns.append(monthly.c.tag_id)
+        parts.append(select(*columns, *[monthly.c[name] for name in SUMS]).where(*where))
+    return parts
+
+
+def _entry_part(scope: SummaryScope, shape: _Shape, tag: ColumnElement[Any]) -> Select[Any]:
+    """Finished entries of the range, one row per entry (per tag with `unnest`): those with
+    the filtered tag, or without any tag when no tag is filtered."""
+    e = proj_entries
+    if scope.tag_id is not None:
+        condition = e.c.tag_ids.contains([scope.tag_id])
+    else:
+        condition = func.cardinality(e.c.tag_ids) == 0
+    return select(
+        *_fact_columns(e, shape, e.c.local_date, _month_of(e.c.local_date)),
+        tag.label("tag_id"),
+        e.c.duration_seconds.label("seconds"),
+        case((e.c.billable, e.c.duration_seconds), else_=0).label("billable_seconds"),
+        e.c.amount,
+        literal(1, BigInteger).label("entries"),
+    ).where(
+        *_filters(scope, e),
+        e.c.local_date.between(scope.date_from, scope.date_to),
+        e.c.end_at.is_not(None),
+        condition,
+    )
+
+
+def _facts(scope: SummaryScope, shape: _Shape) -> FromClause:
+    """The rows a level aggregates: bucket columns, day and month when grouped by, tag_id
+    when `tagged`, and the four sums."""
+    if shape.tagged and scope.tag_id is not None:
+        return _entry_part(scope, shape, func.unnest(proj_entries.c.tag_ids)).subquery("facts")
+    periods = split_range(scope.date_from, scope.date_to, daily_only=shape.daily)
+    parts = _total_parts(scope, periods, shape, tag_table=shape.tagged or scope.tag_id is not None)
+    if shape.tagged:  # untagged entries leave no tag-total row: they are the "(none)" tag
+        parts.append(_entry_part(scope, shape, cast(null(), Uuid)))
+    return (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("facts")
+
+
+# --- Grouping ----------------------------------------------------------------------------
+
+
+# The fact column a dimension is derived from (client from the project, team from the user).
+_SOURCE_DIMENSION = {"client": "project", "team": "user"}
+
+
+def _direct_keys(scope: SummaryScope, facts: FromClause, shape: _Shape) -> dict[str, Any]:
+    f = facts.c
+    keys: dict[str, ColumnElement[Any]] = {
+        "project": f.project_id,
+        "user": f.user_id,
+        "task": f.task_id,
+        "billable": f.billable,
+    }
+    if shape.daily:
+        keys["day"] = f.day
+        # Back to the week's first day: ISO weekday 1-7 against the org's week_start 1-7
+        # (an integer from the catalog, inlined so GROUP BY matches the select list).
+        offset: ColumnElement[Any] = literal_column(str(7 - int(scope.week_start)))
+        keys["week"] = f.day - (cast(extract("isodow", f.day), Integer) + offset) % 7
+    if shape.monthly_key:
+        keys["month"] = f.month
+    if shape.tagged:
+        keys["tag"] = f.tag_id
+    return keys
+
+
+def _keyed(scope: SummaryScope, dims: tuple[str, ...]) -> FromClause:
+    """The facts with one key column per dimension of `dims` (`k_<dim>`) and the sums.
+
+    Clients and teams are looked up after a first aggregation by project and user, so the
+    joins see a few rows per project or user instead of every fact."""
+    shape = _Shape.of(dims)
+    facts = _facts(scope, shape)
+    direct = _direct_keys(scope, facts, shape)
+    if not set(dims) & set(_SOURCE_DIMENSION):
+        columns = [direct[dim].label(f"k_{dim}") for dim in dims]
+        return select(*columns, *[facts.c[name] for name in SUMS]).subquery()
+    needed = list(dict.fromkeys(_SOURCE_DIMENSION.get(dim, dim) for dim in dims))
+    first = (
+        select(*[direct[n].label(f"r_{n}") for n in needed], *_sums(facts))
+        .group_by(*[direct[n] for n in needed])
+        .subquery("by_project_and_user")
+    )
+    source: FromClause = first
+    keys: dict[str, ColumnElement[Any]] = {n: first.c[f"r_{n}"] for n in needed}
+    if "client" in dims:
+        project = proj_projects.alias("fact_project")
+        source = source.outerjoin(project, project.c.id == first.c.r_project)
+        keys["client"] = project.c.client_id
+    if "team" in dims:
+        member = proj_team_members.alias("fact_team")
+        on = and_(member.c.org_id == scope.org_id, member.c.user_id == first.c.r_user)
+        source = source.outerjoin(member, on)
+        keys["team"] = member.c.team_id
+    columns = [keys[dim].label(f"k_{dim}") for dim in dims]
+    return select(*columns, *[first.c[n] for n in SUMS]).select_from(source).subquery()
+
+
+def _sums(source: FromClause) -> list[ColumnElement[Any]]:
+    return [
+        cast(func.coalesce(func.sum(source.c[name]), 0), BigInteger).label(name) for name in SUMS
+    ]
+
+
+def _level_selects(
+    scope: SummaryScope, group_by: tuple[str, ...], levels: list[tuple[str, ...]], name: str
+) -> list[Select[Any]]:
+    """Selects of `levels`, prefixes of `group_by` that count each entry the same number of
+    times: the deepest is aggregated from the facts (a CTE), the others re-aggregate its
+    few rows instead of reading the facts again."""
+    deepest = max(levels, key=len)
+    keyed = _keyed(scope, deepest)
+    keys = [keyed.c[f"k_{dim}"] for dim in deepest]
+    grouped = select(*keys, *_sums(keyed)).select_from(keyed)
+    cte = (grouped.group_by(*keys) if keys else grouped).cte(name)
+    selects = []
+    for level in sorted(levels, key=len, reverse=True):
+        level_keys = [cte.c[f"k_{dim}"] for dim in level]
+        columns = [
+            cte.c[f"k_{dim}"] if dim in level else cast(null(), _KEY_TYPES[dim]).label(f"k_{dim}")
+            for dim in group_by
+        ]
+        lvl = literal(len(level), Integer).label("lvl")
+        if level == deepest:
+            selects.append(select(*columns, lvl, *[cte.c[n] for n in SUMS]))
+            continue
+        statement = select(*columns, lvl, *_sums(cte))
+        selects.append(statement.group_by(*level_keys) if level_keys else statement)
+    return selects
+
+
+def _multiplicity(level: tuple[str, ...]) -> tuple[bool, bool]:
+    """How many times a level counts an entry: once per tag? once per team?"""
+    return ("tag" in level, "team" in level)
+
+
+def summary_statement(scope: SummaryScope, group_by: tuple[str, ...]) -> Select[Any]:
+    """Every level of a summary (totals, outer groups, inner groups) in one statement: one
+    aggregation of the facts per multiplicity, glued with UNION ALL, then the labels."""
+    levels = [group_by[:n] for n in range(len(group_by), -1, -1)]
+    by_kind: dict[tuple[bool, bool], list[tuple[str, ...]]] = {}
+    for level in levels:
+        by_kind.setdefault(_multiplicity(level), []).append(level)
+    selects = [
+        statement
+        for index, same in enumerate(by_kind.values())
+        for statement in _level_selects(scope, group_by, same, f"grouped_{index}")
+    ]
+    grouped = (selects[0] if len(selects) == 1 else union_all(*selects)).subquery("grouped")
+    source: FromClause = grouped
+    labels: list[ColumnElement[Any]] = []
+    for dim in group_by:
+        if dim in _LABELS:
+            table, column = _LABELS[dim]
+            alias = table.alias(f"label_{dim}")
+            source = source.outerjoin(alias, alias.c.id == grouped.c[f"k_{dim}"])
+            labels.append(alias.c[column].label(f"label_{dim}"))
+    return select(grouped, *labels).select_from(source)
+
+
+def summary_rows(
+    session: ReadSession, scope: SummaryScope, group_by: tuple[str, ...]
+) -> list[SummaryRow]:
+    rows = session.execute(summary_statement(scope, group_by)).mappings()
+    return [_summary_row(row, group_by) for row in rows]
+
+
+def _summary_row(row: Any, group_by: Sequence[str]) -> SummaryRow:
+    level = int(row["lvl"])
+    dims = group_by[:level]
+    return SummaryRow(
+        level=level,
+        keys=tuple(row[f"k_{dim}"] for dim in dims),
+        labels=tuple(row.get(f"label_{dim}") for dim in dims),
+        totals=Totals(*(int(row[name]) for name in SUMS)),
+    )
+
+
+# --- Timesheet ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimesheetCell:
+    project_id: uuid.UUID | None
+    project_name: str | None
+    task_id: uuid.UUID | None
+    task_name: str | None
+    day: date
+    seconds: int
+
+
+def timesheet_cells(
+    session: ReadSession, org_id: uuid.UUID, user_id: uuid.UUID, monday: date
+) -> list[TimesheetCell]:
+    """Finished seconds of one user per (project, task, day) over the 7 days from `monday`."""
+    d = proj_daily_totals
+    cells = (
+        select(
+            d.c.project_id,
+            d.c.task_id,
+            d.c.day,
+            cast(func.sum(d.c.seconds), BigInteger).label("seconds"),
+        )
+        .where(
+            d.c.org_id == org_id,
+            d.c.user_id == user_id,
+            d.c.day.between(monday, monday + timedelta(days=6)),
+        )
+        .group_by(d.c.project_id, d.c.task_id, d.c.day)
+        .subquery("cells")
+    )
+    statement = select(
+        cells, proj_projects.c.name.label("project_name"), proj_tasks.c.name.label("task_name")
+    ).select_from(
+        cells.outerjoin(proj_projects, proj_projects.c.id == cells.c.project_id).outerjoin(
+            proj_tasks, proj_tasks.c.id == cells.c.task_id
+        )
+    )
+    return [
+        TimesheetCell(
+            row.project_id, row.project_name, row.task_id, row.task_name, row.day, int(row.seconds)
+        )
+        for row in session.execute(statement)
+    ]

@@ -1,0 +1,88 @@
+"""Reports: the summary (grouped totals, also as CSV or XLSX) and the weekly timesheet."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+
+from query_api.dependencies import OrgReaderDep, ReadSessionDep
+from query_api.exports import (
+    CSV_MEDIA_TYPE,
+    XLSX_MEDIA_TYPE,
+    ExportFormat,
+    check_export_size,
+    export_response,
+)
+from query_api.filters import EntryFiltersDep
+from query_api.modules.reports.dependencies import (
+    ConsistentEntries,
+    GroupByDep,
+    IsoWeekDep,
+    summary_scope,
+)
+from query_api.modules.reports.queries import SUMS, summary_rows, timesheet_cells
+from query_api.modules.reports.schemas import (
+    SummaryRead,
+    TimesheetRead,
+    build_summary,
+    build_timesheet,
+    summary_export_rows,
+)
+from shared.responses import Envelope, ok
+
+router = APIRouter(prefix="/organizations/{org_id}/reports", tags=["reports"])
+
+_EXPORTS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {CSV_MEDIA_TYPE: {}, XLSX_MEDIA_TYPE: {}},
+        "description": "JSON, or with `format=csv|xlsx` an attachment",
+    }
+}
+
+
+@router.get("/summary", response_model=Envelope[SummaryRead], responses=_EXPORTS)
+def get_summary(
+    _: ConsistentEntries,
+    org: OrgReaderDep,
+    session: ReadSessionDep,
+    filters: EntryFiltersDep,
+    group_by: GroupByDep,
+    export_format: Annotated[ExportFormat, Query(alias="format")] = ExportFormat.json,
+) -> Envelope[SummaryRead] | StreamingResponse:
+    """Totals of finished entries between `from` and `to` (local dates, inclusive), grouped
+    by one or two of project, client, user, task, tag, team, billable, day, week, month.
+
+    Tags and teams count an entry under each of its tags / its user's current teams (the
+    totals count it once); entries without a project, client, task, tag or team group under
+    `key: null`, "(none)". Weeks start on the organization's `week_start` and are keyed by
+    the ISO week of their first day. `format=csv|xlsx` answers one row per innermost group.
+    Read from the daily totals and their monthly roll-ups."""
+    scope = summary_scope(session, org, filters)
+    summary = build_summary(summary_rows(session, scope, group_by), group_by)
+    if export_format is ExportFormat.json:
+        return ok(summary)
+    rows = summary_export_rows(summary)
+    check_export_size(len(rows))
+    stem = f"summary-{scope.date_from.isoformat()}-{scope.date_to.isoformat()}"
+    return export_response(export_format, [*group_by, *SUMS], rows, stem)
+
+
+@router.get("/timesheet", response_model=Envelope[TimesheetRead])
+def get_timesheet(
+    _: ConsistentEntries,
+    org: OrgReaderDep,
+    session: ReadSessionDep,
+    monday: IsoWeekDep,
+    user_id: Annotated[
+        uuid.UUID | None, Query(description="Someone in your scope; yourself by default")
+    ] = None,
+) -> Envelope[TimesheetRead]:
+    """One user's finished time of an ISO week (Monday to Sunday, local dates): a row per
+    project and task with the seconds of each day, and the day totals."""
+    target = user_id or org.reader.id
+    org.narrow_to(target)
+    cells = timesheet_cells(session, org.org_id, target, monday)
+    return ok(build_timesheet(cells, monday, target))

@@ -1,0 +1,374 @@
+"""The summary report: "(none)" groups, labels and order, running timers left out, CSV and
+XLSX exports that parse back to the JSON numbers, refused parameters, visibility by role,
+and the rule that a long range reads monthly roll-ups, never the entries."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from openpyxl import load_workbook
+from sqlalchemy import Engine
+
+from query_api.filters import MAX_RANGE_DAYS
+from query_api.modules.reports import queries
+from tests.conftest import BackgroundProjector
+from tests.factories import OrgHandle, UserHandle, make_org
+from tests.query_api.reports.helpers import (
+    SUMS,
+    Filters,
+    World,
+    answered,
+    build_world,
+    oracle,
+    selected,
+)
+
+FROM, TO = date(2026, 1, 1), date(2026, 12, 31)
+
+
+def _summary(
+    qapi: httpx.Client,
+    world: World,
+    group_by: str,
+    as_user: UserHandle | None = None,
+    date_from: date = FROM,
+    date_to: date = TO,
+    **params: str,
+) -> httpx.Response:
+    query = {"from": date_from.isoformat(), "to": date_to.isoformat(), "group_by": group_by}
+    query.update(params)
+    return qapi.get(
+        world.org.path("/reports/summary"), params=query, headers=world.headers(as_user)
+    )
+
+
+def _data(response: httpx.Response) -> dict[str, Any]:
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["success"] is True
+    data: dict[str, Any] = body["data"]
+    return data
+
+
+@pytest.fixture
+def world(api: httpx.Client, db: Engine, projector_running: BackgroundProjector) -> World:
+    """A few entries over the year in Berlin: with and without project, task and tags."""
+    world = build_world(api, db, timezone="Europe/Berlin")
+    ann, bob, cid = (world.people[k] for k in ("ann", "bob", "cid"))
+    apollo, boreas, ceres = (p.id for p in world.projects)
+    design = next(t for t, (p, name) in world.tasks.items() if name == "Design")
+    red, green, _ = world.tags
+    at = datetime(2026, 3, 10, 9, tzinfo=UTC)
+    world.write(
+        [
+            world.entry(ann, at, 3600, project_id=apollo, task_id=design, tag_ids=(red, green)),
+            world.entry(ann, at + timedelta(days=40), 1800, project_id=boreas, tag_ids=(red,)),
+            world.entry(bob, at + timedelta(days=100), 900, project_id=ceres, billable=False),
+            world.entry(cid, at + timedelta(days=200), 600),
+            world.entry(world.owner, at - timedelta(days=300), 999),  # before the range
+        ]
+    )
+    return world
+
+
+def test_entries_without_project_client_task_tag_or_team_group_under_none(
+    qapi: httpx.Client, world: World
+) -> None:
+    for dim in ("project", "client", "task", "tag", "team"):
+        data = _data(_summary(qapi, world, dim))
+        none = [g for g in data["groups"] if g["key"] is None]
+        assert len(none) == 1, (dim, data)
+        assert none[0]["label"] == "(none)"
+        assert data["groups"][-1] is none[0]  # (none) comes last
+        expected = oracle(world, selected(world, FROM, TO, Filters()), (dim,))
+        assert none[0]["seconds"] == expected["groups"][None][0]["seconds"]
+
+
+def test_tags_count_an_entry_under_each_tag_and_the_totals_once(
+    qapi: httpx.Client, world: World
+) -> None:
+    data = _data(_summary(qapi, world, "tag"))
+    red, green, _ = world.tags
+    by_key = {g["key"]: g for g in data["groups"]}
+    assert by_key[red]["entries"] == 2
+    assert by_key[red]["seconds"] == 3600 + 1800
+    assert by_key[green]["entries"] == 1
+    assert by_key[None]["entries"] == 2
+    assert data["totals"]["entries"] == 4
+    assert data["totals"]["seconds"] == 3600 + 1800 + 900 + 600
+    assert sum(g["entries"] for g in data["groups"]) == 5  # ann's first entry counts twice
+    assert [g["label"] for g in data["groups"]] == ["green", "red", "(none)"]
+
+
+def test_amounts_are_sums_of_entry_amounts_with_their_own_rates(
+    qapi: httpx.Client, world: World
+) -> None:
+    data = _data(_summary(qapi, world, "user,billable"))
+    ann = next(g for g in data["groups"] if g["key"] == str(world.people["ann"].id))
+    # Apollo's rate (12000) wins over Ann's (9000); Boreas has none, so Ann's applies.
+    assert ann["amount"] == 12000 + 9000 // 2
+    assert ann["groups"] == [
+        {
+            "key": True,
+            "label": "Billable",
+            "seconds": 5400,
+            "billable_seconds": 5400,
+            "amount": 16500,
+            "entries": 2,
+        }
+    ]
+    bob = next(g for g in data["groups"] if g["key"] == str(world.people["bob"].id))
+    assert bob["label"] == "Bob Baker"
+    assert bob["groups"][0]["key"] is False
+    assert bob["amount"] == 0
+
+
+def test_time_keys_and_labels(qapi: httpx.Client, world: World) -> None:
+    data = _data(_summary(qapi, world, "month,day"))
+    assert [g["key"] for g in data["groups"]] == ["2026-03", "2026-04", "2026-06", "2026-09"]
+    assert data["groups"][0]["groups"][0] == {
+        "key": "2026-03-10",
+        "label": "2026-03-10",
+        "seconds": 3600,
+        "billable_seconds": 3600,
+        "amount": 12000,
+        "entries": 1,
+    }
+    weeks = _data(_summary(qapi, world, "week"))
+    assert [g["key"] for g in weeks["groups"]] == ["2026-W11", "2026-W16", "2026-W25", "2026-W39"]
+
+
+def test_a_week_starting_on_sunday_is_keyed_by_the_iso_week_of_that_sunday(
+    api: httpx.Client, qapi: httpx.Client, db: Engine, projector_running: BackgroundProjector
+) -> None:
+    world = build_world(api, db, timezone="America/New_York", week_start=7)
+    ann = world.people["ann"]
+    # Sunday 2026-11-22 (ISO week 47) and Saturday 2026-11-28 share one week.
+    sunday = datetime(2026, 11, 22, 15, tzinfo=UTC)
+    world.write([world.entry(ann, sunday, 60), world.entry(ann, sunday + timedelta(days=6), 60)])
+    data = _data(_summary(qapi, world, "week"))
+    assert [(g["key"], g["entries"]) for g in data["groups"]] == [("2026-W47", 2)]
+
+
+def test_running_timers_count_in_no_total(
+    api: httpx.Client, qapi: httpx.Client, world: World
+) -> None:
+    before = _data(_summary(qapi, world, "user"))
+    started = api.post(world.org.path("/timer/start"), json={}, headers=world.people["ann"].headers)
+    assert started.status_code == 201, started.text
+    world.token = started.headers["X-Consistency-Token"]
+    today = datetime.now(UTC).date()
+    after = _data(_summary(qapi, world, "user", date_from=today - timedelta(days=2), date_to=today))
+    assert after["totals"]["entries"] == 0
+    assert _data(_summary(qapi, world, "user")) == before
+
+
+# --- Exports ---------------------------------------------------------------------------------
+
+
+def _leaves(data: dict[str, Any]) -> list[list[Any]]:
+    rows = []
+    for group in data["groups"]:
+        for child in group.get("groups", [group]):
+            labels = [group["label"], child["label"]] if "groups" in group else [group["label"]]
+            rows.append([*labels, *(child[name] for name in SUMS)])
+    return rows
+
+
+@pytest.mark.parametrize("group_by", ["project", "project,tag", "team,week", "billable,client"])
+def test_csv_and_xlsx_exports_parse_back_to_the_json_numbers(
+    qapi: httpx.Client, world: World, group_by: str
+) -> None:
+    data = _data(_summary(qapi, world, group_by))
+    expected = _leaves(data)
+    header = [*group_by.split(","), *SUMS]
+
+    as_csv = _summary(qapi, world, group_by, format="csv")
+    assert as_csv.status_code == 200, as_csv.text
+    assert as_csv.headers["content-type"].startswith("text/csv")
+    assert as_csv.headers["content-disposition"].startswith("attachment; filename=")
+    assert ".csv" in as_csv.headers["content-disposition"]
+    rows = list(csv.reader(io.StringIO(as_csv.content.decode("utf-8"))))
+    assert rows[0] == header
+    width = len(header) - len(SUMS)
+    parsed = [[*row[:width], *(int(v) for v in row[width:])] for row in rows[1:]]
+    assert parsed == expected
+
+    as_xlsx = _summary(qapi, world, group_by, format="xlsx")
+    assert as_xlsx.status_code == 200, as_xlsx.text
+    assert ".xlsx" in as_xlsx.headers["content-disposition"]
+    sheet = load_workbook(io.BytesIO(as_xlsx.content), read_only=True).worksheets[0]
+    cells = [list(row) for row in sheet.iter_rows(values_only=True)]
+    assert cells[0] == header
+    assert cells[1:] == expected
+
+
+def test_an_export_over_the_cap_is_a_422_naming_format(
+    qapi: httpx.Client, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import query_api.exports
+
+    monkeypatch.setattr(query_api.exports, "MAX_EXPORT_ROWS", 2)
+    response = _summary(qapi, world, "project", format="csv")
+    assert response.status_code == 422
+    assert response.json()["details"][0]["field"] == "format"
+
+
+# --- Refused parameters ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def reader(
+    api: httpx.Client, db: Engine, projector_running: BackgroundProjector
+) -> tuple[OrgHandle, dict[str, str]]:
+    """An organization whose owner the read side knows, and the headers to read with."""
+    org = make_org(db)
+    write = api.post(org.path("/tags"), json={"name": "x"}, headers=org.owner.headers)
+    assert write.status_code == 201, write.text
+    return org, {**org.owner.headers, "X-Consistency-Token": write.headers["X-Consistency-Token"]}
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"group_by": "colour"}, "group_by"),
+        ({"group_by": "project,user,day"}, "group_by"),
+        ({"group_by": "project,project"}, "group_by"),
+        ({"group_by": ""}, "group_by"),
+        ({"group_by": None}, "group_by"),
+        ({"from": "2026-05-02", "to": "2026-05-01"}, "from"),
+        ({"from": "2024-01-01", "to": "2026-12-31"}, "to"),
+        ({"from": None}, "from"),
+        ({"to": None}, "to"),
+        ({"from": "2026-13-01"}, "from"),
+        ({"format": "pdf"}, "format"),
+        ({"user_id": "not-a-uuid"}, "user_id"),
+    ],
+)
+def test_bad_parameters_are_422s_naming_the_parameter(
+    qapi: httpx.Client, reader: tuple[OrgHandle, dict[str, str]], params: dict[str, Any], field: str
+) -> None:
+    org, headers = reader
+    query = {"from": "2026-01-01", "to": "2026-01-31", "group_by": "project", **params}
+    query = {k: v for k, v in query.items() if v is not None}
+    response = qapi.get(org.path("/reports/summary"), params=query, headers=headers)
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["error_code"] == "VALIDATION_ERROR"
+    assert field in [d["field"] for d in body["details"]], body
+
+
+def test_the_range_cap_is_inclusive(
+    qapi: httpx.Client, reader: tuple[OrgHandle, dict[str, str]]
+) -> None:
+    org, headers = reader
+    first = date(2025, 1, 1)
+    longest = {"from": first.isoformat(), "to": (first + timedelta(MAX_RANGE_DAYS - 1)).isoformat()}
+    ok = qapi.get(
+        org.path("/reports/summary"),
+        params={**longest, "group_by": "month"},
+        headers=headers,
+    )
+    assert ok.status_code == 200, ok.text
+
+
+# --- Visibility --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def teams_world(world: World) -> World:
+    """Max manages team Alpha (Ann, Bob; Bob also in Beta below it)."""
+    max_ = world.add_person("max", "manager", "Max Miller", None)
+    world.join_team(next(iter(world.teams)), max_, lead=True)
+    world.add_person("ada", "admin", "Ada Admin", None)
+    world.write([world.entry(max_, datetime(2026, 5, 5, 8, tzinfo=UTC), 700)])
+    return world
+
+
+@pytest.mark.parametrize(
+    ("who", "sees"),
+    [
+        ("owner", {"owner", "ann", "bob", "cid", "max", "ada"}),
+        ("ada", {"owner", "ann", "bob", "cid", "max", "ada"}),
+        ("max", {"max", "ann", "bob"}),
+        ("ann", {"ann"}),
+        ("cid", {"cid"}),
+    ],
+)
+def test_each_role_sees_its_scope(
+    qapi: httpx.Client, teams_world: World, who: str, sees: set[str]
+) -> None:
+    world = teams_world
+    visible = {str(world.people[k].id) for k in sees}
+    data = _data(_summary(qapi, world, "user", as_user=world.people[who]))
+    expected = oracle(world, selected(world, FROM, TO, Filters(), visible), ("user",))
+    assert answered(data) == expected
+
+
+def test_a_user_filter_outside_the_scope_is_a_404_and_a_team_filter_narrows(
+    qapi: httpx.Client, teams_world: World
+) -> None:
+    world = teams_world
+    ann, max_, cid = (world.people[k] for k in ("ann", "max", "cid"))
+    for who, other in ((ann, cid), (max_, cid), (ann, max_)):
+        response = _summary(qapi, world, "user", as_user=who, user_id=str(other.id))
+        assert response.status_code == 404
+        assert response.json()["error_code"] == "NOT_FOUND"
+    alpha = next(iter(world.teams))
+    data = _data(_summary(qapi, world, "user", as_user=ann, team_id=alpha))
+    assert [g["key"] for g in data["groups"]] == [str(ann.id)]  # narrowed to what Ann may see
+    data = _data(_summary(qapi, world, "user", as_user=max_, user_id=str(ann.id)))
+    assert [g["key"] for g in data["groups"]] == [str(ann.id)]
+
+
+def test_another_organization_is_a_404(qapi: httpx.Client, world: World, db: Engine) -> None:
+    other = make_org(db)
+    response = qapi.get(
+        other.path("/reports/summary"),
+        params={"from": "2026-01-01", "to": "2026-01-31", "group_by": "project"},
+        headers=world.owner.headers,
+    )
+    assert response.status_code == 404
+    unknown_team = _summary(qapi, world, "user", team_id=str(uuid.uuid4()))
+    assert unknown_team.status_code == 404
+
+
+# --- Reads the roll-ups ----------------------------------------------------------------------
+
+
+def _sql(
+    db: Engine, group_by: tuple[str, ...], date_from: date, date_to: date, **filters: Any
+) -> str:
+    scope = queries.SummaryScope(uuid.uuid4(), date_from, date_to, 1, **filters)
+    return str(queries.summary_statement(scope, group_by).compile(dialect=db.dialect))
+
+
+@pytest.mark.parametrize("group_by", ["project", "client", "user", "task", "team", "billable"])
+def test_a_year_reads_monthly_roll_ups_and_only_the_edge_days(db: Engine, group_by: str) -> None:
+    sql = _sql(db, (group_by,), date(2026, 1, 15), date(2026, 12, 20))
+    assert "proj_monthly_totals" in sql
+    assert "proj_daily_totals" in sql
+    assert "proj_entries" not in sql
+    assert queries.split_range(date(2026, 1, 15), date(2026, 12, 20), daily_only=False) == (
+        queries.Periods(
+            ((date(2026, 1, 15), date(2026, 1, 31)), (date(2026, 12, 1), date(2026, 12, 20))),
+            (date(2026, 2, 1), date(2026, 12, 1)),
+        )
+    )
+    whole = queries.split_range(date(2026, 1, 1), date(2026, 12, 31), daily_only=False)
+    assert whole == queries.Periods((), (date(2026, 1, 1), date(2027, 1, 1)))
+
+
+def test_days_and_weeks_read_daily_rows_and_a_tag_filter_the_tag_totals(db: Engine) -> None:
+    sql = _sql(db, ("week",), date(2026, 1, 1), date(2026, 12, 31))
+    assert "proj_monthly_totals" not in sql
+    assert "proj_entries" not in sql
+    sql = _sql(db, ("project",), date(2026, 1, 1), date(2026, 12, 31), tag_id=uuid.uuid4())
+    assert "proj_monthly_tag_totals" in sql
+    assert "proj_entries" not in sql
