@@ -363,12 +363,6 @@ def recompute_totals(session: Session, buckets: Buckets) -> None:
     days = [d for d in buckets.days if d[0] not in buckets.whole_orgs]
     if days:
         _recompute_days(session, days)
-    projects = [p for p in buckets.projects if p[0] not in buckets.whole_orgs]
-    tasks = [t for t in buckets.tasks if t[0] not in buckets.whole_orgs]
-    if projects:
-        _recompute_stats(session, "project", projects)
-    if tasks:
-        _recompute_stats(session, "task", tasks)
     if buckets.users:
         params: dict[str, object] = {"users": list(buckets.users)}
         _delete_where(session, "proj_running_timers", "user_id = ANY(:users)", params)
@@ -402,14 +396,68 @@ _MONTH_KEYS = (
 )
 
 
-def _daily_rows_of_months(table: str) -> str:
-    """Daily rows inside the touched (org, month, user) keys, as a day range the
-    (org_id, day, …) index serves (a date_trunc() on the column could not use it)."""
-    return (
-        f"AND EXISTS (SELECT 1 FROM {_MONTH_KEYS} AS mk WHERE mk.org_id = {table}.org_id"
-        f" AND mk.user_id = {table}.user_id AND {table}.day >= mk.month"
-        f" AND {table}.day < mk.month + interval '1 month')"
-    )
+# Monthly roll-ups and stats follow the daily totals by deltas: within one transaction
+# the batch knows each touched daily bucket's old rows (deleted) and new rows (re-derived
+# from the entries), and adds their difference to the months and the stats. As the daily
+# totals are exact, so are the sums of their differences: re-applying a change yields a
+# zero delta, and a rebuild (which sums the daily rows) gives the same rows.
+_DELTA_TABLE = """
+    CREATE TEMP TABLE IF NOT EXISTS evotrack_daily_delta (
+        tagged boolean, org_id uuid, day date, user_id uuid, project_id uuid, task_id uuid,
+        billable boolean, tag_id uuid, seconds bigint, billable_seconds bigint,
+        amount bigint, entries bigint
+    ) ON COMMIT DELETE ROWS
+"""
+_DAILY_COLUMNS = "org_id, day, user_id, project_id, task_id, billable"
+
+
+def _capture_old(table: str, tagged: bool) -> str:
+    tag = "tag_id" if tagged else "NULL::uuid"
+    returning = f"{_DAILY_COLUMNS}, {'tag_id, ' if tagged else ''}{_TOTALS}"
+    return f"""
+        WITH old AS (
+            DELETE FROM {table} WHERE (org_id, day, user_id) IN {_DAY_KEYS}
+            RETURNING {returning})
+        INSERT INTO evotrack_daily_delta
+        SELECT {tagged}, {_DAILY_COLUMNS}, {tag}, -seconds, -billable_seconds, -amount, -entries
+        FROM old
+    """
+
+
+def _capture_new(insert: str, tagged: bool) -> str:
+    tag = "tag_id" if tagged else "NULL::uuid"
+    returning = f"{_DAILY_COLUMNS}, {'tag_id, ' if tagged else ''}{_TOTALS}"
+    return f"""
+        WITH new AS ({insert} RETURNING {returning})
+        INSERT INTO evotrack_daily_delta
+        SELECT {tagged}, {_DAILY_COLUMNS}, {tag}, seconds, billable_seconds, amount, entries
+        FROM new
+    """
+
+
+def _add_deltas(
+    table: str, key: str, select_key: str, tagged: bool, where: str = "", conflict: str = ""
+) -> str:
+    sums = "SUM(seconds), SUM(billable_seconds), SUM(amount), SUM(entries)"
+    return f"""
+        INSERT INTO {table} ({key}, {_TOTALS})
+        SELECT {select_key}, {sums} FROM evotrack_daily_delta
+        WHERE tagged = {tagged} {where}
+        GROUP BY {key}
+        HAVING SUM(entries) <> 0 OR SUM(seconds) <> 0 OR SUM(billable_seconds) <> 0
+            OR SUM(amount) <> 0
+        ON CONFLICT ({conflict or key}) DO UPDATE SET
+            seconds = {table}.seconds + EXCLUDED.seconds,
+            billable_seconds = {table}.billable_seconds + EXCLUDED.billable_seconds,
+            amount = {table}.amount + EXCLUDED.amount,
+            entries = {table}.entries + EXCLUDED.entries
+    """
+
+
+_MONTH = "org_id, month, user_id, project_id, task_id, billable"
+_MONTH_SELECT = (
+    "org_id, date_trunc('month', day)::date AS month, user_id, project_id, task_id, billable"
+)
 
 
 def _recompute_days(session: Session, days: list[tuple[uuid.UUID, date, uuid.UUID]]) -> None:
@@ -422,27 +470,56 @@ def _recompute_days(session: Session, days: list[tuple[uuid.UUID, date, uuid.UUI
         "m_months": [m[1] for m in months],
         "m_users": [m[2] for m in months],
     }
-    in_days = f"(org_id, day, user_id) IN {_DAY_KEYS}"
     in_entry_days = f"AND (org_id, local_date, user_id) IN {_DAY_KEYS}"
-    in_month_rows = f"(org_id, month, user_id) IN {_MONTH_KEYS}"
-    _delete_where(session, "proj_daily_totals", in_days, params)
-    _delete_where(session, "proj_daily_tag_totals", in_days, params)
-    session.execute(text(insert_daily(LIVE, in_entry_days)), params)
-    session.execute(text(insert_daily_tags(LIVE, in_entry_days)), params)
-    _delete_where(session, "proj_monthly_totals", in_month_rows, params)
-    _delete_where(session, "proj_monthly_tag_totals", in_month_rows, params)
-    session.execute(text(insert_monthly(LIVE, _daily_rows_of_months("proj_daily_totals"))), params)
+    session.execute(text(_DELTA_TABLE))
+    session.execute(text("DELETE FROM evotrack_daily_delta"))
+    session.execute(text(_capture_old("proj_daily_totals", tagged=False)), params)
+    session.execute(text(_capture_old("proj_daily_tag_totals", tagged=True)), params)
+    session.execute(text(_capture_new(insert_daily(LIVE, in_entry_days), tagged=False)), params)
+    session.execute(text(_capture_new(insert_daily_tags(LIVE, in_entry_days), tagged=True)), params)
+    statements = [
+        _add_deltas("proj_monthly_totals", _MONTH, _MONTH_SELECT, tagged=False),
+        _add_deltas(
+            "proj_monthly_tag_totals", f"{_MONTH}, tag_id", f"{_MONTH_SELECT}, tag_id", tagged=True
+        ),
+        _add_deltas(
+            "proj_project_stats",
+            "project_id, org_id",
+            "project_id, org_id",
+            tagged=False,
+            where="AND project_id IS NOT NULL",
+            conflict="project_id",
+        ),
+        _add_deltas(
+            "proj_task_stats",
+            "task_id, org_id, project_id",
+            "task_id, org_id, project_id",
+            tagged=False,
+            where="AND task_id IS NOT NULL",
+            conflict="task_id",
+        ),
+    ]
+    for statement in statements:
+        session.execute(text(statement))
+    # Buckets whose last entry left them.
     session.execute(
-        text(insert_monthly_tags(LIVE, _daily_rows_of_months("proj_daily_tag_totals"))), params
+        text(
+            "DELETE FROM proj_monthly_totals WHERE entries = 0"
+            f" AND (org_id, month, user_id) IN {_MONTH_KEYS}"
+        ),
+        params,
     )
-
-
-def _recompute_stats(session: Session, kind: str, keys: list[tuple[uuid.UUID, uuid.UUID]]) -> None:
-    params: dict[str, object] = {"orgs": [k[0] for k in keys], "ids": [k[1] for k in keys]}
-    in_keys = (
-        f"(org_id, {kind}_id) IN"
-        " (SELECT * FROM unnest(CAST(:orgs AS uuid[]), CAST(:ids AS uuid[])))"
+    session.execute(
+        text(
+            "DELETE FROM proj_monthly_tag_totals WHERE entries = 0"
+            f" AND (org_id, month, user_id) IN {_MONTH_KEYS}"
+        ),
+        params,
     )
-    _delete_where(session, f"proj_{kind}_stats", f"{kind}_id = ANY(:ids)", params)
-    builder = insert_project_stats if kind == "project" else insert_task_stats
-    session.execute(text(builder(LIVE, f"AND {in_keys}")), params)
+    for kind in ("project", "task"):
+        session.execute(
+            text(
+                f"DELETE FROM proj_{kind}_stats WHERE entries = 0 AND {kind}_id IN"
+                f" (SELECT {kind}_id FROM evotrack_daily_delta WHERE NOT tagged)"
+            )
+        )
