@@ -252,7 +252,16 @@ proj_entries = Table(
     Column("local_date", Date, nullable=False),
     # Keyset pagination: (start_at, entry_id) within an organization, both directions.
     Index("ix_proj_entries_org_id_start_at_entry_id", "org_id", "start_at", "entry_id"),
+    # The projector's bucket recompute: (org, local_date, user).
     Index("ix_proj_entries_org_id_user_id_local_date", "org_id", "user_id", "local_date"),
+    # A member's (or a user_id-filtered) entries page, keyset on (start_at, entry_id).
+    Index(
+        "ix_proj_entries_org_id_user_id_start_at_entry_id",
+        "org_id",
+        "user_id",
+        "start_at",
+        "entry_id",
+    ),
     Index("ix_proj_entries_org_id_project_id_start_at", "org_id", "project_id", "start_at"),
     Index("ix_proj_entries_org_id_local_date", "org_id", "local_date"),
     Index("ix_proj_entries_tag_ids", "tag_ids", postgresql_using="gin"),
@@ -288,7 +297,8 @@ proj_daily_tag_totals = Table(
     _uuid("project_id"),
     _uuid("task_id"),
     Column("billable", Boolean, nullable=False),
-    _uuid("tag_id", nullable=False),
+    # NULL: the entry has no tag (the "(none)" group), so tag reports never read entries.
+    _uuid("tag_id"),
     *_totals(),
     Index(
         "uq_proj_daily_tag_totals_bucket",
@@ -334,7 +344,7 @@ proj_monthly_tag_totals = Table(
     _uuid("project_id"),
     _uuid("task_id"),
     Column("billable", Boolean, nullable=False),
-    _uuid("tag_id", nullable=False),
+    _uuid("tag_id"),  # NULL: untagged, as in proj_daily_tag_totals
     *_totals(),
     Index(
         "uq_proj_monthly_tag_totals_bucket",
@@ -345,6 +355,28 @@ proj_monthly_tag_totals = Table(
         "task_id",
         "billable",
         "tag_id",
+        unique=True,
+        postgresql_nulls_not_distinct=True,
+    ),
+)
+
+# Coarser roll-up for long ranges seen whole: one row per (month, project, billable), so a
+# year's summary by project, client, billable or month reads a few hundred rows, not the
+# monthly rows of every user and task.
+proj_monthly_project_totals = Table(
+    "proj_monthly_project_totals",
+    Base.metadata,
+    _uuid("org_id", nullable=False),
+    Column("month", Date, nullable=False),
+    _uuid("project_id"),
+    Column("billable", Boolean, nullable=False),
+    *_totals(),
+    Index(
+        "uq_proj_monthly_project_totals_bucket",
+        "org_id",
+        "month",
+        "project_id",
+        "billable",
         unique=True,
         postgresql_nulls_not_distinct=True,
     ),
