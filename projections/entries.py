@@ -1,5 +1,6 @@
-"""The entries projection: the denormalized entries view, daily totals (plain and per tag),
-monthly roll-ups, project and task stats, and running timers.
+"""The entries projection: the denormalized entries view, daily totals (plain and per tag,
+an untagged entry under tag NULL), monthly roll-ups (per bucket, per tag, and per project for
+long reports over a whole organization), project and task stats, and running timers.
 
 Every step re-derives what a batch touched from the source of truth instead of adding
 deltas: entry rows from the normalized tables, totals from the entry rows. Re-applying a
@@ -107,7 +108,9 @@ def insert_daily_tags(t: Tables, where: str = "") -> str:
         INSERT INTO {t.daily_tag_totals}
             (org_id, day, user_id, project_id, task_id, billable, tag_id, {_TOTALS})
         SELECT org_id, local_date, user_id, project_id, task_id, billable, tag_id, {_ENTRY_SUMS}
-        FROM {t.entries} CROSS JOIN LATERAL unnest(tag_ids) AS tag_id
+        FROM {t.entries} CROSS JOIN LATERAL unnest(
+            CASE WHEN cardinality(tag_ids) = 0 THEN ARRAY[NULL]::uuid[] ELSE tag_ids END
+        ) AS tag_id
         WHERE end_at IS NOT NULL {where}
         GROUP BY org_id, local_date, user_id, project_id, task_id, billable, tag_id
     """
@@ -132,6 +135,15 @@ def insert_monthly_tags(t: Tables, where: str = "") -> str:
                billable, tag_id, {_SUMS}
         FROM {t.daily_tag_totals} WHERE true {where}
         GROUP BY org_id, month, user_id, project_id, task_id, billable, tag_id
+    """
+
+
+def insert_monthly_projects(t: Tables, where: str = "") -> str:
+    return f"""
+        INSERT INTO {t.monthly_project_totals} (org_id, month, project_id, billable, {_TOTALS})
+        SELECT org_id, month, project_id, billable, {_SUMS}
+        FROM {t.monthly_totals} WHERE true {where}
+        GROUP BY org_id, month, project_id, billable
     """
 
 
@@ -171,6 +183,7 @@ def rebuild_statements(t: Tables, *, scoped: bool = False) -> list[str]:
         insert_daily_tags(t, where),
         insert_monthly(t, where),
         insert_monthly_tags(t, where),
+        insert_monthly_projects(t, where),
         insert_project_stats(t, where),
         insert_task_stats(t, where),
         insert_running_timers(t, where),
@@ -187,6 +200,7 @@ TABLES = (
     "daily_tag_totals",
     "monthly_totals",
     "monthly_tag_totals",
+    "monthly_project_totals",
     "project_stats",
     "task_stats",
     "running_timers",
@@ -379,6 +393,7 @@ def _recompute_whole_orgs(session: Session, org_ids: set[uuid.UUID]) -> None:
         insert_daily_tags,
         insert_monthly,
         insert_monthly_tags,
+        insert_monthly_projects,
         insert_project_stats,
         insert_task_stats,
         insert_running_timers,
@@ -483,6 +498,12 @@ def _recompute_days(session: Session, days: list[tuple[uuid.UUID, date, uuid.UUI
             "proj_monthly_tag_totals", f"{_MONTH}, tag_id", f"{_MONTH_SELECT}, tag_id", tagged=True
         ),
         _add_deltas(
+            "proj_monthly_project_totals",
+            "org_id, month, project_id, billable",
+            "org_id, date_trunc('month', day)::date AS month, project_id, billable",
+            tagged=False,
+        ),
+        _add_deltas(
             "proj_project_stats",
             "project_id, org_id",
             "project_id, org_id",
@@ -513,6 +534,13 @@ def _recompute_days(session: Session, days: list[tuple[uuid.UUID, date, uuid.UUI
         text(
             "DELETE FROM proj_monthly_tag_totals WHERE entries = 0"
             f" AND (org_id, month, user_id) IN {_MONTH_KEYS}"
+        ),
+        params,
+    )
+    session.execute(
+        text(
+            "DELETE FROM proj_monthly_project_totals WHERE entries = 0"
+            f" AND (org_id, month) IN (SELECT org_id, month FROM {_MONTH_KEYS} AS mk)"
         ),
         params,
     )

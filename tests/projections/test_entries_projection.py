@@ -179,10 +179,11 @@ def test_totals_follow_edits_deletes_renames_and_timers(
             .all()
         )
         tagged = conn.execute(
-            text("SELECT count(*) FROM proj_daily_tag_totals WHERE org_id = :o"), {"o": org.id}
-        ).scalar_one()
+            text("SELECT tag_id, seconds, entries FROM proj_daily_tag_totals WHERE org_id = :o"),
+            {"o": org.id},
+        ).all()
     assert names == ["Renamed"]
     assert tuple(stats) == (3600, 1)  # the deleted entry and the running timer do not count
     assert running == [started.json()["data"]["id"]]
-    assert tagged == 0
+    assert [tuple(row) for row in tagged] == [(None, 3600, 1)]  # the untagged entry only
     assert_verified(org.id)
