@@ -2,9 +2,13 @@
 
 A summary reads `proj_monthly_totals` for the whole months of its range and
 `proj_daily_totals` for the days at its edges (daily rows only when it groups by day or
-week): a year reads twelve rows per bucket instead of 365. Everything is aggregated in
-PostgreSQL, in one statement per report: every level of the report (inner groups, outer
-groups, totals) comes from the same snapshot.
+week): a year reads twelve rows per bucket instead of 365. A month mostly inside the range
+is read whole, less the daily rows of its days outside (see `split_range`). When the caller
+sees the whole organization, nothing narrows it by user, team, task or tag, and it groups
+by project, client, billable or month only, the months come from
+`proj_monthly_project_totals` instead: one row per (month, project, billable), however many
+users and tasks. Everything is aggregated in PostgreSQL, in one statement per report: every
+level of the report (inner groups, outer groups, totals) comes from the same snapshot.
 
 Two dimensions count an entry more than once: `tag` (once per tag, from the tag totals) and
 `team` (once per current team of its user, joined from `proj_team_members`). A level that
@@ -12,9 +16,10 @@ does not group by them must not see those duplicates: levels that count entries 
 aggregated once from the facts (the deepest) and re-aggregated from that small result (the
 others); levels that count differently read the facts again. UNION ALL glues them.
 
-Entries are read (`proj_entries`) in two cases the totals cannot answer: the "(none)" tag
-group (untagged entries leave no tag-total row), and a tag grouping filtered by a tag (an
-entry carrying the filtered tag also counts under its other tags).
+Untagged entries have tag-total rows under tag_id NULL: the "(none)" tag group. Entries are
+read (`proj_entries`) in one case only, which no total answers: a tag grouping filtered by a
+tag (an entry carrying the filtered tag also counts under its other tags, and the tag totals
+do not say which tags share an entry).
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ from projections.models import (
     proj_daily_tag_totals,
     proj_daily_totals,
     proj_entries,
+    proj_monthly_project_totals,
     proj_monthly_tag_totals,
     proj_monthly_totals,
     proj_projects,
@@ -82,6 +88,12 @@ DIMENSIONS = (
 MULTI_VALUED = frozenset({"tag", "team"})
 # Dimensions that need daily rows for the whole range.
 DAILY = frozenset({"day", "week"})
+# Dimensions the per-project monthly roll-up answers (a client from its projects).
+COARSE = frozenset({"project", "client", "billable", "month"})
+# A month of per-bucket roll-up rows holds about as many rows as this many days of daily
+# rows (people keep to a few projects and tasks in a month); a month of the per-project
+# roll-up, a few hundred rows, costs next to nothing.
+MONTH_COST_DAYS = 4
 
 _KEY_TYPES: dict[str, type[TypeEngine[Any]]] = {
     "project": Uuid,
@@ -154,26 +166,51 @@ def _next_month(day: date) -> date:
     return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
 
 
+DayRange = tuple[date, date]  # inclusive
+
+
 @dataclass(frozen=True)
 class Periods:
-    """Day ranges (inclusive) read from daily rows, and the first days of the whole months
-    read from monthly rows (`month >= months[0] AND month < months[1]`)."""
+    """How a range is covered: day ranges read from daily rows (`days`), months read from
+    monthly rows (`month >= months[0] AND month < months[1]`), and the days of those months
+    that lie outside the range (`minus`), read from daily rows and subtracted."""
 
-    days: tuple[tuple[date, date], ...]
+    days: tuple[DayRange, ...]
     months: tuple[date, date] | None
+    minus: tuple[DayRange, ...] = ()
 
 
-def split_range(date_from: date, date_to: date, *, daily_only: bool) -> Periods:
-    first_whole = date_from if date_from.day == 1 else _next_month(date_from)
-    after_whole = _month_start(date_to + timedelta(days=1))
-    if daily_only or first_whole >= after_whole:
+def split_range(
+    date_from: date, date_to: date, *, daily_only: bool, month_cost: int = 0
+) -> Periods:
+    """Each month the range touches is read the cheaper way: its days inside the range from
+    the daily rows, or its monthly rows minus the daily rows of the days outside, when
+    those are fewer by more than `month_cost` (what reading a month's rows costs, in days
+    of daily rows). Sums are exact integers, so the difference is too: a year up to today
+    reads its months and a few days, not most of two months day by day."""
+    if daily_only:
         return Periods(((date_from, date_to),), None)
-    days = []
-    if date_from < first_whole:
-        days.append((date_from, first_whole - timedelta(days=1)))
-    if after_whole <= date_to:
-        days.append((after_whole, date_to))
-    return Periods(tuple(days), (first_whole, after_whole))
+    days: list[DayRange] = []
+    months: list[date] = []
+    minus: list[DayRange] = []
+    month = _month_start(date_from)
+    while month <= date_to:
+        after = _next_month(month)
+        last = after - timedelta(days=1)
+        low, high = max(month, date_from), min(last, date_to)
+        inside = (high - low).days + 1
+        if (after - month).days - inside + month_cost < inside:
+            months.append(month)
+            if month < low:
+                minus.append((month, low - timedelta(days=1)))
+            if high < last:
+                minus.append((high + timedelta(days=1), last))
+        else:
+            days.append((low, high))
+        month = after
+    if not months:
+        return Periods(((date_from, date_to),), None)
+    return Periods(tuple(days), (months[0], _next_month(months[-1])), tuple(minus))
 
 
 def _filters(scope: SummaryScope, table: FromClause) -> list[ColumnElement[bool]]:
@@ -202,15 +239,23 @@ def _filters(scope: SummaryScope, table: FromClause) -> list[ColumnElement[bool]
 @dataclass(frozen=True)
 class _Shape:
     """Which columns the facts of one level need: tag_id, day (daily rows for the whole
-    range), month. Columns nobody groups by are not computed."""
+    range), month; `coarse`: project and billable only (the whole months from the
+    per-project roll-up). Columns nobody groups by are not computed."""
 
     tagged: bool
     daily: bool
     monthly_key: bool
+    coarse: bool
 
     @classmethod
-    def of(cls, dims: tuple[str, ...]) -> _Shape:
-        return cls("tag" in dims, bool(DAILY & set(dims)), "month" in dims)
+    def of(cls, scope: SummaryScope, dims: tuple[str, ...]) -> _Shape:
+        coarse = (
+            scope.user_ids is None
+            and scope.task_id is None
+            and scope.tag_id is None
+            and set(dims) <= COARSE
+        )
+        return cls("tag" in dims, bool(DAILY & set(dims)), "month" in dims, coarse)
 
 
 def _month_of(day: ColumnElement[Any]) -> ColumnElement[Any]:
@@ -221,7 +266,11 @@ def _fact_columns(
     table: FromClause, shape: _Shape, day: ColumnElement[Any] | None, month: ColumnElement[Any]
 ) -> list[ColumnElement[Any]]:
     c = table.c
-    columns: list[ColumnElement[Any]] = [c.user_id, c.project_id, c.task_id, c.billable]
+    columns: list[ColumnElement[Any]] = (
+        [c.project_id, c.billable]
+        if shape.coarse
+        else [c.user_id, c.project_id, c.task_id, c.billable]
+    )
     if shape.daily and day is not None:
         columns.append(day.label("day"))
     if shape.monthly_key:
@@ -232,41 +281,40 @@ def _fact_columns(
 def _total_parts(
     scope: SummaryScope, periods: Periods, shape: _Shape, *, tag_table: bool
 ) -> list[Select[Any]]:
-    """Selects of daily and monthly total rows covering the range."""
-    daily = proj_daily_tag_totals if tag_table else proj_daily_totals
-    monthly = proj_monthly_tag_totals if tag_table else proj_monthly_totals
-    parts = []
-    for low, high in periods.days:
-        where = [*_filters(scope, daily), daily.c.day.between(low, high)]
+    """Selects of daily and monthly total rows covering the range (the days in
+    `periods.minus` with their sums negated)."""
+    daily: Table = proj_daily_tag_totals if tag_table else proj_daily_totals
+    monthly: Table = proj_monthly_tag_totals if tag_table else proj_monthly_totals
+    if shape.coarse and not tag_table:
+        monthly = proj_monthly_project_totals
+
+    def part(table: Table, period: ColumnElement[bool], sign: int = 1) -> Select[Any]:
+        where = [*_filters(scope, table), period]
         if scope.tag_id is not None:
-            where.append(daily.c.tag_id == scope.tag_id)
-        columns = _fact_columns(daily, shape, daily.c.day, _month_of(daily.c.day))
+            where.append(table.c.tag_id == scope.tag_id)
+        if table is monthly:
+            columns = _fact_columns(table, shape, None, table.c.month)
+        else:
+            columns = _fact_columns(table, shape, table.c.day, _month_of(table.c.day))
         if shape.tagged:
-            columns.append(daily.c.tag_id)
-        parts.append(select(*columns, *[daily.c[name] for name in SUMS]).where(*where))
+            columns.append(table.c.tag_id)
+        sums = [table.c[n] if sign > 0 else (-table.c[n]).label(n) for n in SUMS]
+        return select(*columns, *sums).where(*where)
+
+    parts = [part(daily, daily.c.day.between(low, high)) for low, high in periods.days]
     if periods.months is not None:
         first, after = periods.months
-        where = [*_filters(scope, monthly), monthly.c.month >= first, monthly.c.month < after]
-        if scope.tag_id is not None:
-            where.append(monthly.c.tag_id == scope.tag_id)
-        columns = _fact_columns(monthly, shape, None, monthly.c.month)
-        if shape.tagged:
-            columns.append(monthly.c.tag_id)
-        parts.append(select(*columns, *[monthly.c[name] for name in SUMS]).where(*where))
+        parts.append(part(monthly, and_(monthly.c.month >= first, monthly.c.month < after)))
+    parts += [part(daily, daily.c.day.between(low, high), -1) for low, high in periods.minus]
     return parts
 
 
-def _entry_part(scope: SummaryScope, shape: _Shape, tag: ColumnElement[Any]) -> Select[Any]:
-    """Finished entries of the range, one row per entry (per tag with `unnest`): those with
-    the filtered tag, or without any tag when no tag is filtered."""
+def _co_tagged_entries(scope: SummaryScope, shape: _Shape, tag_id: uuid.UUID) -> Select[Any]:
+    """Finished entries of the range carrying `tag_id`, one row per tag they carry."""
     e = proj_entries
-    if scope.tag_id is not None:
-        condition = e.c.tag_ids.contains([scope.tag_id])
-    else:
-        condition = func.cardinality(e.c.tag_ids) == 0
     return select(
         *_fact_columns(e, shape, e.c.local_date, _month_of(e.c.local_date)),
-        tag.label("tag_id"),
+        func.unnest(e.c.tag_ids).label("tag_id"),
         e.c.duration_seconds.label("seconds"),
         case((e.c.billable, e.c.duration_seconds), else_=0).label("billable_seconds"),
         e.c.amount,
@@ -275,7 +323,7 @@ def _entry_part(scope: SummaryScope, shape: _Shape, tag: ColumnElement[Any]) -> 
         *_filters(scope, e),
         e.c.local_date.between(scope.date_from, scope.date_to),
         e.c.end_at.is_not(None),
-        condition,
+        e.c.tag_ids.contains([tag_id]),
     )
 
 
@@ -283,11 +331,14 @@ def _facts(scope: SummaryScope, shape: _Shape) -> FromClause:
     """The rows a level aggregates: bucket columns, day and month when grouped by, tag_id
     when `tagged`, and the four sums."""
     if shape.tagged and scope.tag_id is not None:
-        return _entry_part(scope, shape, func.unnest(proj_entries.c.tag_ids)).subquery("facts")
-    periods = split_range(scope.date_from, scope.date_to, daily_only=shape.daily)
+        return _co_tagged_entries(scope, shape, scope.tag_id).subquery("facts")
+    periods = split_range(
+        scope.date_from,
+        scope.date_to,
+        daily_only=shape.daily,
+        month_cost=0 if shape.coarse else MONTH_COST_DAYS,
+    )
     parts = _total_parts(scope, periods, shape, tag_table=shape.tagged or scope.tag_id is not None)
-    if shape.tagged:  # untagged entries leave no tag-total row: they are the "(none)" tag
-        parts.append(_entry_part(scope, shape, cast(null(), Uuid)))
     return (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("facts")
 
 
@@ -300,12 +351,10 @@ _SOURCE_DIMENSION = {"client": "project", "team": "user"}
 
 def _direct_keys(scope: SummaryScope, facts: FromClause, shape: _Shape) -> dict[str, Any]:
     f = facts.c
-    keys: dict[str, ColumnElement[Any]] = {
-        "project": f.project_id,
-        "user": f.user_id,
-        "task": f.task_id,
-        "billable": f.billable,
-    }
+    keys: dict[str, ColumnElement[Any]] = {"project": f.project_id, "billable": f.billable}
+    if not shape.coarse:
+        keys["user"] = f.user_id
+        keys["task"] = f.task_id
     if shape.daily:
         keys["day"] = f.day
         # Back to the week's first day: ISO weekday 1-7 against the org's week_start 1-7
@@ -324,7 +373,7 @@ def _keyed(scope: SummaryScope, dims: tuple[str, ...]) -> FromClause:
 
     Clients and teams are looked up after a first aggregation by project and user, so the
     joins see a few rows per project or user instead of every fact."""
-    shape = _Shape.of(dims)
+    shape = _Shape.of(scope, dims)
     facts = _facts(scope, shape)
     direct = _direct_keys(scope, facts, shape)
     if not set(dims) & set(_SOURCE_DIMENSION):
@@ -367,7 +416,10 @@ def _level_selects(
     keyed = _keyed(scope, deepest)
     keys = [keyed.c[f"k_{dim}"] for dim in deepest]
     grouped = select(*keys, *_sums(keyed)).select_from(keyed)
-    cte = (grouped.group_by(*keys) if keys else grouped).cte(name)
+    if keys:
+        # A group whose subtracted days cancel its monthly rows has no entry in the range.
+        grouped = grouped.group_by(*keys).having(func.sum(keyed.c.entries) != 0)
+    cte = grouped.cte(name)
     selects = []
     for level in sorted(levels, key=len, reverse=True):
         level_keys = [cte.c[f"k_{dim}"] for dim in level]

@@ -7,11 +7,14 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openpyxl import load_workbook
 from sqlalchemy import Engine
 
@@ -30,6 +33,7 @@ from tests.query_api.reports.helpers import (
 )
 
 FROM, TO = date(2026, 1, 1), date(2026, 12, 31)
+ONE_USER = frozenset({uuid.uuid4()})
 
 
 def _summary(
@@ -351,24 +355,160 @@ def _sql(
 
 @pytest.mark.parametrize("group_by", ["project", "client", "user", "task", "team", "billable"])
 def test_a_year_reads_monthly_roll_ups_and_only_the_edge_days(db: Engine, group_by: str) -> None:
-    sql = _sql(db, (group_by,), date(2026, 1, 15), date(2026, 12, 20))
+    sql = _sql(db, (group_by,), date(2026, 1, 15), date(2026, 12, 20), user_ids=ONE_USER)
     assert "proj_monthly_totals" in sql
     assert "proj_daily_totals" in sql
+    assert "proj_monthly_project_totals" not in sql
     assert "proj_entries" not in sql
-    assert queries.split_range(date(2026, 1, 15), date(2026, 12, 20), daily_only=False) == (
+
+
+def test_a_month_mostly_inside_the_range_is_read_whole_less_its_days_outside() -> None:
+    d = date
+    split = queries.split_range
+    assert split(d(2026, 1, 15), d(2026, 12, 20), daily_only=False) == queries.Periods(
+        (),
+        (d(2026, 1, 1), d(2027, 1, 1)),
+        ((d(2026, 1, 1), d(2026, 1, 14)), (d(2026, 12, 21), d(2026, 12, 31))),
+    )
+    # Reading a month's rows costs days: January's 17 days are read one by one.
+    assert split(d(2026, 1, 15), d(2026, 12, 20), daily_only=False, month_cost=4) == (
         queries.Periods(
-            ((date(2026, 1, 15), date(2026, 1, 31)), (date(2026, 12, 1), date(2026, 12, 20))),
-            (date(2026, 2, 1), date(2026, 12, 1)),
+            ((d(2026, 1, 15), d(2026, 1, 31)),),
+            (d(2026, 2, 1), d(2027, 1, 1)),
+            ((d(2026, 12, 21), d(2026, 12, 31)),),
         )
     )
-    whole = queries.split_range(date(2026, 1, 1), date(2026, 12, 31), daily_only=False)
-    assert whole == queries.Periods((), (date(2026, 1, 1), date(2027, 1, 1)))
+    whole = split(d(2026, 1, 1), d(2026, 12, 31), daily_only=False)
+    assert whole == queries.Periods((), (d(2026, 1, 1), d(2027, 1, 1)))
+    # A year up to today: two days at each end, not most of two months.
+    assert split(d(2025, 11, 29), d(2026, 11, 28), daily_only=False) == queries.Periods(
+        ((d(2025, 11, 29), d(2025, 11, 30)),),
+        (d(2025, 12, 1), d(2026, 12, 1)),
+        ((d(2026, 11, 29), d(2026, 11, 30)),),
+    )
+    assert split(d(2026, 11, 2), d(2026, 11, 29), daily_only=False) == queries.Periods(
+        (),
+        (d(2026, 11, 1), d(2026, 12, 1)),
+        ((d(2026, 11, 1), d(2026, 11, 1)), (d(2026, 11, 30), d(2026, 11, 30))),
+    )
+    week = (d(2026, 11, 23), d(2026, 11, 29))
+    assert split(*week, daily_only=False) == queries.Periods((week,), None)
+    year = (d(2026, 1, 1), d(2026, 12, 31))
+    assert split(*year, daily_only=True) == queries.Periods((year,), None)
 
 
-def test_days_and_weeks_read_daily_rows_and_a_tag_filter_the_tag_totals(db: Engine) -> None:
+@settings(max_examples=300, deadline=None)
+@given(
+    date_from=st.dates(date(2024, 1, 1), date(2027, 12, 31)),
+    length=st.integers(0, 800),
+    month_cost=st.integers(0, 10),
+)
+def test_the_split_covers_every_day_of_the_range_exactly_once(
+    date_from: date, length: int, month_cost: int
+) -> None:
+    date_to = date_from + timedelta(days=length)
+    periods = queries.split_range(date_from, date_to, daily_only=False, month_cost=month_cost)
+    counted: Counter[date] = Counter()
+
+    def days(low: date, high: date) -> list[date]:
+        return [low + timedelta(days=i) for i in range((high - low).days + 1)]
+
+    for low, high in periods.days:
+        counted.update(days(low, high))
+    if periods.months is not None:
+        first, after = periods.months
+        assert first.day == 1
+        assert after.day == 1
+        counted.update(days(first, after - timedelta(days=1)))
+    for low, high in periods.minus:
+        counted.subtract(days(low, high))
+    assert +counted == Counter(days(date_from, date_to))
+    assert -counted == Counter()
+
+
+@pytest.mark.parametrize(
+    ("group_by", "filters"),
+    [
+        (("project",), {}),
+        (("client",), {}),
+        (("billable",), {}),
+        (("month",), {}),
+        (("client", "month"), {}),
+        (("billable", "project"), {"project_id": uuid.uuid4(), "billable": True}),
+        (("project",), {"client_id": uuid.uuid4()}),
+        (("project", "tag"), {}),  # the project level and the totals
+    ],
+)
+def test_the_whole_organization_over_long_ranges_reads_the_per_project_roll_up(
+    db: Engine, group_by: tuple[str, ...], filters: dict[str, Any]
+) -> None:
+    sql = _sql(db, group_by, date(2025, 11, 29), date(2026, 11, 28), **filters)
+    assert "proj_monthly_project_totals" in sql
+    assert "proj_monthly_totals" not in sql
+    assert "proj_entries" not in sql
+
+
+@pytest.mark.parametrize(
+    ("group_by", "filters"),
+    [
+        (("project",), {"user_ids": ONE_USER}),  # a member's, a manager's, a user or team filter
+        (("project",), {"task_id": uuid.uuid4()}),
+        (("project",), {"tag_id": uuid.uuid4()}),
+        (("user",), {}),
+        (("task",), {}),
+        (("user", "team"), {}),  # (("team",) reads its totals from the per-project roll-up)
+        (("project", "day"), {}),
+        (("week",), {}),
+    ],
+)
+def test_narrower_or_finer_summaries_do_not_read_the_per_project_roll_up(
+    db: Engine, group_by: tuple[str, ...], filters: dict[str, Any]
+) -> None:
+    sql = _sql(db, group_by, date(2026, 1, 1), date(2026, 12, 31), **filters)
+    assert "proj_monthly_project_totals" not in sql
+    assert "proj_entries" not in sql
+
+
+def test_days_and_weeks_read_daily_rows_and_tags_the_tag_totals(db: Engine) -> None:
     sql = _sql(db, ("week",), date(2026, 1, 1), date(2026, 12, 31))
     assert "proj_monthly_totals" not in sql
     assert "proj_entries" not in sql
     sql = _sql(db, ("project",), date(2026, 1, 1), date(2026, 12, 31), tag_id=uuid.uuid4())
     assert "proj_monthly_tag_totals" in sql
     assert "proj_entries" not in sql
+    # Untagged entries have their own tag-total rows: the (none) group needs no entries.
+    sql = _sql(db, ("tag", "user"), date(2026, 1, 1), date(2026, 12, 31))
+    assert "proj_monthly_tag_totals" in sql
+    assert "proj_entries" not in sql
+    # Which other tags an entry with the filtered tag carries, only the entries know.
+    sql = _sql(db, ("tag",), date(2026, 1, 1), date(2026, 12, 31), tag_id=uuid.uuid4())
+    assert "proj_entries" in sql
+
+
+@pytest.mark.parametrize("group_by", ["project", "user", "tag,project", "client,team"])
+def test_a_group_whose_days_all_lie_outside_the_range_is_left_out(
+    qapi: httpx.Client,
+    api: httpx.Client,
+    db: Engine,
+    projector_running: BackgroundProjector,
+    group_by: str,
+) -> None:
+    """November is read whole less its last two days: Boreas (worked on the 30th only) and
+    Bob (the 29th only) must not come out as empty groups."""
+    world = build_world(api, db, timezone="Europe/Berlin")
+    ann, bob = world.people["ann"], world.people["bob"]
+    apollo, boreas, _ = (p.id for p in world.projects)
+    red = next(iter(world.tags))
+    world.write(
+        [
+            world.entry(ann, datetime(2026, 11, 10, 9, tzinfo=UTC), 3600, project_id=apollo),
+            world.entry(bob, datetime(2026, 11, 29, 9, tzinfo=UTC), 1800, tag_ids=(red,)),
+            world.entry(ann, datetime(2026, 11, 30, 9, tzinfo=UTC), 900, project_id=boreas),
+        ]
+    )
+    date_from, date_to = date(2026, 11, 1), date(2026, 11, 28)
+    data = _data(_summary(qapi, world, group_by, date_from=date_from, date_to=date_to))
+    dims = tuple(group_by.split(","))
+    assert answered(data) == oracle(world, selected(world, date_from, date_to, Filters()), dims)
+    assert data["totals"]["entries"] == 1
+    assert len(data["groups"]) == 1
