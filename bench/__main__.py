@@ -1,6 +1,10 @@
 """`python -m bench --profile quick|full`: generate the data, run the benchmarks, print one
 markdown table and write it with the machine's description to bench/results/latest.md.
 
+B1 writes, B2 bulk writes, B3 write-to-read lag, B4 reports, B5 pagination (these run the
+APIs and the worker as processes of their own, as `evotrack run` does), B6 rebuild, B7
+worker overhead; in that order. What B1–B3 write is deleted again afterwards.
+
 Uses DATABASE_URL / REDIS_URL when set (the data go to a database `evotrack_bench` on
 that server), else embedded servers in .evotrack/bench/.
 """
@@ -16,7 +20,7 @@ from dataclasses import dataclass
 import psycopg
 import redis
 
-from bench import b6_rebuild, b7_worker
+from bench import b1_writes, b2_bulk, b3_lag, b4_reports, b5_pagination, b6_rebuild, b7_worker
 from bench.context import PROFILES, Benchmark, Context
 from bench.generate import Options, generate, plain_url
 from bench.report import Outcome, Row, document, load_average, machine, table, write
@@ -31,6 +35,11 @@ from bench.services import (
 GENERATE_TARGET = 100_000  # entries/s for the COPY part (issue 5 §1)
 
 BENCHMARKS: dict[str, Benchmark] = {
+    "B1": b1_writes.run,
+    "B2": b2_bulk.run,
+    "B3": b3_lag.run,
+    "B4": b4_reports.run,
+    "B5": b5_pagination.run,
     "B6": b6_rebuild.run,
     "B7": b7_worker.run,
 }
@@ -85,6 +94,10 @@ def prepare_data(found: Services, args: Arguments) -> tuple[list[str], Row, list
     """Generate (or reuse) the data; the generator's row and notes."""
     reused = existing_data(found, args.entries) if args.reuse else None
     if reused is not None:
+        # Migrations added since are applied (they derive new read-model rows themselves).
+        from evotrack.migrations import upgrade_to_head
+
+        upgrade_to_head(found.database_url)
         row = Row("G generate (COPY)", "reused the previous run's data")
         return reused, row, []
     recreate_database(found)

@@ -41,6 +41,23 @@ def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 
 
+def percentile(values: Sequence[float], share: float) -> float:
+    """The `share` (0..1) percentile, linearly interpolated between the closest ranks."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    position = (len(ordered) - 1) * share
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def ms(seconds: float) -> str:
+    """Milliseconds, with a decimal below 10 ms."""
+    value = seconds * 1000
+    return f"{value:.1f} ms" if value < 10 else f"{value:,.0f} ms"
+
+
 def rate(count: float, seconds: float) -> str:
     return f"{count / seconds:,.0f}" if seconds > 0 else "∞"
 
