@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from command_api.modules.auth.router import router as auth_router
+from command_api.modules.notifications.router import router as notifications_router
 from command_api.modules.organizations.router import router as organizations_router
 from command_api.modules.projects.router import router as projects_router
 from command_api.modules.time_entries.router import router as time_entries_router
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         (organizations_router, "organizations"),
         (projects_router, "projects"),
         (time_entries_router, "time entries"),
+        (notifications_router, "notifications"),
     ):
         app.include_router(router, prefix=API_PREFIX, tags=[tag])
     return app

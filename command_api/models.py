@@ -2,6 +2,7 @@
 
 from command_api.idempotency import IdempotencyKey
 from command_api.modules.auth.models import ApiToken, RefreshToken
+from command_api.modules.notifications.models import Notification, NotificationRun
 from command_api.modules.organizations.models import Membership, Organization, Team, TeamMember
 from command_api.modules.projects.models import Client, Project, ProjectMember, Tag, Task
 from command_api.modules.time_entries.models import TimeEntry, TimeEntryTag
@@ -14,6 +15,8 @@ __all__ = [
     "Client",
     "IdempotencyKey",
     "Membership",
+    "Notification",
+    "NotificationRun",
     "NotificationSetting",
     "Organization",
     "Project",

@@ -24,7 +24,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.changes import Xid8
@@ -407,4 +407,46 @@ proj_running_timers = Table(
     _uuid("org_id", nullable=False),
     Column("start_at", DateTime(timezone=True), nullable=False),
     Index("ix_proj_running_timers_org_id", "org_id"),
+)
+
+# Notifications -----------------------------------------------------------------------------
+
+# The inbox: a user's in-app notifications, newest first.
+proj_notifications = Table(
+    "proj_notifications",
+    Base.metadata,
+    Column("id", Uuid, primary_key=True),
+    _uuid("org_id", nullable=False),
+    _uuid("user_id", nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("title", String(300), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("data", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("read_at", DateTime(timezone=True)),
+    Index("ix_proj_notifications_user_id_created_at_id", "user_id", "created_at", "id"),
+    Index(
+        "ix_proj_notifications_user_id_unread",
+        "user_id",
+        "created_at",
+        "id",
+        postgresql_where=text("read_at IS NULL"),
+    ),
+    Index("ix_proj_notifications_org_id", "org_id"),
+)
+
+# The notifications projector's memory of budget thresholds: whether a subject (project or
+# task) is at or past `threshold` % of its `metric` budget, and the generation of that
+# crossing (it grows each time the subject falls back below), which is part of the
+# notification's dedup key. History, not a read model: rebuilds keep it.
+budget_alert_states = Table(
+    "budget_alert_states",
+    Base.metadata,
+    Column("org_id", Uuid, primary_key=True),
+    Column("subject_id", Uuid, primary_key=True),
+    Column("metric", String(8), primary_key=True),
+    Column("threshold", SmallInteger, primary_key=True),
+    Column("generation", Integer, nullable=False, server_default="0"),
+    Column("reached", Boolean, nullable=False),
+    Column("updated_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
 )

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from projections import catalog, entries
+from projections import catalog, entries, notifications
 from projections.entries import Tables
 from projections.registry import by_name
 from projections.runner import advance, current_xmin
@@ -46,6 +46,9 @@ class Plan:
 PLANS: dict[str, Plan] = {
     catalog.NAME: Plan(catalog.TABLES, catalog.rebuild_statements, catalog.SCOPE_PREDICATES),
     entries.NAME: Plan(entries.TABLES, entries.rebuild_statements, entries.SCOPE_PREDICATES),
+    notifications.NAME: Plan(
+        notifications.TABLES, notifications.rebuild_statements, notifications.SCOPE_PREDICATES
+    ),
 }
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from projections.catalog import CatalogProjector
 from projections.entries import EntriesProjector
+from projections.notifications import NotificationsProjector
 from projections.runner import Projector
 
-PROJECTIONS: list[Projector] = [CatalogProjector(), EntriesProjector()]
+# Notifications read the stats of the entries projection: they come after it.
+PROJECTIONS: list[Projector] = [CatalogProjector(), EntriesProjector(), NotificationsProjector()]
 
 
 def by_name(name: str) -> Projector:

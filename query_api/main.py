@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from query_api.modules.catalog.router import router as catalog_router
 from query_api.modules.dashboard.router import router as dashboard_router
 from query_api.modules.entries.router import router as entries_router
+from query_api.modules.notifications.router import router as notifications_router
 from query_api.modules.reports.router import router as reports_router
 from query_api.modules.system.router import router as system_router
 from shared.config import Settings, get_settings
@@ -36,6 +37,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"database": database_check(read_engine), "redis": redis_check(redis_client)}
         )
     )
-    for router in (catalog_router, system_router, entries_router, reports_router, dashboard_router):
+    for router in (
+        catalog_router,
+        system_router,
+        entries_router,
+        reports_router,
+        dashboard_router,
+        notifications_router,
+    ):
         app.include_router(router, prefix=API_PREFIX)
     return app

@@ -1,0 +1,39 @@
+"""What a notification is made of, and what its change rows say about it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from command_api.modules.users.models import NotificationKind
+
+
+class NotificationDraft(BaseModel):
+    """A notification to make. `dedup_key` names it once and for all: (kind, subject,
+    period, recipient); a draft whose key was made before is not made again."""
+
+    model_config = ConfigDict(frozen=True)
+
+    org_id: uuid.UUID
+    user_id: uuid.UUID
+    kind: NotificationKind
+    dedup_key: str = Field(min_length=1, max_length=300)
+    title: str = Field(min_length=1, max_length=300)
+    body: str
+    data: dict[str, Any] = Field(default_factory=dict)
+    # When it happened (for a change of the log: when that change was written); None: now.
+    created_at: datetime | None = None
+
+
+class NotificationState(BaseModel):
+    """A notification's fields in its change rows' `old` and `new`."""
+
+    user_id: uuid.UUID
+    kind: str
+    read_at: datetime | None
+
+    def payload(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")

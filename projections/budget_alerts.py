@@ -1,0 +1,332 @@
+"""Budget thresholds, detected from the change log by the notifications projection.
+
+A project (time and money budgets) or a task (time budget) that reaches 80 % or 100 % of a
+budget is announced once to the organization's admins and owners. The data model has no
+per-project manager, so nobody else is told.
+
+Each (subject, metric, threshold) has a state in `budget_alert_states`: whether it is
+reached, and a generation that grows each time the subject falls back below (an entry
+deleted or moved, a budget raised or removed). The generation is part of the dedup key:
+crossing the same threshold again after falling back is a new notification, while a
+change applied twice, or the state seen again by a later change, is not.
+
+The usage comes from the entries projection's project and task stats. That projection
+advances on its own schedule, so before reading them this projection makes sure it has
+passed the changes of the batch in hand (see `catch_up`). Budgets are read from the
+write side: they are current, and a later change re-evaluates them anyway. When one
+evaluation crosses both thresholds (a long entry), only the highest is announced.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from command_api.modules.notifications.schemas import NotificationDraft
+from command_api.modules.users.models import NotificationKind
+from projections.entries import EntriesProjector
+from projections.runner import DEFAULT_BATCH_SIZE, ChangeRow, Projector, advance_one_batch
+
+THRESHOLDS = (80, 100)
+TIME, MONEY = "time", "money"
+PROJECT, TASK = "project", "task"
+
+UPSTREAM: Projector = EntriesProjector()
+
+
+# --- What a batch touched ----------------------------------------------------------------
+
+
+@dataclass
+class Subjects:
+    project_ids: set[uuid.UUID] = field(default_factory=set)
+    task_ids: set[uuid.UUID] = field(default_factory=set)
+
+    def __bool__(self) -> bool:
+        return bool(self.project_ids or self.task_ids)
+
+    def add_entry_values(self, values: Any) -> None:
+        if not isinstance(values, dict):
+            return
+        if values.get("project_id"):
+            self.project_ids.add(uuid.UUID(str(values["project_id"])))
+        if values.get("task_id"):
+            self.task_ids.add(uuid.UUID(str(values["task_id"])))
+
+
+def touched_subjects(session: Session, changes: Sequence[ChangeRow]) -> Subjects:
+    """Projects and tasks whose usage or budget a batch may have changed: those of the
+    entries' old and new values (the write side's current row too, for changes logged
+    without them), and the projects and tasks changed themselves."""
+    subjects = Subjects()
+    entry_ids = []
+    for change in changes:
+        if change.entity == "time_entry":
+            entry_ids.append(change.entity_id)
+            subjects.add_entry_values((change.payload or {}).get("old"))
+            subjects.add_entry_values((change.payload or {}).get("new"))
+        elif change.entity == PROJECT:
+            subjects.project_ids.add(uuid.UUID(str(change.entity_id)))
+        elif change.entity == TASK:
+            subjects.task_ids.add(uuid.UUID(str(change.entity_id)))
+    if entry_ids:
+        rows = session.execute(
+            text("SELECT project_id, task_id FROM time_entries WHERE id = ANY(:ids)"),
+            {"ids": entry_ids},
+        ).mappings()
+        for row in rows:
+            subjects.add_entry_values(dict(row))
+    return subjects
+
+
+# --- The upstream projection ---------------------------------------------------------------
+
+
+def _position(session: Session, name: str) -> tuple[int, int]:
+    row = session.execute(
+        text("SELECT tx::text, change_id FROM projection_checkpoints WHERE name = :n"),
+        {"n": name},
+    ).one_or_none()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+def catch_up(session: Session, upstream: Projector, position: tuple[int, int]) -> None:
+    """Make sure `upstream` has applied every change up to `position` (tx, id).
+
+    Its writer lock is taken (waiting for a batch another worker is applying); if it is
+    still behind, its next batches are applied here, in this transaction, so its
+    checkpoint commits with ours. The lock order is always this projection first, then
+    the upstream one, and the upstream never waits for us: no deadlock."""
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext('evotrack.projection.' || :n))"),
+        {"n": upstream.name},
+    )
+    while _position(session, upstream.name) < position:
+        result = advance_one_batch(session, upstream, DEFAULT_BATCH_SIZE)
+        if result is None or result.locked_elsewhere:
+            break
+
+
+# --- Measures and states -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One budget of one subject and how much of it is used."""
+
+    org_id: uuid.UUID
+    subject: str
+    subject_id: uuid.UUID
+    label: str
+    metric: str
+    used: int
+    budget: int | None
+    currency: str
+    project_id: uuid.UUID
+
+    def reached(self, threshold: int) -> bool:
+        return self.budget is not None and self.used * 100 >= threshold * self.budget
+
+
+_PROJECTS = """
+    SELECT p.id, p.org_id, p.name, p.budget_seconds, p.budget_amount, o.currency,
+           COALESCE(s.seconds, 0) AS seconds, COALESCE(s.amount, 0) AS amount
+    FROM projects p
+    JOIN organizations o ON o.id = p.org_id AND o.deleted_at IS NULL
+    LEFT JOIN proj_project_stats s ON s.project_id = p.id
+    WHERE p.id = ANY(:ids) AND p.deleted_at IS NULL
+"""
+_TASKS = """
+    SELECT t.id, t.org_id, t.project_id, t.name, p.name AS project_name, t.budget_seconds,
+           o.currency, COALESCE(s.seconds, 0) AS seconds
+    FROM tasks t
+    JOIN projects p ON p.id = t.project_id AND p.deleted_at IS NULL
+    JOIN organizations o ON o.id = t.org_id AND o.deleted_at IS NULL
+    LEFT JOIN proj_task_stats s ON s.task_id = t.id
+    WHERE t.id = ANY(:ids) AND t.deleted_at IS NULL
+"""
+
+
+def measures(session: Session, subjects: Subjects) -> list[Measure]:
+    found: list[Measure] = []
+    if subjects.project_ids:
+        for p in session.execute(text(_PROJECTS), {"ids": list(subjects.project_ids)}):
+            common = (p.org_id, PROJECT, p.id, str(p.name))
+            found.append(Measure(*common, TIME, p.seconds, p.budget_seconds, p.currency, p.id))
+            found.append(Measure(*common, MONEY, p.amount, p.budget_amount, p.currency, p.id))
+    if subjects.task_ids:
+        for t in session.execute(text(_TASKS), {"ids": list(subjects.task_ids)}):
+            label = f"{t.project_name} / {t.name}"
+            found.append(
+                Measure(
+                    t.org_id, TASK, t.id, label, TIME, t.seconds, t.budget_seconds, t.currency,
+                    t.project_id,
+                )
+            )  # fmt: skip
+    return found
+
+
+@dataclass(frozen=True)
+class State:
+    reached: bool = False
+    generation: int = 0
+
+
+StateKey = tuple[uuid.UUID, uuid.UUID, str, int]  # org, subject, metric, threshold
+
+
+def _key(measure: Measure, threshold: int) -> StateKey:
+    return (measure.org_id, measure.subject_id, measure.metric, threshold)
+
+
+def load_states(session: Session, found: Sequence[Measure]) -> dict[StateKey, State]:
+    rows = session.execute(
+        text(
+            "SELECT org_id, subject_id, metric, threshold, reached, generation"
+            " FROM budget_alert_states WHERE org_id = ANY(:orgs) AND subject_id = ANY(:ids)"
+        ),
+        {"orgs": list({m.org_id for m in found}), "ids": list({m.subject_id for m in found})},
+    )
+    return {
+        (r.org_id, r.subject_id, r.metric, r.threshold): State(r.reached, r.generation)
+        for r in rows
+    }
+
+
+@dataclass(frozen=True)
+class Crossing:
+    measure: Measure
+    threshold: int
+    generation: int
+
+
+def evaluate(
+    measure: Measure, states: dict[StateKey, State]
+) -> tuple[dict[StateKey, State], Crossing | None]:
+    """The states that change, and the crossing to announce (the highest one reached now).
+    Falling below a threshold starts its next generation."""
+    changed: dict[StateKey, State] = {}
+    crossings = []
+    for threshold in THRESHOLDS:
+        key = _key(measure, threshold)
+        old = states.get(key, State())
+        if measure.reached(threshold) and not old.reached:
+            changed[key] = State(True, old.generation)
+            crossings.append(Crossing(measure, threshold, old.generation))
+        elif not measure.reached(threshold) and old.reached:
+            changed[key] = State(False, old.generation + 1)
+    return changed, max(crossings, key=lambda c: c.threshold, default=None)
+
+
+def save_states(session: Session, changed: dict[StateKey, State]) -> None:
+    if not changed:
+        return
+    keys = list(changed)
+    session.execute(
+        text(
+            "INSERT INTO budget_alert_states (org_id, subject_id, metric, threshold, reached,"
+            " generation)"
+            " SELECT * FROM unnest(CAST(:orgs AS uuid[]), CAST(:ids AS uuid[]),"
+            " CAST(:metrics AS text[]), CAST(:thresholds AS smallint[]),"
+            " CAST(:reached AS boolean[]), CAST(:generations AS integer[]))"
+            " ON CONFLICT (org_id, subject_id, metric, threshold) DO UPDATE SET"
+            " reached = EXCLUDED.reached, generation = EXCLUDED.generation, updated_at = now()"
+        ),
+        {
+            "orgs": [k[0] for k in keys],
+            "ids": [k[1] for k in keys],
+            "metrics": [k[2] for k in keys],
+            "thresholds": [k[3] for k in keys],
+            "reached": [changed[k].reached for k in keys],
+            "generations": [changed[k].generation for k in keys],
+        },
+    )
+
+
+# --- Notifications -------------------------------------------------------------------------
+
+
+def _recipients(session: Session, org_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
+    """The admins and owners of each organization."""
+    rows = session.execute(
+        text(
+            "SELECT org_id, user_id FROM memberships WHERE org_id = ANY(:orgs)"
+            " AND role IN ('admin', 'owner') AND deleted_at IS NULL ORDER BY org_id, user_id"
+        ),
+        {"orgs": list(set(org_ids))},
+    )
+    found: dict[uuid.UUID, list[Any]] = {}
+    for org_id, user_id in rows:
+        found.setdefault(org_id, []).append(user_id)
+    return found
+
+
+def _amount(measure: Measure, value: int) -> str:
+    if measure.metric == TIME:
+        return f"{value / 3600:.1f} h"
+    return f"{value / 100:.2f} {measure.currency}"
+
+
+def _draft(crossing: Crossing, user_id: uuid.UUID) -> NotificationDraft:
+    m, threshold = crossing.measure, crossing.threshold
+    budget = m.budget or 0
+    percent = m.used * 100 // budget if budget else 0
+    what = "time" if m.metric == TIME else "money"
+    return NotificationDraft(
+        org_id=m.org_id,
+        user_id=user_id,
+        kind=NotificationKind.BUDGET_THRESHOLD,
+        dedup_key=(
+            f"budget_threshold:{m.subject}:{m.subject_id}:{m.metric}:{threshold}"
+            f":{crossing.generation}:{user_id}"
+        ),
+        title=f"{m.label} reached {threshold} % of its {what} budget",
+        body=(
+            f"The {m.subject} {m.label} has used {_amount(m, m.used)} of its"
+            f" {_amount(m, budget)} {what} budget ({percent} %)."
+        ),
+        data={
+            "subject": m.subject,
+            "subject_id": str(m.subject_id),
+            "project_id": str(m.project_id),
+            "task_id": str(m.subject_id) if m.subject == TASK else None,
+            "metric": m.metric,
+            "threshold": threshold,
+            "used": m.used,
+            "budget": budget,
+            "generation": crossing.generation,
+        },
+    )
+
+
+def budget_threshold_drafts(
+    session: Session, changes: Sequence[ChangeRow]
+) -> list[NotificationDraft]:
+    """The budget_threshold notifications a batch of changes brings about."""
+    subjects = touched_subjects(session, changes)
+    if not subjects:
+        return []
+    catch_up(session, UPSTREAM, max((c.tx, c.id) for c in changes))
+    found = measures(session, subjects)
+    states = load_states(session, found) if found else {}
+    changed: dict[StateKey, State] = {}
+    crossings = []
+    for measure in found:
+        measure_changes, crossing = evaluate(measure, states)
+        changed.update(measure_changes)
+        if crossing is not None:
+            crossings.append(crossing)
+    save_states(session, changed)
+    if not crossings:
+        return []
+    recipients = _recipients(session, (c.measure.org_id for c in crossings))
+    return [
+        _draft(crossing, user_id)
+        for crossing in crossings
+        for user_id in recipients.get(crossing.measure.org_id, [])
+    ]
