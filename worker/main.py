@@ -24,6 +24,7 @@ from rq.worker import SimpleWorker
 from shared.config import Settings, get_settings
 from shared.logging import configure_logging
 from worker.jobs import stop_requested
+from worker.notifications import NotificationScheduler
 from worker.sweeper import Sweeper
 
 log = logging.getLogger("evotrack.worker")
@@ -109,6 +110,7 @@ def run_worker(settings: Settings, *, burst: bool = False) -> int:
     stop_requested.clear()
     # The sweeper runs even while Redis is away: it advances projections itself then.
     sweeper = None if burst else Sweeper(settings, stop_requested).start()
+    scheduler = None if burst else NotificationScheduler(settings, stop_requested).start()
     try:
         connection = connect_redis(settings.redis_url)
         if connection is None:
@@ -119,8 +121,9 @@ def run_worker(settings: Settings, *, burst: bool = False) -> int:
         worker.work(burst=burst, logging_level=settings.log_level.upper())
     finally:
         stop_requested.set()
-        if sweeper is not None:
-            sweeper.thread.join(10)
+        for helper in (sweeper, scheduler):
+            if helper is not None:
+                helper.thread.join(10)
     return 0
 
 

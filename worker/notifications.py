@@ -1,0 +1,300 @@
+"""Scheduled notification jobs: long-running timers, weekly summaries, email delivery.
+
+The worker runs a `NotificationScheduler` thread beside the sweeper. Every tick it takes a
+PostgreSQL advisory lock (on an autocommit connection, so no transaction stays open to
+hold the change log's watermark back) and, only if it got it, runs the jobs: however many
+workers run, one scheduler is active, and another takes over within a tick when its
+process dies (the lock goes with its connection). Even two schedulers at once would make
+no notification twice: every notification has a unique dedup key.
+
+Every job takes the time as a parameter (`now`): an injectable clock, so tests need no
+sleeps and can stand on any Monday morning of any time zone.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+
+from command_api.modules.notifications.schemas import NotificationDraft
+from command_api.modules.users.models import NotificationKind
+from projections.notifications import create_notifications
+from shared.config import Settings
+from shared.db import write_engine, write_sessionmaker
+from worker.notification_email import DeliveryReport, Mailer, deliver_due_emails, mailer_for
+
+log = logging.getLogger("evotrack.notifications")
+
+SCHEDULER_LOCK = "evotrack.notifications.scheduler"
+SUMMARY_HOUR = 8  # Monday 08:00 in the organization's time zone
+SessionFactory = Callable[[], Session]
+
+
+def _orgs_param(org_ids: Sequence[uuid.UUID] | None) -> list[uuid.UUID] | None:
+    return list(org_ids) if org_ids is not None else None
+
+
+def _hours(seconds: int) -> str:
+    return f"{seconds / 3600:.1f} h"
+
+
+# --- Long-running timers ------------------------------------------------------------------
+
+_LONG_TIMERS = """
+    SELECT e.id, e.org_id, e.user_id, e.start_at, e.description, p.name AS project_name
+    FROM time_entries e
+    JOIN organizations o ON o.id = e.org_id AND o.deleted_at IS NULL
+    JOIN memberships m ON m.org_id = e.org_id AND m.user_id = e.user_id
+        AND m.deleted_at IS NULL
+    LEFT JOIN projects p ON p.id = e.project_id
+    WHERE e.end_at IS NULL AND e.deleted_at IS NULL AND e.start_at <= :cutoff
+      AND (CAST(:orgs AS uuid[]) IS NULL OR e.org_id = ANY(:orgs))
+      AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.org_id = e.org_id
+          AND n.dedup_key = 'long_running_timer:' || e.id::text || ':' || e.user_id::text)
+"""
+
+
+def _timer_draft(row: Any, limit_seconds: int) -> NotificationDraft:
+    subject = f"on {row.project_name}" if row.project_name else "without a project"
+    description = f' ("{row.description}")' if row.description else ""
+    return NotificationDraft(
+        org_id=row.org_id,
+        user_id=row.user_id,
+        kind=NotificationKind.LONG_RUNNING_TIMER,
+        dedup_key=f"long_running_timer:{row.id}:{row.user_id}",
+        title=f"Your timer has been running for over {_hours(limit_seconds)}",
+        body=(
+            f"Your timer {subject}{description} started at"
+            f" {row.start_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC and is still running."
+            " Stop it if you forgot it."
+        ),
+        data={
+            "entry_id": str(row.id),
+            "start_at": row.start_at.isoformat(),
+            "limit_seconds": limit_seconds,
+        },
+    )
+
+
+def notify_long_running_timers(
+    sessions: SessionFactory,
+    now: datetime,
+    *,
+    limit_seconds: int,
+    org_ids: Sequence[uuid.UUID] | None = None,
+) -> int:
+    """Tell the user of every timer running longer than the limit, once per entry."""
+    with sessions() as session, session.begin():
+        rows = session.execute(
+            text(_LONG_TIMERS),
+            {"cutoff": now - timedelta(seconds=limit_seconds), "orgs": _orgs_param(org_ids)},
+        ).all()
+        drafts = [_timer_draft(row, limit_seconds) for row in rows]
+        return len(create_notifications(session, drafts, now=now))
+
+
+# --- Weekly summaries ---------------------------------------------------------------------
+
+# Organizations past Monday 08:00 of their current week (wall clock in their time zone)
+# whose summary of the week before is not done yet.
+_DUE_SUMMARIES = """
+    SELECT o.id, o.name,
+           (date_trunc('week', CAST(:now AS timestamptz) AT TIME ZONE o.timezone))::date
+               AS this_monday
+    FROM organizations o
+    WHERE o.deleted_at IS NULL
+      AND (CAST(:orgs AS uuid[]) IS NULL OR o.id = ANY(:orgs))
+      AND CAST(:now AS timestamptz) AT TIME ZONE o.timezone
+          >= date_trunc('week', CAST(:now AS timestamptz) AT TIME ZONE o.timezone)
+             + make_interval(hours => :hour)
+      AND NOT EXISTS (SELECT 1 FROM notification_runs r WHERE r.org_id = o.id
+          AND r.kind = 'weekly_summary'
+          AND r.period_start = (date_trunc('week', CAST(:now AS timestamptz)
+              AT TIME ZONE o.timezone) - interval '7 days')::date)
+"""
+
+# Finished entries of the week by member and project, from the daily totals (local days).
+_WEEK_TOTALS = """
+    SELECT t.user_id, t.project_id, p.name AS project_name,
+           SUM(t.seconds)::bigint AS seconds, SUM(t.billable_seconds)::bigint AS billable_seconds
+    FROM proj_daily_totals t
+    JOIN memberships m ON m.org_id = t.org_id AND m.user_id = t.user_id AND m.deleted_at IS NULL
+    LEFT JOIN projects p ON p.id = t.project_id
+    WHERE t.org_id = :org AND t.day >= :first_day AND t.day < :next_monday
+    GROUP BY t.user_id, t.project_id, p.name
+    HAVING SUM(t.seconds) > 0
+    ORDER BY t.user_id, seconds DESC, p.name NULLS LAST
+"""
+
+
+@dataclass(frozen=True)
+class Week:
+    org_id: uuid.UUID
+    org_name: str
+    first_day: date  # the Monday
+
+    @property
+    def last_day(self) -> date:
+        return self.first_day + timedelta(days=6)
+
+
+def _summary_draft(week: Week, user_id: uuid.UUID, rows: list[Any]) -> NotificationDraft:
+    total = sum(int(r.seconds) for r in rows)
+    billable = sum(int(r.billable_seconds) for r in rows)
+    lines = [f"- {r.project_name or '(no project)'}: {_hours(int(r.seconds))}" for r in rows]
+    return NotificationDraft(
+        org_id=week.org_id,
+        user_id=user_id,
+        kind=NotificationKind.WEEKLY_SUMMARY,
+        dedup_key=f"weekly_summary:{week.first_day.isoformat()}:{user_id}",
+        title=f"Your week in {week.org_name}: {_hours(total)}",
+        body=(
+            f"From {week.first_day:%A %d %B} to {week.last_day:%A %d %B %Y} you tracked"
+            f" {_hours(total)} ({_hours(billable)} billable):\n" + "\n".join(lines)
+        ),
+        data={
+            "week_start": week.first_day.isoformat(),
+            "week_end": week.last_day.isoformat(),
+            "seconds": total,
+            "billable_seconds": billable,
+            "projects": [
+                {
+                    "project_id": str(r.project_id) if r.project_id else None,
+                    "name": r.project_name,
+                    "seconds": int(r.seconds),
+                    "billable_seconds": int(r.billable_seconds),
+                }
+                for r in rows
+            ],
+        },
+    )
+
+
+def _summarize_week(session: Session, week: Week, now: datetime) -> int:
+    rows = session.execute(
+        text(_WEEK_TOTALS),
+        {
+            "org": week.org_id,
+            "first_day": week.first_day,
+            "next_monday": week.first_day + timedelta(days=7),
+        },
+    ).all()
+    by_user: dict[uuid.UUID, list[Any]] = defaultdict(list)
+    for row in rows:
+        by_user[row.user_id].append(row)
+    drafts = [_summary_draft(week, user_id, user_rows) for user_id, user_rows in by_user.items()]
+    made = create_notifications(session, drafts, now=now)
+    session.execute(
+        text(
+            "INSERT INTO notification_runs (org_id, kind, period_start)"
+            " VALUES (:org, 'weekly_summary', :period) ON CONFLICT DO NOTHING"
+        ),
+        {"org": week.org_id, "period": week.first_day},
+    )
+    return len(made)
+
+
+def send_weekly_summaries(
+    sessions: SessionFactory, now: datetime, *, org_ids: Sequence[uuid.UUID] | None = None
+) -> int:
+    """Last week's totals by project to each member who tracked time, for every
+    organization whose Monday 08:00 has come; one short transaction per organization.
+    A scheduler that was down on Monday catches up later in the week."""
+    with sessions() as session:
+        due = session.execute(
+            text(_DUE_SUMMARIES), {"now": now, "orgs": _orgs_param(org_ids), "hour": SUMMARY_HOUR}
+        ).all()
+    made = 0
+    for org_id, org_name, this_monday in due:
+        week = Week(org_id, str(org_name), this_monday - timedelta(days=7))
+        with sessions() as session, session.begin():
+            made += _summarize_week(session, week, now)
+    return made
+
+
+# --- The scheduler ------------------------------------------------------------------------
+
+
+@dataclass
+class TickReport:
+    long_running_timers: int
+    weekly_summaries: int
+    emails: DeliveryReport
+
+
+def run_scheduled_jobs(
+    sessions: SessionFactory,
+    settings: Settings,
+    now: datetime,
+    *,
+    mailer: Mailer | None = None,
+    org_ids: Sequence[uuid.UUID] | None = None,
+) -> TickReport:
+    """One round of every job, at `now`."""
+    return TickReport(
+        long_running_timers=notify_long_running_timers(
+            sessions, now, limit_seconds=settings.long_running_timer_seconds, org_ids=org_ids
+        ),
+        weekly_summaries=send_weekly_summaries(sessions, now, org_ids=org_ids),
+        emails=deliver_due_emails(
+            sessions, mailer or mailer_for(settings), settings, now, org_ids=org_ids
+        ),
+    )
+
+
+class NotificationScheduler:
+    """The scheduler thread of a worker process (see the module docstring)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        stop: threading.Event,
+        *,
+        interval_seconds: float = 15.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        engine: Callable[[], Engine] = write_engine,
+        sessions: Callable[[], SessionFactory] = write_sessionmaker,
+    ) -> None:
+        self.settings = settings
+        self.stop = stop
+        self.interval_seconds = interval_seconds
+        self.clock = clock
+        self.engine = engine
+        self.sessions = sessions
+        self.thread = threading.Thread(target=self._run, name="notifications", daemon=True)
+
+    def start(self) -> NotificationScheduler:
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self.stop.wait(self.interval_seconds):
+            try:
+                self.tick()
+            except Exception:
+                # Logged; the next tick tries again (no notification is lost: each job
+                # looks at the state, not at what happened since the last tick).
+                log.exception("scheduled notification jobs failed")
+
+    def tick(self, org_ids: Sequence[uuid.UUID] | None = None) -> TickReport | None:
+        """Run the jobs if this is the active scheduler; None when another one is."""
+        with self.engine().connect().execution_options(isolation_level="AUTOCOMMIT") as lock:
+            if not lock.execute(
+                text("SELECT pg_try_advisory_lock(hashtext(:n))"), {"n": SCHEDULER_LOCK}
+            ).scalar_one():
+                return None
+            try:
+                return run_scheduled_jobs(
+                    self.sessions(), self.settings, self.clock(), org_ids=org_ids
+                )
+            finally:
+                lock.execute(text("SELECT pg_advisory_unlock(hashtext(:n))"), {"n": SCHEDULER_LOCK})
