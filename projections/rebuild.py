@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from projections import catalog, entries, notifications
@@ -122,7 +123,23 @@ def _swap(session: Session, live: str) -> None:
 def rebuild(
     session_factory: Callable[[], Session], name: str, progress: Progress = _quiet
 ) -> RebuildResult:
-    """Rebuild one projection blue/green; writes keep flowing meanwhile."""
+    """Rebuild one projection blue/green; writes keep flowing meanwhile.
+
+    The snapshot is taken before the projection's lock is granted, so a runner that
+    advanced the checkpoint in between makes the final checkpoint update a serialization
+    failure: nothing was swapped then, and the rebuild simply starts again."""
+    for attempt in range(1, 4):
+        try:
+            return _rebuild_once(session_factory, name, progress)
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) != "40001" or attempt == 3:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _rebuild_once(
+    session_factory: Callable[[], Session], name: str, progress: Progress
+) -> RebuildResult:
     plan = PLANS[name]
     started = time.perf_counter()
     new = Tables(NEW)
