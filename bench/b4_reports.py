@@ -306,6 +306,12 @@ def size_label(entries: int) -> str:
     return f"{entries:,}"
 
 
+def _speedup(ratio: float) -> str:
+    """live ÷ API at p95, said the way round that reads: '8.9× faster' or '4.0× slower'."""
+    value, word = (ratio, "faster") if ratio >= 1 else (1 / ratio, "slower")
+    return f"{value:,.{0 if value >= 10 else 1}f}× {word} (p95)"
+
+
 def _row(timing: Timing, largest: bool, smallest: list[Timing] | None) -> Row:
     report = timing.report
     api_p50, api_p95 = percentile(timing.api, 0.5), timing.api_p95
@@ -329,7 +335,7 @@ def _row(timing: Timing, largest: bool, smallest: list[Timing] | None) -> Row:
         f"B4 {report.name}{over}, {size_label(timing.size)} entries",
         f"p50 {ms(api_p50)}, p95 {ms(api_p95)}",
         f"live GROUP BY: p50 {ms(live_p50)}, p95 {ms(live_p95)}",
-        f"{speedup:,.{0 if speedup >= 10 else 1}f}× faster (p95)",
+        _speedup(speedup),
         target,
         met,
     )
