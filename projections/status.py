@@ -10,34 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from projections.registry import PROJECTIONS
-
-_STATUS = text(
-    """
-    WITH names AS (SELECT unnest(CAST(:names AS text[])) AS name),
-         snapshot AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
-    SELECT n.name,
-           COALESCE(p.tx, '0'::xid8)::text AS tx,
-           COALESCE(p.change_id, 0) AS change_id,
-           COALESCE(p.watermark, '0'::xid8)::text AS applied_watermark,
-           s.xmin::text AS watermark,
-           p.updated_at,
-           p.last_error,
-           p.last_error_at,
-           pending.count AS lag_changes,
-           COALESCE(EXTRACT(EPOCH FROM now() - pending.oldest), 0)::float AS lag_seconds,
-           (SELECT count(*) FROM projection_dead_letters d
-             WHERE d.projection = n.name AND d.resolved_at IS NULL) AS dead_letters
-    FROM names n CROSS JOIN snapshot s
-    LEFT JOIN projection_checkpoints p ON p.name = n.name
-    CROSS JOIN LATERAL (
-        SELECT count(*) AS count, min(c.created_at) AS oldest FROM changes c
-        -- Every committed change not yet applied, including those a transaction still
-        -- running elsewhere holds behind the watermark: they are lag all the same.
-        WHERE (c.tx, c.id) > (COALESCE(p.tx, '0'::xid8), COALESCE(p.change_id, 0))
-    ) pending
-    ORDER BY n.name
-    """
-)
+from shared.changes import projection_lag
 
 
 @dataclass(frozen=True)
@@ -60,7 +33,7 @@ class ProjectionStatus:
 
 def projection_status(session: Session, names: list[str] | None = None) -> list[ProjectionStatus]:
     names = names or [p.name for p in PROJECTIONS]
-    rows = session.execute(_STATUS, {"names": names}).mappings()
+    rows = projection_lag(session, names)
     return [
         ProjectionStatus(
             name=row["name"],

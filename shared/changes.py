@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Index, String, func, insert, text
+from sqlalchemy import BigInteger, Connection, DateTime, Index, String, func, insert, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql.base import ischema_names
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -129,3 +129,45 @@ def current_consistency_xid(session: Session) -> int:
 
 # Let reflection (alembic check) recognize the column type.
 ischema_names["xid8"] = Xid8
+
+
+# --- Projection lag ------------------------------------------------------------------------
+#
+# One query for the CLI, /metrics and /system/projections. `names` lists the projections to
+# report (a projection without a checkpoint yet shows as lagging from the start); without
+# it, every projection that has a checkpoint.
+
+_LAG = """
+    WITH names AS (
+        SELECT unnest(CAST(:names AS text[])) AS name WHERE CAST(:names AS text[]) IS NOT NULL
+        UNION SELECT name FROM projection_checkpoints WHERE CAST(:names AS text[]) IS NULL
+    ), snapshot AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
+    SELECT n.name,
+           COALESCE(p.tx, '0'::xid8)::text AS tx,
+           COALESCE(p.change_id, 0) AS change_id,
+           COALESCE(p.watermark, '0'::xid8)::text AS applied_watermark,
+           s.xmin::text AS watermark,
+           p.updated_at, p.last_error, p.last_error_at,
+           pending.count AS lag_changes,
+           COALESCE(EXTRACT(EPOCH FROM now() - pending.oldest), 0)::float AS lag_seconds,
+           (SELECT count(*) FROM projection_dead_letters d
+             WHERE d.projection = n.name AND d.resolved_at IS NULL) AS dead_letters
+    FROM names n CROSS JOIN snapshot s
+    LEFT JOIN projection_checkpoints p ON p.name = n.name
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS count, min(c.created_at) AS oldest FROM changes c
+        -- Every committed change not yet applied, including those a transaction still
+        -- running elsewhere holds behind the watermark: they are lag all the same.
+        WHERE (c.tx, c.id) > (COALESCE(p.tx, '0'::xid8), COALESCE(p.change_id, 0))
+    ) pending
+    ORDER BY n.name
+"""
+
+
+def projection_lag(
+    connection: Session | Connection, names: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """Per projection: checkpoint (tx, change_id), applied and current watermark, lag in
+    changes and seconds, open dead letters, last error."""
+    rows = connection.execute(text(_LAG), {"names": names}).mappings()
+    return [dict(row) for row in rows]

@@ -10,24 +10,11 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 from rq import Queue
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
+
+from shared.changes import projection_lag
 
 log = logging.getLogger(__name__)
-
-_PROJECTIONS = text(
-    """
-    SELECT p.name,
-           pending.count AS lag_changes,
-           COALESCE(EXTRACT(EPOCH FROM now() - pending.oldest), 0)::float AS lag_seconds,
-           (SELECT count(*) FROM projection_dead_letters d
-             WHERE d.projection = p.name AND d.resolved_at IS NULL) AS dead_letters
-    FROM projection_checkpoints p
-    CROSS JOIN LATERAL (
-        SELECT count(*) AS count, min(c.created_at) AS oldest FROM changes c
-        WHERE (c.tx, c.id) > (p.tx, p.change_id)
-    ) pending
-    """
-)
 
 
 class ProjectionCollector(Collector):
@@ -61,10 +48,10 @@ class ProjectionCollector(Collector):
         )
         try:
             with self.engine().connect() as conn:
-                for row in conn.execute(_PROJECTIONS):
-                    lag_changes.add_metric([row.name], row.lag_changes)
-                    lag_seconds.add_metric([row.name], row.lag_seconds)
-                    dead.add_metric([row.name], row.dead_letters)
+                for row in projection_lag(conn):
+                    lag_changes.add_metric([row["name"]], row["lag_changes"])
+                    lag_seconds.add_metric([row["name"]], row["lag_seconds"])
+                    dead.add_metric([row["name"]], row["dead_letters"])
         except Exception as exc:  # a scrape reports what it can
             log.warning("projection metrics unavailable: %s", exc)
             return
