@@ -52,6 +52,8 @@ class World:
 @pytest.fixture
 def world(api: httpx.Client, db: Engine, projector_running: BackgroundProjector) -> World:
     owner = make_user(db, full_name="Owner")
+    # Before the posts, so the consistency token of the last one covers the outsider too.
+    outsider = make_user(db)
     org = make_org(db, owner)
     people = {"owner": owner}
     for name, role in (
@@ -93,7 +95,7 @@ def world(api: httpx.Client, db: Engine, projector_running: BackgroundProjector)
     return World(
         org,
         people,
-        make_user(db),
+        outsider,
         project,
         last.headers["X-Consistency-Token"],
         midnight.date().isoformat(),
