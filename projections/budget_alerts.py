@@ -1,8 +1,9 @@
 """Budget thresholds, detected from the change log by the notifications projection.
 
 A project (time and money budgets) or a task (time budget) that reaches 80 % or 100 % of a
-budget is announced once to the organization's admins and owners. The data model has no
-per-project manager, so nobody else is told.
+budget is announced once to the organization's admins and owners and to the project's
+managers: members whose role is `manager` and who are members of that project (a task's
+project for a task). Plain members are never told.
 
 Each (subject, metric, threshold) has a state in `budget_alert_states`: whether it is
 reached, and a generation that grows each time the subject falls back below (an entry
@@ -251,18 +252,31 @@ def save_states(session: Session, changed: dict[StateKey, State]) -> None:
 # --- Notifications -------------------------------------------------------------------------
 
 
-def _recipients(session: Session, org_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
-    """The admins and owners of each organization."""
+_RECIPIENTS = """
+    SELECT DISTINCT s.org_id, s.project_id, m.user_id
+    FROM unnest(CAST(:orgs AS uuid[]), CAST(:projects AS uuid[])) AS s(org_id, project_id)
+    JOIN memberships m ON m.org_id = s.org_id AND m.deleted_at IS NULL
+    WHERE m.role IN ('admin', 'owner')
+       OR (m.role = 'manager' AND EXISTS (SELECT 1 FROM project_members pm
+           WHERE pm.project_id = s.project_id AND pm.user_id = m.user_id
+             AND pm.org_id = s.org_id))
+    ORDER BY s.org_id, s.project_id, m.user_id
+"""
+
+
+def _recipients(
+    session: Session, crossings: Iterable[Crossing]
+) -> dict[tuple[uuid.UUID, uuid.UUID], list[Any]]:
+    """Who hears of each (organization, project): its admins and owners, and the
+    managers who are members of the project."""
+    pairs = sorted({(c.measure.org_id, c.measure.project_id) for c in crossings})
     rows = session.execute(
-        text(
-            "SELECT org_id, user_id FROM memberships WHERE org_id = ANY(:orgs)"
-            " AND role IN ('admin', 'owner') AND deleted_at IS NULL ORDER BY org_id, user_id"
-        ),
-        {"orgs": list(set(org_ids))},
+        text(_RECIPIENTS),
+        {"orgs": [org for org, _ in pairs], "projects": [project for _, project in pairs]},
     )
-    found: dict[uuid.UUID, list[Any]] = {}
-    for org_id, user_id in rows:
-        found.setdefault(org_id, []).append(user_id)
+    found: dict[tuple[uuid.UUID, uuid.UUID], list[Any]] = {}
+    for org_id, project_id, user_id in rows:
+        found.setdefault((org_id, project_id), []).append(user_id)
     return found
 
 
@@ -324,9 +338,9 @@ def budget_threshold_drafts(
     save_states(session, changed)
     if not crossings:
         return []
-    recipients = _recipients(session, (c.measure.org_id for c in crossings))
+    recipients = _recipients(session, crossings)
     return [
         _draft(crossing, user_id)
         for crossing in crossings
-        for user_id in recipients.get(crossing.measure.org_id, [])
+        for user_id in recipients.get((crossing.measure.org_id, crossing.measure.project_id), [])
     ]

@@ -1,5 +1,6 @@
 """budget_threshold: detected by the notifications projection from the change log, once per
-threshold, budget and crossing, to the organization's admins and owners."""
+threshold, budget and crossing, to the organization's admins and owners and the project's
+managers (managers who are members of the project)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,11 @@ class World:
         self.project_id = response.json()["data"]["id"]
         self.day = 0
         self.token = response.headers["X-Consistency-Token"]
+        # A manager and a plain member on the project (`self.manager` is on none).
+        self.project_manager = add_member(db, self.org, "manager")
+        self.project_member = add_member(db, self.org, "member")
+        for user in (self.project_manager, self.project_member):
+            self.call("PUT", f"/projects/{self.project_id}/members/{user.id}")
 
     def call(self, method: str, path: str, body: Any = None) -> httpx.Response:
         response = self.api.request(
@@ -70,7 +76,7 @@ class World:
         ]
 
 
-def test_80_and_100_percent_of_a_time_budget_are_told_once_to_admins_and_owners(
+def test_80_and_100_percent_of_a_time_budget_are_told_once_to_admins_owners_and_managers(
     api: httpx.Client, qapi: httpx.Client, db: Engine, projector_running: BackgroundProjector
 ) -> None:
     world = World(api, db, budget_seconds=10 * HOUR)
@@ -83,9 +89,12 @@ def test_80_and_100_percent_of_a_time_budget_are_told_once_to_admins_and_owners(
     world.track(0.5)  # exactly 100 %
     assert world.alerts(qapi) == [("project", "time", 80), ("project", "time", 100)]
     world.track(2)
-    assert world.alerts(qapi, world.admin) == [("project", "time", 80), ("project", "time", 100)]
-    assert world.alerts(qapi, world.manager) == []
+    both = [("project", "time", 80), ("project", "time", 100)]
+    assert world.alerts(qapi, world.admin) == both
+    assert world.alerts(qapi, world.project_manager) == both
+    assert world.alerts(qapi, world.manager) == []  # a manager, not on this project
     assert world.alerts(qapi, world.member) == []
+    assert world.alerts(qapi, world.project_member) == []  # on the project, not a manager
 
     newest = inbox(qapi, world.org.owner, world.token)[0]
     assert newest["title"] == "Apollo reached 100 % of its time budget"
@@ -155,6 +164,30 @@ def test_money_budgets_of_projects_and_time_budgets_of_tasks(
     )
     assert by_subject[("task", 100)]["title"] == "Apollo / Design reached 100 % of its time budget"
     assert by_subject[("task", 100)]["data"]["task_id"] == task
+    # A task's budget goes to its project's managers too.
+    assert sorted(world.alerts(qapi, world.project_manager)) == sorted(world.alerts(qapi))
+    assert world.alerts(qapi, world.manager) == []
+    assert world.alerts(qapi, world.project_member) == []
+
+
+def test_a_manager_hears_of_the_projects_they_are_on_while_they_manage_them(
+    api: httpx.Client, qapi: httpx.Client, db: Engine, projector_running: BackgroundProjector
+) -> None:
+    """Recipients are who they are when the threshold is crossed: a manager taken off the
+    project, or made a plain member, hears nothing more; one put on it hears the next."""
+    world = World(api, db, budget_seconds=10 * HOUR)
+    world.call("DELETE", f"/projects/{world.project_id}/members/{world.project_manager.id}")
+    world.call("PUT", f"/projects/{world.project_id}/members/{world.manager.id}")
+    demoted = add_member(db, world.org, "manager")
+    world.call("PUT", f"/projects/{world.project_id}/members/{demoted.id}")
+    world.call("PATCH", f"/members/{demoted.id}", {"role": "member"})
+    world.track(8.5)
+    assert world.alerts(qapi) == [("project", "time", 80)]
+    assert world.alerts(qapi, world.manager) == [("project", "time", 80)]
+    assert world.alerts(qapi, world.project_manager) == []
+    assert world.alerts(qapi, demoted) == []
+    [row] = notification_rows(db, world.manager.id, "budget_threshold")
+    assert row["dedup_key"].endswith(f":{world.manager.id}")
 
 
 def test_the_check_waits_for_the_entries_projection_it_reads(api: httpx.Client, db: Engine) -> None:
