@@ -21,6 +21,7 @@ from bench.generate import plain_url
 from projections.registry import PROJECTIONS
 from projections.runner import advance
 from shared.config import get_settings
+from shared.redis_client import pending_key
 
 # A 'deleted' change row per projected entry, its `old` values as the command logs them.
 DELETED_CHANGES = """
@@ -76,6 +77,9 @@ def catch_up(ctx: Context) -> None:
 
 
 def empty_wakeup_queue(ctx: Context) -> None:
-    """Drop the wake-up jobs the commands enqueued while no worker ran (one per write)."""
+    """Drop the wake-up job the commands enqueued while no worker ran, and its pending flag
+    (so the next write rings again)."""
     connection = redis.Redis.from_url(ctx.redis_url)
-    Queue(get_settings().wakeup_queue, connection=connection).empty()  # type: ignore[no-untyped-call]
+    queue = get_settings().wakeup_queue
+    Queue(queue, connection=connection).empty()  # type: ignore[no-untyped-call]
+    connection.delete(pending_key(queue))

@@ -18,6 +18,14 @@ from shared.config import get_settings
 log = logging.getLogger(__name__)
 
 WAKEUP_JOB = "worker.jobs.advance_all_projections"
+# Set while a wake-up job waits in the queue: the doorbell rings (enqueues) only when no
+# job is pending, so a burst of commits costs one job, not one each. The job clears the
+# flag before it reads the change log (worker.jobs.advance_all_projections), so a commit
+# whose ring found the flag set is always seen by that pending job. The expiry only
+# bounds the damage of a job lost with the flag set (say, the queue emptied by hand):
+# the sweeper catches up meanwhile.
+WAKEUP_PENDING_KEY = "evotrack:wakeup:pending"
+WAKEUP_PENDING_TTL_SECONDS = 30
 _BREAKER_SECONDS = 5.0
 _breaker_open_until = 0.0
 
@@ -40,19 +48,39 @@ def _trip_breaker() -> None:
     _breaker_open_until = time.monotonic() + _BREAKER_SECONDS
 
 
-def ring_doorbell() -> bool:
-    """Enqueue a wake-up for the projection workers. Never raises: Redis is only a doorbell."""
+def ring_doorbell(*, force: bool = False) -> bool:
+    """Make sure a wake-up for the projection workers is pending: enqueue one unless one
+    already waits (or always, with `force`: the sweeper's ring must not trust a flag
+    whose job may have been lost). Never raises: Redis is only a doorbell."""
     if _breaker_open():
         return False
     settings = get_settings()
     try:
-        queue = Queue(settings.wakeup_queue, connection=redis_client())
+        connection = redis_client()
+        key = pending_key(settings.wakeup_queue)
+        fresh = connection.set(key, 1, nx=not force, ex=WAKEUP_PENDING_TTL_SECONDS)
+        if not fresh:
+            return True  # a pending job will see this commit
+        queue = Queue(settings.wakeup_queue, connection=connection)
         queue.enqueue(WAKEUP_JOB, job_timeout=600, result_ttl=0, failure_ttl=3600)
         return True
     except (redis.RedisError, OSError) as exc:
         _trip_breaker()
         log.warning("wake-up not enqueued, the sweeper will catch up: %s", exc)
         return False
+
+
+def pending_key(queue_name: str) -> str:
+    return f"{WAKEUP_PENDING_KEY}:{queue_name}"
+
+
+def clear_pending_wakeup() -> None:
+    """Called by the wake-up job before it reads the change log: later commits ring again."""
+    try:
+        redis_client().delete(pending_key(get_settings().wakeup_queue))
+    except (redis.RedisError, OSError) as exc:
+        # The flag expires by itself; until then the sweeper covers what it hides.
+        log.warning("could not clear the pending wake-up flag: %s", exc)
 
 
 def hit_rate_limit(key: str, limit: int, window_seconds: int) -> int | None:

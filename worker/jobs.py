@@ -1,7 +1,8 @@
 """Jobs the worker runs.
 
 The command API enqueues `advance_all_projections` by name (shared.redis_client.WAKEUP_JOB)
-after every commit. The job is "advance every projection to the current watermark":
+after a commit, unless a wake-up is already pending (the doorbell coalesces a burst of
+commits into one job). The job is "advance every projection to the current watermark":
 duplicate or concurrent wake-ups cost a little work and never apply a change twice (the
 runner holds a per-projection lock), so they need no deduplication here.
 """
@@ -18,6 +19,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from projections.runner import AdvanceResult, Projector, advance
 from shared.db import write_sessionmaker
+from shared.redis_client import clear_pending_wakeup
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,7 @@ def advance_all_projections() -> int:
     fails does not hold the others back, but the job still fails (logged with the error,
     visible in RQ's failed registry); the sweeper (worker/sweeper.py) tries again.
     """
+    clear_pending_wakeup()  # first: a commit that rings from now on enqueues a new job
     applied = 0
     failed: list[str] = []
     for projector in registered_projections():

@@ -1,7 +1,8 @@
 """The sweeper: the reason Redis can be a mere doorbell.
 
 Every `interval` seconds it looks for projections with committed changes beyond their
-checkpoint. For each one it rings the doorbell (a wake-up job); when Redis cannot take
+checkpoint. For each one it rings the doorbell (a wake-up job, enqueued even when the
+doorbell believes one is pending: that one may be lost); when Redis cannot take
 the job, it advances the projection itself. Lost jobs, Redis outages and killed workers
 therefore delay a projection by at most about one interval. Every few minutes it also
 prunes the change log behind every checkpoint past the retention, and expired
@@ -57,7 +58,7 @@ class Sweeper:
         projectors = {p.name: p for p in registered_projections()}
         with write_sessionmaker()() as session:
             behind = projections_behind(session, list(projectors))
-        if behind and not ring_doorbell():
+        if behind and not ring_doorbell(force=True):
             for name in behind:
                 if self.stop.is_set():
                     break
