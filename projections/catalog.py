@@ -40,9 +40,10 @@ CATALOG_TABLES: tuple[CatalogTable, ...] = (
     CatalogTable(
         "organizations",
         "id, name, timezone, currency, week_start, hourly_rate_amount, prevent_overlaps,"
-        " lock_before, created_at",
+        " lock_before, created_at, long_running_timer_seconds",
         "SELECT o.id, o.name, o.timezone, o.currency, o.week_start, o.hourly_rate_amount,"
-        " o.prevent_overlaps, o.lock_before, o.created_at FROM organizations o"
+        " o.prevent_overlaps, o.lock_before, o.created_at, o.long_running_timer_seconds"
+        " FROM organizations o"
         " WHERE o.deleted_at IS NULL",
         "o.id",
         frozenset({"organization"}),

@@ -130,6 +130,7 @@ proj_organizations = Table(
     Column("prevent_overlaps", Boolean, nullable=False),
     Column("lock_before", Date),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("long_running_timer_seconds", Integer, nullable=False),
 )
 
 proj_members = Table(

@@ -12,6 +12,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
+    Integer,
     SmallInteger,
     String,
     UniqueConstraint,
@@ -37,12 +38,23 @@ class Role(StrEnum):
 
 _RANKS = {Role.MEMBER: 0, Role.MANAGER: 1, Role.ADMIN: 2, Role.OWNER: 3}
 
+# A timer running longer than its organization's limit is told to its user (API.md,
+# "Notifications"): 8 h unless the organization chose between 15 minutes and 7 days.
+DEFAULT_LONG_RUNNING_TIMER_SECONDS = 8 * 3600
+MIN_LONG_RUNNING_TIMER_SECONDS = 15 * 60
+MAX_LONG_RUNNING_TIMER_SECONDS = 7 * 24 * 3600
+
 
 class Organization(UUIDPrimaryKey, TimestampMixin, Base):
     __tablename__ = "organizations"
     __table_args__ = (
         CheckConstraint("week_start BETWEEN 1 AND 7", name="week_start_range"),
         CheckConstraint("hourly_rate_amount IS NULL OR hourly_rate_amount >= 0", name="rate"),
+        CheckConstraint(
+            f"long_running_timer_seconds BETWEEN {MIN_LONG_RUNNING_TIMER_SECONDS}"
+            f" AND {MAX_LONG_RUNNING_TIMER_SECONDS}",
+            name="long_running_timer_range",
+        ),
     )
 
     name: Mapped[str] = mapped_column(String(200), nullable=False)
@@ -52,6 +64,12 @@ class Organization(UUIDPrimaryKey, TimestampMixin, Base):
     hourly_rate_amount: Mapped[int | None] = mapped_column(BigInteger)
     prevent_overlaps: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     lock_before: Mapped[date | None] = mapped_column(Date)
+    long_running_timer_seconds: Mapped[int] = mapped_column(
+        Integer,
+        nullable=False,
+        default=DEFAULT_LONG_RUNNING_TIMER_SECONDS,
+        server_default=str(DEFAULT_LONG_RUNNING_TIMER_SECONDS),
+    )
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 

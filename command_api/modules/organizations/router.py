@@ -53,7 +53,9 @@ def update_organization(
     data: OrganizationUpdate, organizations: OrganizationServiceDep, context: OrgAdmin
 ) -> Envelope[OrganizationRead]:
     """Change settings (admin+). Turning `prevent_overlaps` on answers 409 while entries
-    of the organization overlap."""
+    of the organization overlap. `long_running_timer_seconds` (900 to 604800, default
+    28800 = 8 h) is how long a timer may run before its user gets a `long_running_timer`
+    notification."""
     org = organizations.update(context, data)
     return ok(OrganizationRead.model_validate(org))
 

@@ -21,7 +21,13 @@ from pydantic import (
     field_validator,
 )
 
-from command_api.modules.organizations.models import Membership, Role
+from command_api.modules.organizations.models import (
+    DEFAULT_LONG_RUNNING_TIMER_SECONDS,
+    MAX_LONG_RUNNING_TIMER_SECONDS,
+    MIN_LONG_RUNNING_TIMER_SECONDS,
+    Membership,
+    Role,
+)
 from command_api.modules.users.models import User
 from shared.responses import MoneyAmount
 from shared.time import Day, TimezoneName
@@ -31,6 +37,15 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 # ISO weekday: 1 = Monday … 7 = Sunday.
 WeekStart = Annotated[int, Field(ge=1, le=7)]
+# How long a timer may run before its user is told: 15 minutes to 7 days.
+TimerLimit = Annotated[
+    int,
+    Field(
+        ge=MIN_LONG_RUNNING_TIMER_SECONDS,
+        le=MAX_LONG_RUNNING_TIMER_SECONDS,
+        description="Seconds a timer may run before its user is notified (900 to 604800)",
+    ),
+]
 
 
 def _refuse_null(value: Any) -> Any:
@@ -67,6 +82,7 @@ class OrganizationCreate(_Write):
     hourly_rate: MoneyAmount | None = None
     prevent_overlaps: bool = False
     lock_before: Day | None = None
+    long_running_timer_seconds: TimerLimit = DEFAULT_LONG_RUNNING_TIMER_SECONDS
 
 
 class OrganizationUpdate(_Write):
@@ -77,10 +93,16 @@ class OrganizationUpdate(_Write):
     hourly_rate: MoneyAmount | None = None
     prevent_overlaps: bool | None = None
     lock_before: Day | None = None
+    long_running_timer_seconds: TimerLimit | None = None
 
-    _not_null = field_validator("name", "timezone", "currency", "week_start", "prevent_overlaps")(
-        _refuse_null
-    )
+    _not_null = field_validator(
+        "name",
+        "timezone",
+        "currency",
+        "week_start",
+        "prevent_overlaps",
+        "long_running_timer_seconds",
+    )(_refuse_null)
 
 
 class OrganizationRead(_Read):
@@ -92,6 +114,7 @@ class OrganizationRead(_Read):
     hourly_rate: int | None = _rate_field()
     prevent_overlaps: bool
     lock_before: date | None
+    long_running_timer_seconds: int
     created_at: datetime
     updated_at: datetime
 

@@ -68,6 +68,7 @@ def _org_state(org: Organization) -> dict[str, Any]:
         "hourly_rate": org.hourly_rate_amount,
         "prevent_overlaps": org.prevent_overlaps,
         "lock_before": org.lock_before.isoformat() if org.lock_before else None,
+        "long_running_timer_seconds": org.long_running_timer_seconds,
     }
 
 
@@ -140,6 +141,7 @@ class OrganizationService(_Base):
             hourly_rate_amount=data.hourly_rate,
             prevent_overlaps=data.prevent_overlaps,
             lock_before=data.lock_before,
+            long_running_timer_seconds=data.long_running_timer_seconds,
         )
         owner = Membership(id=uuid.uuid4(), org_id=org.id, user_id=user.id, role=Role.OWNER.value)
         self.session.add(org)

@@ -72,6 +72,9 @@ class OrganizationRead(BaseModel):
     hourly_rate: int | None = Field(description="Minor units per hour")
     prevent_overlaps: bool
     lock_before: date | None
+    long_running_timer_seconds: int = Field(
+        description="Seconds a timer may run before its user is notified"
+    )
     created_at: UtcTimestamp
     role: Role = Field(description="The caller's role in this organization")
 

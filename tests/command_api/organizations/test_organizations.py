@@ -8,7 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import IntegrityError
 
 from tests.command_api.organizations.helpers import (
     insert_entry,
@@ -91,6 +92,7 @@ def test_create_organization_defaults(api: httpx.Client, outsider: UserHandle) -
     assert data["hourly_rate"] is None
     assert data["prevent_overlaps"] is False
     assert data["lock_before"] is None
+    assert data["long_running_timer_seconds"] == 8 * 3600
 
 
 def test_create_organization_needs_credentials(api: httpx.Client) -> None:
@@ -224,6 +226,63 @@ def test_update_of_an_organization_you_are_not_in_is_not_found(
 def test_invalid_uuid_in_path_is_422(api: httpx.Client, org: OrgHandle) -> None:
     response = api.patch("/organizations/not-a-uuid", json={}, headers=org.owner.headers)
     assert "org_id" in invalid_fields(response)
+
+
+# --- long_running_timer_seconds ---------------------------------------------------------
+
+
+def test_admin_sets_the_timer_limit_and_the_change_log_says_so(
+    api: httpx.Client, db: Engine, org: OrgHandle, admin: UserHandle
+) -> None:
+    body = {"long_running_timer_seconds": 900}
+    data = ok_data(api.patch(org.path(), json=body, headers=admin.headers))
+    assert data["long_running_timer_seconds"] == 900
+    stored = row(db, "SELECT long_running_timer_seconds FROM organizations WHERE id = :i", i=org.id)
+    assert stored == {"long_running_timer_seconds": 900}
+    [change] = change_rows(db, org.id)
+    assert change["payload"]["old"]["long_running_timer_seconds"] == 8 * 3600
+    assert change["payload"]["new"]["long_running_timer_seconds"] == 900
+    week = ok_data(
+        api.patch(org.path(), json={"long_running_timer_seconds": 604800}, headers=admin.headers)
+    )
+    assert week["long_running_timer_seconds"] == 604800
+
+
+def test_a_new_organization_may_choose_its_timer_limit(
+    api: httpx.Client, outsider: UserHandle
+) -> None:
+    body = new_org_body(long_running_timer_seconds=4 * 3600)
+    data = ok_data(api.post("/organizations", json=body, headers=outsider.headers), 201)
+    assert data["long_running_timer_seconds"] == 4 * 3600
+
+
+@pytest.mark.parametrize("value", [None, 0, -1, 899, 604801, 10**12, "8h", 3600.5, True])
+def test_a_timer_limit_out_of_bounds_is_a_422_naming_it(
+    api: httpx.Client, db: Engine, org: OrgHandle, value: Any
+) -> None:
+    response = api.patch(
+        org.path(), json={"long_running_timer_seconds": value}, headers=org.owner.headers
+    )
+    assert invalid_fields(response) == {"long_running_timer_seconds"}
+    stored = row(db, "SELECT long_running_timer_seconds FROM organizations WHERE id = :i", i=org.id)
+    assert stored == {"long_running_timer_seconds": 8 * 3600}
+
+
+@pytest.mark.parametrize("role", ["manager", "member"])
+def test_only_admins_set_the_timer_limit(
+    api: httpx.Client, org: OrgHandle, role: str, request: pytest.FixtureRequest
+) -> None:
+    user: UserHandle = request.getfixturevalue(role)
+    body = {"long_running_timer_seconds": 3600}
+    refused(api.patch(org.path(), json=body, headers=user.headers), 403, "FORBIDDEN")
+
+
+def test_the_database_keeps_the_timer_limit_in_bounds(db: Engine, org: OrgHandle) -> None:
+    with pytest.raises(IntegrityError, match="long_running_timer_range"), db.begin() as conn:
+        conn.execute(
+            text("UPDATE organizations SET long_running_timer_seconds = 60 WHERE id = :id"),
+            {"id": org.id},
+        )
 
 
 # --- prevent_overlaps ------------------------------------------------------------------

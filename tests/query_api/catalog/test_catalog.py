@@ -63,6 +63,7 @@ def test_organizations_list_and_one_with_settings_and_my_role(
             "hourly_rate": 5000,
             "prevent_overlaps": True,
             "lock_before": "2026-01-01",
+            "long_running_timer_seconds": 3600,
         },
         status=200,
     )
@@ -87,6 +88,7 @@ def test_organizations_list_and_one_with_settings_and_my_role(
         "hourly_rate": 5000,
         "prevent_overlaps": True,
         "lock_before": "2026-01-01",
+        "long_running_timer_seconds": 3600,
         "created_at": acme["created_at"],
         "role": "owner",
     }
