@@ -8,6 +8,9 @@ unique (org_id, dedup_key), so replayed changes, duplicate jobs and two schedule
 make one twice. In the same transaction it appends the notifications' change rows and puts
 them in the inbox, so a client holding the consistency token of the write that caused a
 notification finds it there.
+
+Every notification is in the inbox. A kind its recipient set to `in_app: false` arrives
+read (`read_at` = when it was made): muted, no unread badge, still there to look up.
 """
 
 from __future__ import annotations
@@ -52,13 +55,13 @@ _INBOX_COLUMNS = "id, org_id, user_id, kind, title, body, data, created_at, read
 
 
 def _inbox_source(where: str = "") -> str:
-    """In-app notifications of live organizations, from the write side."""
+    """Notifications of live organizations, from the write side."""
     return f"""
         SELECT n.id, n.org_id, n.user_id, n.kind, n.title, n.body, n.data, n.created_at,
                n.read_at
         FROM notifications n
         JOIN organizations o ON o.id = n.org_id AND o.deleted_at IS NULL
-        WHERE n.in_app {where}
+        WHERE TRUE {where}
     """
 
 
@@ -90,7 +93,8 @@ def refresh_inbox(session: Session, ids: Iterable[uuid.UUID]) -> None:
 
 # --- Making notifications ----------------------------------------------------------------
 
-DEFAULT_CHANNELS = (True, False)  # (in_app, email) of a kind the user never set
+# (in_app, email) of a kind the user never set. `in_app` false: made read (muted).
+DEFAULT_CHANNELS = (True, False)
 
 
 def _channels(
@@ -126,6 +130,7 @@ def create_notifications(
     rows = []
     for draft in unique:
         in_app, email = channels.get((draft.user_id, draft.kind), DEFAULT_CHANNELS)
+        created_at = draft.created_at or made_at
         rows.append(
             {
                 "id": uuid.uuid4(),
@@ -137,7 +142,8 @@ def create_notifications(
                 "body": draft.body,
                 "data": draft.data,
                 "in_app": in_app,
-                "created_at": draft.created_at or made_at,
+                "created_at": created_at,
+                "read_at": None if in_app else created_at,
                 "email_status": EmailStatus.PENDING if email else EmailStatus.SKIPPED,
                 "next_attempt_at": due_at if email else None,
             }
@@ -146,7 +152,13 @@ def create_notifications(
         insert(Notification)
         .values(rows)
         .on_conflict_do_nothing(constraint="uq_notifications_org_id_dedup_key")
-        .returning(Notification.id, Notification.org_id, Notification.user_id, Notification.kind)
+        .returning(
+            Notification.id,
+            Notification.org_id,
+            Notification.user_id,
+            Notification.kind,
+            Notification.read_at,
+        )
     ).all()
     record_changes(
         session,
@@ -159,7 +171,7 @@ def create_notifications(
                 payload={
                     "old": None,
                     "new": NotificationState(
-                        user_id=row.user_id, kind=row.kind, read_at=None
+                        user_id=row.user_id, kind=row.kind, read_at=row.read_at
                     ).payload(),
                 },
             )

@@ -255,9 +255,11 @@ def test_the_inbox_refuses_bad_parameters_and_strangers(qapi: httpx.Client, db: 
     assert qapi.get("/notifications").status_code == 401
 
 
-def test_a_kind_kept_out_of_the_inbox_is_made_but_not_shown(
+def test_a_muted_kind_is_in_the_inbox_already_read(
     api: httpx.Client, qapi: httpx.Client, db: Engine, projector_running: BackgroundProjector
 ) -> None:
+    """`in_app: false` does not hide a notification: it arrives read, so it is listed
+    but not among the unread ones, and its email still goes out."""
     org = make_org(db)
     member = make_user(db)
     settings = api.put(
@@ -266,8 +268,45 @@ def test_a_kind_kept_out_of_the_inbox_is_made_but_not_shown(
         headers=member.headers,
     )
     assert settings.status_code == 200, settings.text
+    assert settings.json()["data"]["member_added"] == {"in_app": False, "email": True}
     token = add_member_by_api(api, org, member)
-    assert inbox(qapi, member, token) == []
+
+    [notification] = inbox(qapi, member, token)
+    assert notification["kind"] == "member_added"
+    assert notification["read_at"] == notification["created_at"]
+    assert inbox(qapi, member, token, unread=True) == []
+    assert [n["id"] for n in inbox(qapi, member, token, unread=False)] == [notification["id"]]
     [row] = notification_rows(db, member.id)
     assert (row["in_app"], row["email_status"]) == (False, "pending")
+    assert row["read_at"] == row["created_at"]
+    [created] = change_rows(db, row["id"])
+    assert created["payload"]["new"]["read_at"] is not None
+
+    # Reading it, or reading all, changes nothing.
+    again = api.post(f"/notifications/{notification['id']}/read", headers=member.headers)
+    assert again.status_code == 204
+    assert api.post("/notifications/read-all", headers=member.headers).status_code == 204
+    assert len(change_rows(db, row["id"])) == 1
     assert verify(sessions(db), "notifications", org_ids=[org.id]).ok
+
+
+def test_unmuting_a_kind_makes_the_next_ones_arrive_unread(
+    api: httpx.Client, qapi: httpx.Client, db: Engine, projector_running: BackgroundProjector
+) -> None:
+    first, second = make_org(db), make_org(db)
+    member = make_user(db)
+    mute = {"member_added": {"in_app": False, "email": False}}
+    assert api.put("/users/me/notification-settings", json=mute, headers=member.headers).is_success
+    # Settings apply when a notification is made: wait until the first one is.
+    assert len(inbox(qapi, member, add_member_by_api(api, first, member))) == 1
+    unmute = {"member_added": {"in_app": True, "email": False}}
+    assert api.put(
+        "/users/me/notification-settings", json=unmute, headers=member.headers
+    ).is_success
+    token = add_member_by_api(api, second, member)
+
+    by_org = {n["org_id"]: n for n in inbox(qapi, member, token)}
+    assert set(by_org) == {str(first.id), str(second.id)}
+    assert by_org[str(first.id)]["read_at"] is not None
+    assert by_org[str(second.id)]["read_at"] is None
+    assert [n["org_id"] for n in inbox(qapi, member, token, unread=True)] == [str(second.id)]

@@ -74,7 +74,8 @@ class Notification(UUIDPrimaryKey, TimestampMixin, Base):
     data: Mapped[dict[str, Any]] = mapped_column(
         JSONB, nullable=False, default=dict, server_default=text("'{}'::jsonb")
     )
-    # Channels chosen by the recipient's settings when the notification was made.
+    # Channels chosen by the recipient's settings when the notification was made. Every
+    # notification is in the inbox; one made with in_app false is made read (muted).
     in_app: Mapped[bool] = mapped_column(Boolean, nullable=False)
     read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     email_status: Mapped[str] = mapped_column(String(16), nullable=False)

@@ -32,8 +32,9 @@ class NotificationKind(StrEnum):
 
 
 class NotificationSetting(TimestampMixin, Base):
-    """How a user wants one kind of notification delivered. A kind without a row uses
-    the defaults (in the inbox, no email)."""
+    """How a user wants one kind of notification delivered. Every notification is in the
+    inbox; `in_app` false makes it arrive read (muted). A kind without a row uses the
+    defaults (unread in the inbox, no email)."""
 
     __tablename__ = "notification_settings"
 

@@ -37,9 +37,13 @@ def change_my_password(data: PasswordChange, user: CommandUser, users: UserServi
 def put_my_notification_settings(
     data: NotificationSettingsPut, user: CommandUser, users: UserServiceDep
 ) -> Envelope[NotificationSettingsRead]:
-    """Choose, per kind, whether notifications reach the inbox (`in_app`) and email.
+    """Choose, per kind, how notifications reach you: `{kind: {in_app, email}}`.
 
-    Kinds left out keep their setting; the answer lists every kind, with the defaults
-    (in the inbox, no email) for those never set. An unknown kind is a 422 naming it."""
+    Every notification is in your inbox (`GET /notifications`) whatever you choose.
+    `in_app: true` makes it arrive unread; `in_app: false` mutes the kind: it arrives
+    already read (no unread badge, not listed by `?unread=true`). `email: true` also
+    sends it by email. Kinds left out keep their setting; the answer lists every kind,
+    with the defaults (`in_app: true`, `email: false`) for those never set. An unknown
+    kind is a 422 naming it."""
     settings = users.put_notification_settings(user, data.chosen())
     return ok(NotificationSettingsRead.model_validate(settings))

@@ -60,7 +60,8 @@ class PasswordChange(BaseModel):
 
 
 class NotificationChannels(BaseModel):
-    """Where one kind of notification goes."""
+    """How one kind of notification arrives: always in the inbox, unread when `in_app`
+    (read, i.e. muted, when not); by email too when `email`."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -96,7 +97,8 @@ class NotificationSettingsPut(BaseModel):
 
 
 class NotificationSettingsRead(BaseModel):
-    """Every kind, with the defaults (in the inbox, no email) where the user chose nothing."""
+    """Every kind, with the defaults (unread in the inbox, no email) where the user chose
+    nothing."""
 
     budget_threshold: NotificationChannels
     long_running_timer: NotificationChannels
