@@ -50,9 +50,10 @@ class Settings(BaseSettings):
     change_log_retention_days: int = Field(default=7, ge=0)
     consistency_wait_seconds: float = Field(default=5.0, ge=0)
 
-    # Notifications: a timer running longer than this is reported to its user; emails go
-    # through SMTP when SMTP_HOST is set, else they are written to the log.
-    long_running_timer_seconds: int = Field(default=8 * 3600, gt=0)
+    # Notifications: scheduled jobs run from this queue (every worker listens on it after
+    # the wake-up queue); emails go through SMTP when SMTP_HOST is set, else to the log.
+    # How long a timer may run is each organization's setting.
+    notifications_queue: str = "notifications"
     smtp_host: str = ""
     smtp_port: int = Field(default=587, ge=1, le=65535)
     smtp_from: str = "EvoTrack <no-reply@evotrack.invalid>"

@@ -1,9 +1,12 @@
-"""The worker process: an RQ worker on the wake-up queue (`python -m worker.main [--burst]`).
+"""The worker process: an RQ worker on the wake-up queue, then the notifications queue
+(`python -m worker.main [--burst]`), with the sweeper and the notification scheduler.
 
 It is a `SimpleWorker`: jobs run in this process. The jobs are short batch jobs, and a
 fork per job costs more than the job (NOTES.md measured ~165 jobs/s here against ~62
-for the forking worker). SIGTERM or SIGINT asks for RQ's warm shutdown: the job in hand
-finishes, then the process exits; a second signal stops it at once.
+for the forking worker). Notification jobs are bounded too (an email delivery run stops
+claiming after 20 s) and wait behind wake-ups, which come from the first queue. SIGTERM
+or SIGINT asks for RQ's warm shutdown: the job in hand finishes, then the process exits;
+a second signal stops it at once.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from rq.worker import SimpleWorker
 from shared.config import Settings, get_settings
 from shared.logging import configure_logging
 from worker.jobs import stop_requested
-from worker.notifications import NotificationScheduler
+from worker.notification_scheduler import NotificationScheduler
 from worker.sweeper import Sweeper
 
 log = logging.getLogger("evotrack.worker")
@@ -105,7 +108,7 @@ def _sleep_unless_stopped(seconds: float) -> None:
 
 
 def run_worker(settings: Settings, *, burst: bool = False) -> int:
-    """Work the wake-up queue until stopped (or until it is empty with `burst`)."""
+    """Work the queues until stopped (or until they are empty with `burst`)."""
     EarlyStop.install()
     stop_requested.clear()
     # The sweeper runs even while Redis is away: it advances projections itself then.
@@ -115,9 +118,17 @@ def run_worker(settings: Settings, *, burst: bool = False) -> int:
         connection = connect_redis(settings.redis_url)
         if connection is None:
             return 0
-        queue = Queue(settings.wakeup_queue, connection=connection)
-        worker = WakeupWorker([queue], connection=connection)
-        log.info("worker listening on queue %s", queue.name, extra={"burst": burst})
+        # Wake-ups first: RQ takes the next job from the first queue that has one.
+        queues = [
+            Queue(name, connection=connection)
+            for name in (settings.wakeup_queue, settings.notifications_queue)
+        ]
+        worker = WakeupWorker(queues, connection=connection)
+        log.info(
+            "worker listening on queues %s",
+            ", ".join(q.name for q in queues),
+            extra={"burst": burst},
+        )
         worker.work(burst=burst, logging_level=settings.log_level.upper())
     finally:
         stop_requested.set()
@@ -129,7 +140,8 @@ def run_worker(settings: Settings, *, burst: bool = False) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m worker.main", description="Run an RQ worker on the wake-up queue."
+        prog="python -m worker.main",
+        description="Run an RQ worker on the wake-up and notifications queues.",
     )
     parser.add_argument(
         "--burst", action="store_true", help="exit once the queue is empty instead of waiting"

@@ -7,6 +7,11 @@ killed while sending leaves them to be tried again once the lease has passed: no
 lost. Each one is then sent, and its outcome recorded in its own short transaction; a
 failure is retried later with a growing delay and never holds up the others.
 
+A delivery run is an RQ job that shares its worker with other jobs, so it is bounded: it
+stops claiming after `TIME_BUDGET_SECONDS` (the next job takes the rest), and when the
+SMTP server cannot be reached the rest of its batch is scheduled for a retry with that
+error instead of waiting for one connection timeout per email.
+
 SMTP cannot be exactly-once: a worker killed after the server accepted a message and
 before recording it sends it again after the lease. Every attempt of a notification
 carries the same Message-ID, so mail clients and servers that deduplicate see one.
@@ -18,6 +23,7 @@ from __future__ import annotations
 import html
 import logging
 import smtplib
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -37,7 +43,8 @@ log = logging.getLogger("evotrack.notifications.email")
 RETRY_DELAYS_SECONDS = (60, 300, 900, 3600, 6 * 3600)
 MAX_ATTEMPTS = len(RETRY_DELAYS_SECONDS) + 1
 LEASE_SECONDS = 600
-SMTP_TIMEOUT_SECONDS = 30.0
+SMTP_TIMEOUT_SECONDS = 15.0
+TIME_BUDGET_SECONDS = 20.0
 MESSAGE_ID_DOMAIN = "evotrack"
 
 
@@ -240,38 +247,63 @@ def deliver_due_emails(
     settings: Settings,
     now: datetime,
     *,
-    batch_size: int = 50,
-    max_batches: int = 20,
+    batch_size: int = 20,
+    time_budget_seconds: float = TIME_BUDGET_SECONDS,
     org_ids: Sequence[uuid.UUID] | None = None,
 ) -> DeliveryReport:
-    """Send the emails due at `now`, a batch at a time, each outcome committed alone."""
+    """Send the emails due at `now`, a batch at a time, each outcome committed alone,
+    until none is due or the time budget is spent."""
     report = DeliveryReport()
+    deadline = time.monotonic() + time_budget_seconds
     try:
-        for _ in range(max_batches):
+        while True:
             with sessions() as session, session.begin():
                 batch = claim_due_emails(session, now, batch_size=batch_size, org_ids=org_ids)
-            for email in batch:
-                _deliver_one(sessions, mailer, settings, email, now, report)
-            if len(batch) < batch_size:
+            _deliver_batch(sessions, mailer, settings, batch, now, report)
+            if len(batch) < batch_size or time.monotonic() >= deadline:
                 break
     finally:
         mailer.close()
     return report
 
 
-def _deliver_one(
+def _deliver_batch(
     sessions: Callable[[], Session],
     mailer: Mailer,
     settings: Settings,
-    email: Email,
+    batch: Sequence[Email],
     now: datetime,
     report: DeliveryReport,
 ) -> None:
-    error: BaseException | None = None
-    try:
-        mailer.send(build_message(email, settings.smtp_from))
-    except (smtplib.SMTPException, OSError, ValueError) as exc:
-        error = exc
+    """Send a claimed batch; once the server cannot be reached, the rest of the batch is
+    retried later with that error (each still at its own backoff)."""
+    down: BaseException | None = None
+    for email in batch:
+        error = down
+        if error is None:
+            try:
+                mailer.send(build_message(email, settings.smtp_from))
+            except (OSError, ValueError) as exc:  # smtplib's errors are OSErrors too
+                error = exc
+                down = exc if _is_transport_error(exc) else None
+        _record_outcome(sessions, email, now, error, report)
+
+
+def _is_transport_error(error: BaseException) -> bool:
+    """A failure of the connection rather than of one message: the server is down, gone
+    or not answering."""
+    if isinstance(error, smtplib.SMTPConnectError | smtplib.SMTPServerDisconnected):
+        return True
+    return isinstance(error, OSError) and not isinstance(error, smtplib.SMTPException)
+
+
+def _record_outcome(
+    sessions: Callable[[], Session],
+    email: Email,
+    now: datetime,
+    error: BaseException | None,
+    report: DeliveryReport,
+) -> None:
     with sessions() as session, session.begin():
         if error is None:
             _record_sent(session, email, now)

@@ -1,11 +1,10 @@
 """Scheduled notification jobs: long-running timers, weekly summaries, email delivery.
 
-The worker runs a `NotificationScheduler` thread beside the sweeper. Every tick it takes a
-PostgreSQL advisory lock (on an autocommit connection, so no transaction stays open to
-hold the change log's watermark back) and, only if it got it, runs the jobs: however many
-workers run, one scheduler is active, and another takes over within a tick when its
-process dies (the lock goes with its connection). Even two schedulers at once would make
-no notification twice: every notification has a unique dedup key.
+They run as RQ jobs on the notifications queue, enqueued by the scheduler
+(worker/notification_scheduler.py): `*_job` are their entry points. Each looks at the
+state of the database, not at what happened since it last ran, and every notification has
+a unique dedup key, so a job run twice, late, or by two workers at once makes no
+notification twice and misses none.
 
 Every job takes the time as a parameter (`now`): an injectable clock, so tests need no
 sleeps and can stand on any Monday morning of any time zone.
@@ -14,27 +13,25 @@ sleeps and can stand on any Monday morning of any time zone.
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from command_api.modules.notifications.schemas import NotificationDraft
 from command_api.modules.users.models import NotificationKind
 from projections.notifications import create_notifications
-from shared.config import Settings
-from shared.db import write_engine, write_sessionmaker
-from worker.notification_email import DeliveryReport, Mailer, deliver_due_emails, mailer_for
+from shared.config import get_settings
+from shared.db import write_sessionmaker
+from worker.notification_email import deliver_due_emails, mailer_for
 
 log = logging.getLogger("evotrack.notifications")
 
-SCHEDULER_LOCK = "evotrack.notifications.scheduler"
 SUMMARY_HOUR = 8  # Monday 08:00 in the organization's time zone
 SessionFactory = Callable[[], Session]
 
@@ -49,14 +46,18 @@ def _hours(seconds: int) -> str:
 
 # --- Long-running timers ------------------------------------------------------------------
 
+# Running timers past their organization's limit whose user was not told yet.
 _LONG_TIMERS = """
-    SELECT e.id, e.org_id, e.user_id, e.start_at, e.description, p.name AS project_name
+    SELECT e.id, e.org_id, e.user_id, e.start_at, e.description, p.name AS project_name,
+           o.long_running_timer_seconds AS limit_seconds
     FROM time_entries e
     JOIN organizations o ON o.id = e.org_id AND o.deleted_at IS NULL
     JOIN memberships m ON m.org_id = e.org_id AND m.user_id = e.user_id
         AND m.deleted_at IS NULL
     LEFT JOIN projects p ON p.id = e.project_id
-    WHERE e.end_at IS NULL AND e.deleted_at IS NULL AND e.start_at <= :cutoff
+    WHERE e.end_at IS NULL AND e.deleted_at IS NULL
+      AND e.start_at <= CAST(:now AS timestamptz)
+          - make_interval(secs => o.long_running_timer_seconds)
       AND (CAST(:orgs AS uuid[]) IS NULL OR e.org_id = ANY(:orgs))
       AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.org_id = e.org_id
           AND n.dedup_key = 'long_running_timer:' || e.id::text || ':' || e.user_id::text)
@@ -86,19 +87,13 @@ def _timer_draft(row: Any, limit_seconds: int) -> NotificationDraft:
 
 
 def notify_long_running_timers(
-    sessions: SessionFactory,
-    now: datetime,
-    *,
-    limit_seconds: int,
-    org_ids: Sequence[uuid.UUID] | None = None,
+    sessions: SessionFactory, now: datetime, *, org_ids: Sequence[uuid.UUID] | None = None
 ) -> int:
-    """Tell the user of every timer running longer than the limit, once per entry."""
+    """Tell the user of every timer running longer than its organization's limit
+    (`organizations.long_running_timer_seconds`), once per entry."""
     with sessions() as session, session.begin():
-        rows = session.execute(
-            text(_LONG_TIMERS),
-            {"cutoff": now - timedelta(seconds=limit_seconds), "orgs": _orgs_param(org_ids)},
-        ).all()
-        drafts = [_timer_draft(row, limit_seconds) for row in rows]
+        rows = session.execute(text(_LONG_TIMERS), {"now": now, "orgs": _orgs_param(org_ids)}).all()
+        drafts = [_timer_draft(row, int(row.limit_seconds)) for row in rows]
         return len(create_notifications(session, drafts, now=now))
 
 
@@ -203,98 +198,63 @@ def _summarize_week(session: Session, week: Week, now: datetime) -> int:
     return len(made)
 
 
-def send_weekly_summaries(
+def due_summaries(
     sessions: SessionFactory, now: datetime, *, org_ids: Sequence[uuid.UUID] | None = None
-) -> int:
-    """Last week's totals by project to each member who tracked time, for every
-    organization whose Monday 08:00 has come; one short transaction per organization.
-    A scheduler that was down on Monday catches up later in the week."""
+) -> list[Week]:
+    """The weeks to summarize at `now`: last week of every organization whose Monday
+    08:00 has come and whose summary is not done yet. A scheduler that was down on Monday
+    catches up later in the week."""
     with sessions() as session:
         due = session.execute(
             text(_DUE_SUMMARIES), {"now": now, "orgs": _orgs_param(org_ids), "hour": SUMMARY_HOUR}
         ).all()
+    return [Week(org_id, str(name), monday - timedelta(days=7)) for org_id, name, monday in due]
+
+
+def send_weekly_summaries(
+    sessions: SessionFactory, now: datetime, *, org_ids: Sequence[uuid.UUID] | None = None
+) -> int:
+    """Last week's totals by project to each member who tracked time, for every
+    organization due at `now` (see `due_summaries`); one short transaction each."""
     made = 0
-    for org_id, org_name, this_monday in due:
-        week = Week(org_id, str(org_name), this_monday - timedelta(days=7))
+    for week in due_summaries(sessions, now, org_ids=org_ids):
         with sessions() as session, session.begin():
             made += _summarize_week(session, week, now)
     return made
 
 
-# --- The scheduler ------------------------------------------------------------------------
+# --- RQ entry points ----------------------------------------------------------------------
+# The scheduler enqueues these by name with the tick's time as an ISO string (RQ's
+# serializer keeps the arguments plain); `org_ids` narrows a job to some organizations.
 
 
-@dataclass
-class TickReport:
-    long_running_timers: int
-    weekly_summaries: int
-    emails: DeliveryReport
+def _org_ids(org_ids: Sequence[str] | None) -> list[uuid.UUID] | None:
+    return [uuid.UUID(o) for o in org_ids] if org_ids is not None else None
 
 
-def run_scheduled_jobs(
-    sessions: SessionFactory,
-    settings: Settings,
-    now: datetime,
-    *,
-    mailer: Mailer | None = None,
-    org_ids: Sequence[uuid.UUID] | None = None,
-) -> TickReport:
-    """One round of every job, at `now`."""
-    return TickReport(
-        long_running_timers=notify_long_running_timers(
-            sessions, now, limit_seconds=settings.long_running_timer_seconds, org_ids=org_ids
-        ),
-        weekly_summaries=send_weekly_summaries(sessions, now, org_ids=org_ids),
-        emails=deliver_due_emails(
-            sessions, mailer or mailer_for(settings), settings, now, org_ids=org_ids
-        ),
+def long_running_timers_job(now: str, org_ids: Sequence[str] | None = None) -> int:
+    """Tell every timer past its organization's limit at `now`; return how many."""
+    return notify_long_running_timers(
+        write_sessionmaker(), datetime.fromisoformat(now), org_ids=_org_ids(org_ids)
     )
 
 
-class NotificationScheduler:
-    """The scheduler thread of a worker process (see the module docstring)."""
+def weekly_summary_job(org_id: str, now: str) -> int:
+    """Send one organization's summary of last week if it is due at `now`."""
+    return send_weekly_summaries(
+        write_sessionmaker(), datetime.fromisoformat(now), org_ids=[uuid.UUID(org_id)]
+    )
 
-    def __init__(
-        self,
-        settings: Settings,
-        stop: threading.Event,
-        *,
-        interval_seconds: float = 15.0,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        engine: Callable[[], Engine] = write_engine,
-        sessions: Callable[[], SessionFactory] = write_sessionmaker,
-    ) -> None:
-        self.settings = settings
-        self.stop = stop
-        self.interval_seconds = interval_seconds
-        self.clock = clock
-        self.engine = engine
-        self.sessions = sessions
-        self.thread = threading.Thread(target=self._run, name="notifications", daemon=True)
 
-    def start(self) -> NotificationScheduler:
-        self.thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self.stop.wait(self.interval_seconds):
-            try:
-                self.tick()
-            except Exception:
-                # Logged; the next tick tries again (no notification is lost: each job
-                # looks at the state, not at what happened since the last tick).
-                log.exception("scheduled notification jobs failed")
-
-    def tick(self, org_ids: Sequence[uuid.UUID] | None = None) -> TickReport | None:
-        """Run the jobs if this is the active scheduler; None when another one is."""
-        with self.engine().connect().execution_options(isolation_level="AUTOCOMMIT") as lock:
-            if not lock.execute(
-                text("SELECT pg_try_advisory_lock(hashtext(:n))"), {"n": SCHEDULER_LOCK}
-            ).scalar_one():
-                return None
-            try:
-                return run_scheduled_jobs(
-                    self.sessions(), self.settings, self.clock(), org_ids=org_ids
-                )
-            finally:
-                lock.execute(text("SELECT pg_advisory_unlock(hashtext(:n))"), {"n": SCHEDULER_LOCK})
+def deliver_emails_job(now: str, org_ids: Sequence[str] | None = None) -> dict[str, int]:
+    """Send the emails due at `now` through the process's SMTP settings (a bounded run:
+    what is left goes to the next job)."""
+    settings = get_settings()
+    report = deliver_due_emails(
+        write_sessionmaker(),
+        mailer_for(settings),
+        settings,
+        datetime.fromisoformat(now),
+        org_ids=_org_ids(org_ids),
+    )
+    return asdict(report)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import httpx
+from rq import Queue
+from rq.worker import SimpleWorker
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -58,3 +62,21 @@ def project_all(db: Engine) -> None:
 
 def sessions(db: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=db)
+
+
+class InProcessWorker(SimpleWorker):
+    """RQ's SimpleWorker in the test process, leaving pytest's signal handlers alone."""
+
+    def _install_signal_handlers(self) -> None:
+        return None
+
+
+def work_off(queue: Queue) -> bool:
+    """Run the queue's jobs in this process until it is empty; True if any ran."""
+    worker = InProcessWorker([queue], connection=queue.connection)
+    return worker.work(burst=True, logging_level="WARNING")
+
+
+def clock_at(moment: datetime) -> Callable[[], datetime]:
+    """A clock stopped at `moment`."""
+    return lambda: moment

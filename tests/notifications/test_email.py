@@ -3,27 +3,36 @@ with backoff and never hold the others up; a killed worker loses none."""
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import logging
+import os
+import signal
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import redis
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from rq import Queue
 from sqlalchemy import Engine
 
-from evotrack.embedded import free_port
+from evotrack.embedded import EmbeddedRedis, free_port
 from shared.config import Settings, get_settings
 from tests.factories import OrgHandle, UserHandle, make_org, make_user
-from tests.notifications.helpers import notification_rows, sessions
+from tests.notifications.helpers import clock_at, notification_rows, sessions, work_off
 from tests.projections.conftest import drain
+from tests.services import ROOT
 from worker.notification_email import (
     LEASE_SECONDS,
     MAX_ATTEMPTS,
@@ -33,7 +42,7 @@ from worker.notification_email import (
     claim_due_emails,
     deliver_due_emails,
 )
-from worker.notifications import NotificationScheduler
+from worker.notification_scheduler import NotificationScheduler
 
 # Emails made by the projector are due from the real time they were made.
 NOW = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=5)
@@ -47,10 +56,20 @@ class Inbox:
         self.refused: set[str] = set()
         self.failures_left = 0
         self.lock = threading.Lock()
+        self.recipients = 0
+        # While `hold` is set, a client that names a recipient is kept waiting there.
+        self.hold = threading.Event()
+        self.holding = threading.Event()
 
     async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook names
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
     ) -> str:
+        self.recipients += 1
+        if self.hold.is_set():
+            self.holding.set()
+            while self.hold.is_set():
+                await asyncio.sleep(0.02)
+            return "421 4.3.2 closing"
         if address in self.refused:
             return "550 5.1.1 no such mailbox"
         envelope.rcpt_tos.append(address)
@@ -280,10 +299,74 @@ def test_without_smtp_settings_emails_are_logged(
     assert notification_rows(db, member.id)[0]["email_status"] == "sent"
 
 
-def test_the_scheduler_delivers_through_the_smtp_settings(
+def test_smtp_down_costs_one_attempt_to_connect_not_one_per_email(
     api: httpx.Client, db: Engine, smtp: tuple[Inbox, Settings]
 ) -> None:
     inbox, settings = smtp
+    org, members = added_members(api, db, 3)
+    connects: list[int] = []
+
+    class Unreachable(SmtpMailer):
+        def _connect(self) -> Any:
+            connects.append(1)
+            raise ConnectionRefusedError("connection refused")
+
+    report = deliver_due_emails(sessions(db), Unreachable(settings), settings, NOW,
+                                org_ids=[org.id])  # fmt: skip
+    assert (report.sent, report.retrying) == (0, 3)
+    assert connects == [1]
+    for member in members:
+        [row] = notification_rows(db, member.id)
+        assert (row["email_status"], row["email_attempts"]) == ("pending", 1)
+        assert row["next_attempt_at"] == NOW + timedelta(seconds=RETRY_DELAYS_SECONDS[0])
+        assert "ConnectionRefusedError" in row["email_error"]
+    # The server is back at the first retry: every email goes, once.
+    later = NOW + timedelta(seconds=RETRY_DELAYS_SECONDS[0])
+    assert deliver(db, settings, org, later).sent == 3
+    assert [len(inbox.to(m)) for m in members] == [1, 1, 1]
+
+
+def test_a_delivery_run_stops_claiming_when_its_time_is_spent(
+    api: httpx.Client, db: Engine, smtp: tuple[Inbox, Settings]
+) -> None:
+    inbox, settings = smtp
+    org, members = added_members(api, db, 5)
+
+    def run() -> Any:
+        mailer = SmtpMailer(settings)
+        return deliver_due_emails(
+            sessions(db), mailer, settings, NOW, batch_size=2, time_budget_seconds=0,
+            org_ids=[org.id],
+        )  # fmt: skip
+
+    assert run().sent == 2  # one batch, then the budget is spent
+    assert run().sent == 2
+    assert run().sent == 1
+    assert [len(inbox.to(m)) for m in members] == [1] * 5
+
+
+@pytest.fixture
+def smtp_settings(
+    smtp: tuple[Inbox, Settings], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Inbox, Settings]]:
+    """The local SMTP server in the process's settings, as a worker reads them."""
+    inbox, settings = smtp
+    monkeypatch.setenv("SMTP_HOST", settings.smtp_host)
+    monkeypatch.setenv("SMTP_PORT", str(settings.smtp_port))
+    monkeypatch.setenv("SMTP_FROM", settings.smtp_from)
+    get_settings.cache_clear()
+    yield smtp
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def test_the_scheduler_enqueues_the_delivery_and_a_worker_sends_it(
+    api: httpx.Client,
+    db: Engine,
+    smtp_settings: tuple[Inbox, Settings],
+    notification_queue: Queue,
+) -> None:
+    inbox, settings = smtp_settings
     org, [member] = added_members(api, db, 1)
     wants_email(api, member, "long_running_timer")
     entry = api.post(
@@ -292,12 +375,96 @@ def test_the_scheduler_delivers_through_the_smtp_settings(
         headers=org.owner.headers,
     )
     assert entry.status_code == 201, entry.text
-    scheduler = NotificationScheduler(settings, threading.Event(), clock=lambda: NOW)
-    report = scheduler.tick(org_ids=[org.id])
-    assert report is not None
-    assert report.long_running_timers == 1
-    assert report.emails.sent == 2  # member_added and long_running_timer
+    scheduler = NotificationScheduler(
+        settings, threading.Event(), queue=lambda: notification_queue, clock=lambda: NOW
+    )
+    first = scheduler.tick(org_ids=[org.id])
+    assert first is not None
+    assert any("deliver_emails" in job_id for job_id in first.enqueued)  # member_added
+    work_off(notification_queue)  # the timer is told; member_added is emailed
+    second = scheduler.tick(org_ids=[org.id])  # the timer's email is due now
+    assert second is not None
+    work_off(notification_queue)
     subjects = sorted(str(m["Subject"]) for m in inbox.to(member))
     assert subjects[0].startswith("You were added to")
     assert subjects[1] == "Your timer has been running for over 8.0 h"
-    assert uuid.UUID(str(notification_rows(db, member.id)[1]["data"]["entry_id"]))
+    assert [r["email_status"] for r in notification_rows(db, member.id)] == ["sent", "sent"]
+    third = scheduler.tick(org_ids=[org.id])
+    assert third is not None
+    assert not any("deliver_emails" in job_id for job_id in third.enqueued)  # nothing due
+
+
+# --- A worker process killed while delivering ----------------------------------------------
+
+
+def run_worker_process(redis_url: str, queue: Queue, smtp: Settings, log_path: Path) -> Any:
+    """`python -m worker.main --burst` on the test's own Redis and the test database."""
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "WAKEUP_QUEUE": f"{queue.name}-wakeup",
+        "NOTIFICATIONS_QUEUE": queue.name,
+        "SMTP_HOST": smtp.smtp_host,
+        "SMTP_PORT": str(smtp.smtp_port),
+        "SMTP_FROM": smtp.smtp_from,
+        "LOG_LEVEL": "INFO",
+    }
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "worker.main", "--burst"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(tmp_path / "redis", persist=False).start()
+    yield server
+    server.stop()
+
+
+def test_a_worker_process_killed_mid_delivery_loses_no_email_and_sends_none_twice(
+    api: httpx.Client,
+    db: Engine,
+    smtp: tuple[Inbox, Settings],
+    own_redis: EmbeddedRedis,
+    tmp_path: Path,
+) -> None:
+    inbox, settings = smtp
+    org, [member] = added_members(api, db, 1)
+    queue = Queue(f"kill-{uuid.uuid4().hex[:8]}", connection=redis.Redis.from_url(own_redis.url))
+    scheduler = NotificationScheduler(
+        settings, threading.Event(), queue=lambda: queue, clock=lambda: NOW
+    )
+    assert scheduler.tick(org_ids=[org.id]) is not None
+    log_path = tmp_path / "worker.log"
+
+    # The worker claims the email and is killed while the SMTP server holds it at RCPT.
+    inbox.hold.set()
+    worker = run_worker_process(own_redis.url, queue, settings, log_path)
+    try:
+        assert inbox.holding.wait(60), log_path.read_text()
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(30)
+        inbox.hold.clear()
+    assert inbox.messages == []
+    [row] = notification_rows(db, member.id)
+    assert (row["email_status"], row["email_attempts"]) == ("pending", 1)
+    assert row["next_attempt_at"] == NOW + timedelta(seconds=LEASE_SECONDS)
+
+    # Ticks before the lease is over leave it alone; after it, duplicate jobs (a second
+    # scheduler's) and a new worker process send it exactly once.
+    lease_over = NOW + timedelta(seconds=LEASE_SECONDS)
+    for clock in (NOW + timedelta(seconds=LEASE_SECONDS - 1), lease_over):
+        for when in (clock, clock + timedelta(seconds=15)):
+            NotificationScheduler(
+                settings, threading.Event(), queue=lambda: queue, clock=clock_at(when)
+            ).tick(org_ids=[org.id])
+    second = run_worker_process(own_redis.url, queue, settings, log_path)
+    assert second.wait(60) == 0, log_path.read_text()
+    [message] = inbox.to(member)
+    [row] = notification_rows(db, member.id)
+    assert message["Message-ID"] == f"<{row['id']}@evotrack>"
+    assert (row["email_status"], row["email_attempts"]) == ("sent", 2)
+    assert len(notification_rows(db, member.id)) == 1  # one notification, in the inbox

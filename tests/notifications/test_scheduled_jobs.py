@@ -1,5 +1,6 @@
 """long_running_timer and weekly_summary: scheduled jobs on the worker, driven by an
-injected clock (no sleeps), each notification exactly once whatever runs twice."""
+injected clock (no sleeps), each notification exactly once whatever runs twice; the
+scheduler enqueues them as RQ jobs, one scheduler active at a time."""
 
 from __future__ import annotations
 
@@ -10,17 +11,24 @@ from typing import Any
 
 import httpx
 import pytest
+from rq import Queue
+from rq.job import Job, JobStatus
 from sqlalchemy import Engine, text
 
+import worker.notifications
 from shared.config import get_settings
 from tests.factories import OrgHandle, UserHandle, add_member, make_org
-from tests.notifications.helpers import inbox, notification_rows, sessions
+from tests.notifications.helpers import clock_at, inbox, notification_rows, sessions, work_off
 from tests.projections.conftest import drain
-from worker.notifications import (
+from worker.notification_scheduler import (
     SCHEDULER_LOCK,
     NotificationScheduler,
+    release_due_retries,
+)
+from worker.notifications import (
     notify_long_running_timers,
     send_weekly_summaries,
+    weekly_summary_job,
 )
 
 EIGHT_HOURS = 8 * 3600
@@ -69,9 +77,7 @@ def test_a_timer_past_the_limit_is_told_to_its_user_once(
     write_entry(api, org, finished, "2026-05-04T01:00:00Z", "2026-05-04T10:00:00Z")
 
     def run(now: str) -> int:
-        return notify_long_running_timers(
-            sessions(db), at(now), limit_seconds=EIGHT_HOURS, org_ids=[org.id]
-        )
+        return notify_long_running_timers(sessions(db), at(now), org_ids=[org.id])
 
     assert run("2026-05-04T15:59:59Z") == 0
     assert run("2026-05-04T16:00:00Z") == 1
@@ -101,11 +107,7 @@ def test_duplicate_timer_jobs_make_one_notification(api: httpx.Client, db: Engin
     made: list[int] = []
 
     def job() -> None:
-        made.append(
-            notify_long_running_timers(
-                sessions(db), now, limit_seconds=EIGHT_HOURS, org_ids=[org.id]
-            )
-        )
+        made.append(notify_long_running_timers(sessions(db), now, org_ids=[org.id]))
 
     in_parallel(job, job, job)
     assert sum(made) == 5
@@ -113,18 +115,52 @@ def test_duplicate_timer_jobs_make_one_notification(api: httpx.Client, db: Engin
         assert len(notification_rows(db, member.id)) == 1
 
 
-def test_the_limit_comes_from_the_settings(api: httpx.Client, db: Engine) -> None:
+def set_timer_limit(api: httpx.Client, org: OrgHandle, seconds: int) -> None:
+    response = api.patch(
+        org.path(), json={"long_running_timer_seconds": seconds}, headers=org.owner.headers
+    )
+    assert response.status_code == 200, response.text
+
+
+def test_each_organization_has_its_own_limit(api: httpx.Client, db: Engine) -> None:
+    strict, relaxed, default = make_org(db), make_org(db), make_org(db)
+    set_timer_limit(api, strict, 3600)
+    set_timer_limit(api, relaxed, 24 * 3600)
+    users = {org.id: add_member(db, org, "member") for org in (strict, relaxed, default)}
+    for org in (strict, relaxed, default):
+        write_entry(api, org, users[org.id], "2026-05-04T08:00:00Z")
+    orgs = [strict.id, relaxed.id, default.id]
+
+    def run(now: str) -> int:
+        return notify_long_running_timers(sessions(db), at(now), org_ids=orgs)
+
+    assert run("2026-05-04T08:59:59Z") == 0
+    assert run("2026-05-04T09:00:00Z") == 1  # strict: 1 h
+    assert run("2026-05-04T16:00:00Z") == 1  # default: 8 h
+    assert run("2026-05-05T07:59:59Z") == 0
+    assert run("2026-05-05T08:00:00Z") == 1  # relaxed: 24 h
+    limits = {
+        org_id: [r["data"]["limit_seconds"] for r in notification_rows(db, user.id)]
+        for org_id, user in users.items()
+    }
+    assert limits == {strict.id: [3600], relaxed.id: [24 * 3600], default.id: [EIGHT_HOURS]}
+    [strict_row] = notification_rows(db, users[strict.id].id)
+    assert strict_row["title"] == "Your timer has been running for over 1.0 h"
+
+
+def test_a_limit_changed_later_applies_to_running_timers_but_tells_each_once(
+    api: httpx.Client, db: Engine
+) -> None:
     org = make_org(db)
     member = add_member(db, org, "member")
     write_entry(api, org, member, "2026-05-04T08:00:00Z")
-    settings = get_settings().model_copy(update={"long_running_timer_seconds": 3600})
-    scheduler = NotificationScheduler(
-        settings, threading.Event(), clock=lambda: at("2026-05-04T09:00:00Z")
-    )
-    report = scheduler.tick(org_ids=[org.id])
-    assert report is not None
-    assert report.long_running_timers == 1
-    assert notification_rows(db, member.id)[0]["data"]["limit_seconds"] == 3600
+    now = at("2026-05-04T10:00:00Z")  # 2 h: within the default 8 h
+    assert notify_long_running_timers(sessions(db), now, org_ids=[org.id]) == 0
+    set_timer_limit(api, org, 3600)
+    assert notify_long_running_timers(sessions(db), now, org_ids=[org.id]) == 1
+    set_timer_limit(api, org, 900)  # lowered again: the same entry is not told twice
+    assert notify_long_running_timers(sessions(db), now, org_ids=[org.id]) == 0
+    assert len(notification_rows(db, member.id)) == 1
 
 
 # --- Weekly summaries ---------------------------------------------------------------------
@@ -240,46 +276,149 @@ def test_duplicate_summary_jobs_make_one_notification_each(api: httpx.Client, db
 # --- The scheduler ------------------------------------------------------------------------
 
 
-def test_one_scheduler_is_active_at_a_time(api: httpx.Client, db: Engine) -> None:
+def scheduler_at(queue: Queue, clock: Callable[[], datetime]) -> NotificationScheduler:
+    stop = threading.Event()
+    return NotificationScheduler(get_settings(), stop, queue=lambda: queue, clock=clock)
+
+
+def test_a_tick_enqueues_rq_jobs_that_do_the_work_once(
+    api: httpx.Client, db: Engine, notification_queue: Queue
+) -> None:
+    org = make_org(db)
+    member = add_member(db, org, "member")
+    write_entry(api, org, member, "2026-05-04T08:00:00Z", "2026-05-04T09:00:00Z")
+    write_entry(api, org, member, "2026-05-11T06:00:00Z")  # a timer, still running
+    drain(sessions(db))
+    now = at("2026-05-11T15:00:20Z")  # Monday: the summary of 4 May is due, the timer is 9 h
+    scheduler = scheduler_at(notification_queue, lambda: now)
+
+    report = scheduler.tick(org_ids=[org.id])
+    assert report is not None
+    prefix = notification_queue.name
+    assert sorted(report.enqueued) == [
+        f"{prefix}-long_running_timers-20260511T150000Z",
+        f"{prefix}-weekly_summary-{org.id}-2026-05-04",
+    ]
+    job = Job.fetch(report.enqueued[0], connection=notification_queue.connection)
+    assert job.retries_left == 3
+    assert job.retry_intervals == [10, 60, 300]
+    assert notification_rows(db, member.id) == []  # the tick only enqueued
+
+    # The same period again, from this scheduler or another: nothing more is enqueued.
+    again = scheduler_at(notification_queue, lambda: now + timedelta(seconds=30)).tick([org.id])
+    assert again is not None
+    assert (again.enqueued, sorted(again.already_queued)) == ([], sorted(report.enqueued))
+    assert notification_queue.count == 2
+
+    assert work_off(notification_queue)
+    assert sorted(r["kind"] for r in notification_rows(db, member.id)) == [
+        "long_running_timer",
+        "weekly_summary",
+    ]
+    # The next minute enqueues the timer job again; it finds nothing new to tell.
+    later = scheduler_at(notification_queue, lambda: now + timedelta(minutes=1)).tick([org.id])
+    assert later is not None
+    assert later.enqueued == [f"{prefix}-long_running_timers-20260511T150100Z"]
+    assert work_off(notification_queue)
+    assert len(notification_rows(db, member.id)) == 2
+
+
+def test_jobs_enqueued_twice_under_other_ids_still_tell_once(
+    api: httpx.Client, db: Engine, notification_queue: Queue
+) -> None:
+    """Two schedulers with clocks a minute apart (or RQ running a job twice) enqueue
+    different ids: the dedup keys still make one notification each."""
+    org = make_org(db)
+    members = [add_member(db, org, "member") for _ in range(3)]
+    for member in members:
+        write_entry(api, org, member, "2026-05-05T08:00:00Z", "2026-05-05T09:00:00Z")
+    write_entry(api, org, members[0], "2026-05-11T00:00:00Z")
+    drain(sessions(db))
+    now = at("2026-05-11T09:00:00Z")
+    for shift in (0, 60, 120):
+        at_shift = now + timedelta(seconds=shift)
+        assert scheduler_at(notification_queue, clock_at(at_shift)).tick([org.id]) is not None
+        for job_id in (f"a{shift}", f"b{shift}"):
+            notification_queue.enqueue(weekly_summary_job, str(org.id), at_shift.isoformat(),
+                                       job_id=job_id)  # fmt: skip
+    work_off(notification_queue)
+    assert [len(summaries(db, m)) for m in members] == [1, 1, 1]
+    assert len(notification_rows(db, members[0].id, "long_running_timer")) == 1
+
+
+def test_a_failed_job_is_retried_by_rq_after_its_delay(
+    api: httpx.Client,
+    db: Engine,
+    notification_queue: Queue,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     org = make_org(db)
     member = add_member(db, org, "member")
     write_entry(api, org, member, "2026-05-04T08:00:00Z")
-    clock = at("2026-05-05T08:00:00Z")
-    scheduler = NotificationScheduler(get_settings(), threading.Event(), clock=lambda: clock)
+    failures = [RuntimeError("database restarting")]
+    real = worker.notifications.notify_long_running_timers
+
+    def flaky(*args: Any, **kwargs: Any) -> int:
+        if failures:
+            raise failures.pop()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(worker.notifications, "notify_long_running_timers", flaky)
+    scheduler = scheduler_at(notification_queue, lambda: at("2026-05-04T17:00:00Z"))
+    report = scheduler.tick([org.id])
+    assert report is not None
+    [job_id] = [j for j in report.enqueued if "long_running_timers" in j]
+    work_off(notification_queue)
+    job = Job.fetch(job_id, connection=notification_queue.connection)
+    assert job.get_status() == JobStatus.SCHEDULED  # waiting out its first delay (10 s)
+    assert notification_rows(db, member.id) == []
+    registry = notification_queue.scheduled_job_registry
+    assert registry.get_jobs_to_schedule() == []  # not due yet
+    assert release_due_retries(notification_queue) == 0
+
+    registry.schedule(job, datetime.now(UTC))  # its delay is over
+    assert release_due_retries(notification_queue) == 1
+    assert work_off(notification_queue)
+    assert job.get_status(refresh=True) == JobStatus.FINISHED
+    assert len(notification_rows(db, member.id)) == 1
+
+
+def test_one_scheduler_is_active_at_a_time(
+    api: httpx.Client, db: Engine, notification_queue: Queue
+) -> None:
+    org = make_org(db)
+    scheduler = scheduler_at(notification_queue, lambda: at("2026-05-05T08:00:00Z"))
     with db.connect() as other:  # another worker's scheduler holds the lock
         assert other.execute(
             text("SELECT pg_try_advisory_lock(hashtext(:n))"), {"n": SCHEDULER_LOCK}
         ).scalar_one()
         assert scheduler.tick(org_ids=[org.id]) is None
+        assert notification_queue.count == 0
         other.execute(text("SELECT pg_advisory_unlock(hashtext(:n))"), {"n": SCHEDULER_LOCK})
         other.commit()
     report = scheduler.tick(org_ids=[org.id])
     assert report is not None
-    assert report.long_running_timers == 1
+    assert len(report.enqueued) == 2  # the timers and the (empty) week of 27 April
+    assert notification_queue.count == 2
 
 
-def test_the_scheduler_thread_runs_ticks_until_stopped(
-    api: httpx.Client, db: Engine, monkeypatch: pytest.MonkeyPatch
+def test_the_scheduler_thread_ticks_until_stopped(
+    db: Engine, notification_queue: Queue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     org = make_org(db)
-    member = add_member(db, org, "member")
-    write_entry(api, org, member, "2026-05-04T08:00:00Z")
     stop = threading.Event()
-    ticks: list[datetime] = []
-
-    def clock() -> datetime:
-        ticks.append(datetime.now(UTC))
-        return at("2026-05-05T08:00:00Z")
-
-    scheduler = NotificationScheduler(get_settings(), stop, interval_seconds=0.01, clock=clock)
+    clock = iter(at("2026-05-05T08:00:00Z") + timedelta(minutes=n) for n in range(10**6))
+    scheduler = NotificationScheduler(
+        get_settings(), stop, queue=lambda: notification_queue, interval_seconds=0.01,
+        clock=lambda: next(clock),
+    )  # fmt: skip
     original = scheduler.tick
-    monkeypatch.setattr(scheduler, "tick", lambda: original(org_ids=[org.id]))
+    monkeypatch.setattr(scheduler, "tick", lambda queue: original([org.id], queue=queue))
     scheduler.start()
     deadline = datetime.now(UTC) + timedelta(seconds=20)
-    while not notification_rows(db, member.id) and datetime.now(UTC) < deadline:
+    while notification_queue.count < 2 and datetime.now(UTC) < deadline:
         stop.wait(0.05)
     stop.set()
     scheduler.thread.join(10)
     assert not scheduler.thread.is_alive()
-    assert len(notification_rows(db, member.id)) == 1
-    assert ticks
+    assert notification_queue.count >= 2  # one timers job per minute of the clock
