@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Generic, TypeVar
 
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
+from pydantic_core import to_json
 
 from shared.pagination import PaginationMeta
 
@@ -32,6 +34,15 @@ class ErrorEnvelope(BaseModel):
 
 def ok(data: T, message: str = "Operation successful") -> Envelope[T]:
     return Envelope[T](data=data, message=message)
+
+
+def ok_json(data: Any, message: str = "Operation successful") -> Response:
+    """What `ok(data)` answers, serialized straight from plain data (dicts, lists, ids,
+    dates) with no model validation: for large reports built by our own code, where
+    validating every group again would cost more than the query. The route keeps its
+    `response_model` for the OpenAPI schema; its tests check the shape."""
+    body = {"success": True, "message": message, "data": data}
+    return Response(to_json(body), media_type="application/json")
 
 
 def error_body(message: str, error_code: str, details: Any | None = None) -> dict[str, Any]:

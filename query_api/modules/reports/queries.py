@@ -25,7 +25,6 @@ do not say which tags share an entry).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -468,19 +467,25 @@ def summary_statement(scope: SummaryScope, group_by: tuple[str, ...]) -> Select[
 def summary_rows(
     session: ReadSession, scope: SummaryScope, group_by: tuple[str, ...]
 ) -> list[SummaryRow]:
-    rows = session.execute(summary_statement(scope, group_by)).mappings()
-    return [_summary_row(row, group_by) for row in rows]
-
-
-def _summary_row(row: Any, group_by: Sequence[str]) -> SummaryRow:
-    level = int(row["lvl"])
-    dims = group_by[:level]
-    return SummaryRow(
-        level=level,
-        keys=tuple(row[f"k_{dim}"] for dim in dims),
-        labels=tuple(row.get(f"label_{dim}") for dim in dims),
-        totals=Totals(*(int(row[name]) for name in SUMS)),
-    )
+    result = session.execute(summary_statement(scope, group_by))
+    # Positions, looked up once: a year by user and day is a hundred thousand rows.
+    names = list(result.keys())
+    key_at = [names.index(f"k_{dim}") for dim in group_by]
+    label_at = [names.index(f"label_{dim}") if dim in _LABELS else None for dim in group_by]
+    level_at = names.index("lvl")
+    sums_at = [names.index(name) for name in SUMS]
+    rows = []
+    for row in result:
+        level = int(row[level_at])
+        rows.append(
+            SummaryRow(
+                level=level,
+                keys=tuple(row[i] for i in key_at[:level]),
+                labels=tuple(None if i is None else row[i] for i in label_at[:level]),
+                totals=Totals(*(int(row[i]) for i in sums_at)),
+            )
+        )
+    return rows
 
 
 # --- Timesheet ---------------------------------------------------------------------------

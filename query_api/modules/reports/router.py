@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response
 
 from query_api.dependencies import OrgReaderDep, ReadSessionDep
 from query_api.exports import (
@@ -31,7 +31,7 @@ from query_api.modules.reports.schemas import (
     build_timesheet,
     summary_export_rows,
 )
-from shared.responses import Envelope, ok
+from shared.responses import Envelope, ok, ok_json
 
 router = APIRouter(prefix="/organizations/{org_id}/reports", tags=["reports"])
 
@@ -51,7 +51,7 @@ def get_summary(
     filters: EntryFiltersDep,
     group_by: GroupByDep,
     export_format: Annotated[ExportFormat, Query(alias="format")] = ExportFormat.json,
-) -> Envelope[SummaryRead] | StreamingResponse:
+) -> Response:
     """Totals of finished entries between `from` and `to` (local dates, inclusive), grouped
     by one or two of project, client, user, task, tag, team, billable, day, week, month.
 
@@ -63,7 +63,7 @@ def get_summary(
     scope = summary_scope(session, org, filters)
     summary = build_summary(summary_rows(session, scope, group_by), group_by)
     if export_format is ExportFormat.json:
-        return ok(summary)
+        return ok_json(summary)
     rows = summary_export_rows(summary)
     check_export_size(len(rows))
     stem = f"summary-{scope.date_from.isoformat()}-{scope.date_to.isoformat()}"

@@ -110,13 +110,13 @@ def _sort_key(dim: str, key: Any, label: str) -> tuple[Any, ...]:
     return (key is None, label.casefold(), str(key))
 
 
-def _group(dim: str, row: SummaryRow) -> SummaryGroupRead:
+def _group(dim: str, row: SummaryRow) -> dict[str, Any]:
     key = row.keys[-1]
-    return SummaryGroupRead(
-        key=group_key(dim, key),
-        label=group_label(dim, key, row.labels[-1]),
+    return {
+        "key": group_key(dim, key),
+        "label": group_label(dim, key, row.labels[-1]),
         **row.totals.__dict__,
-    )
+    }
 
 
 def _ordered(dim: str, rows: list[SummaryRow]) -> list[SummaryRow]:
@@ -126,11 +126,16 @@ def _ordered(dim: str, rows: list[SummaryRow]) -> list[SummaryRow]:
     )
 
 
-def build_summary(rows: list[SummaryRow], group_by: tuple[str, ...]) -> SummaryRead:
-    """Nest and order the aggregated rows of `summary_rows`."""
+def build_summary(rows: list[SummaryRow], group_by: tuple[str, ...]) -> dict[str, Any]:
+    """Nest and order the aggregated rows of `summary_rows`: a `SummaryRead` as plain data.
+
+    Plain dicts, not models: a year by user and day is a hundred thousand groups, built by
+    this code from integers and ids, and validating each again would cost seconds. The
+    router serializes them as they are (`shared.responses.ok_json`); the tests hold them
+    to the `SummaryRead` schema."""
     totals = next((row.totals for row in rows if row.level == 0), Totals())
     outer_rows = _ordered(group_by[0], _at(rows, 1))
-    groups: list[SummaryOuterGroupRead] | list[SummaryGroupRead]
+    groups: list[dict[str, Any]]
     if len(group_by) == 1:
         groups = [_group(group_by[0], row) for row in outer_rows]
     else:
@@ -138,30 +143,35 @@ def build_summary(rows: list[SummaryRow], group_by: tuple[str, ...]) -> SummaryR
         for row in _at(rows, 2):
             inner[row.keys[0]].append(row)
         groups = [
-            SummaryOuterGroupRead(
-                **_group(group_by[0], row).model_dump(),
-                groups=[_group(group_by[1], r) for r in _ordered(group_by[1], inner[row.keys[0]])],
-            )
+            {
+                **_group(group_by[0], row),
+                "groups": [
+                    _group(group_by[1], r) for r in _ordered(group_by[1], inner[row.keys[0]])
+                ],
+            }
             for row in outer_rows
         ]
-    return SummaryRead(totals=ReportTotalsRead(**totals.__dict__), groups=groups)
+    return {"totals": totals.__dict__, "groups": groups}
 
 
 def _at(rows: list[SummaryRow], level: int) -> list[SummaryRow]:
     return [row for row in rows if row.level == level]
 
 
-def summary_export_rows(summary: SummaryRead) -> list[list[Any]]:
+def summary_export_rows(summary: dict[str, Any]) -> list[list[Any]]:
     """One row per innermost group: the label of each dimension, then the four sums."""
     rows: list[list[Any]] = []
-    for group in summary.groups:
-        if isinstance(group, SummaryOuterGroupRead):
-            leaves = [([group.label, child.label], child) for child in group.groups]
+    for group in summary["groups"]:
+        if "groups" in group:
+            leaves = [([group["label"], child["label"]], child) for child in group["groups"]]
         else:
-            leaves = [([group.label], group)]
+            leaves = [([group["label"]], group)]
         for labels, leaf in leaves:
-            rows.append([*labels, leaf.seconds, leaf.billable_seconds, leaf.amount, leaf.entries])
+            rows.append([*labels, *(leaf[name] for name in _SUMS)])
     return rows
+
+
+_SUMS = ("seconds", "billable_seconds", "amount", "entries")
 
 
 # --- Building the timesheet ----------------------------------------------------------------

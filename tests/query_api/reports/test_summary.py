@@ -16,10 +16,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from openpyxl import load_workbook
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Engine
 
 from query_api.filters import MAX_RANGE_DAYS
 from query_api.modules.reports import queries
+from query_api.modules.reports.schemas import (
+    ReportTotalsRead,
+    SummaryGroupRead,
+    SummaryOuterGroupRead,
+    SummaryRead,
+)
+from shared.responses import Envelope
 from tests.conftest import BackgroundProjector
 from tests.factories import OrgHandle, UserHandle, make_org
 from tests.query_api.reports.helpers import (
@@ -56,8 +64,32 @@ def _data(response: httpx.Response) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["success"] is True
+    # The router serializes plain data without validation: hold it to the documented schema
+    # (extra or missing fields, wrong types all fail).
+    Envelope[StrictSummaryRead].model_validate(body)
     data: dict[str, Any] = body["data"]
     return data
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class StrictGroup(_Strict, SummaryGroupRead):
+    pass
+
+
+class StrictOuterGroup(_Strict, SummaryOuterGroupRead):
+    groups: list[StrictGroup]  # type: ignore[assignment]
+
+
+class StrictTotals(_Strict, ReportTotalsRead):
+    pass
+
+
+class StrictSummaryRead(_Strict, SummaryRead):
+    totals: StrictTotals
+    groups: list[StrictOuterGroup] | list[StrictGroup]  # type: ignore[assignment]
 
 
 @pytest.fixture
