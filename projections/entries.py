@@ -1,6 +1,7 @@
 """The entries projection: the denormalized entries view, daily totals (plain and per tag,
-an untagged entry under tag NULL), monthly roll-ups (per bucket, per tag, and per project for
-long reports over a whole organization), project and task stats, and running timers.
+an untagged entry under tag NULL), monthly roll-ups (per bucket, per tag, and per project
+and per project and tag for long reports over a whole organization), per-user daily and
+monthly roll-ups (reports by person and time), project and task stats, and running timers.
 
 Every step re-derives what a batch touched from the source of truth instead of adding
 deltas: entry rows from the normalized tables, totals from the entry rows. Re-applying a
@@ -147,6 +148,34 @@ def insert_monthly_projects(t: Tables, where: str = "") -> str:
     """
 
 
+def insert_daily_users(t: Tables, where: str = "") -> str:
+    return f"""
+        INSERT INTO {t.daily_user_totals} (org_id, day, user_id, billable, {_TOTALS})
+        SELECT org_id, day, user_id, billable, {_SUMS}
+        FROM {t.daily_totals} WHERE true {where}
+        GROUP BY org_id, day, user_id, billable
+    """
+
+
+def insert_monthly_users(t: Tables, where: str = "") -> str:
+    return f"""
+        INSERT INTO {t.monthly_user_totals} (org_id, month, user_id, billable, {_TOTALS})
+        SELECT org_id, month, user_id, billable, {_SUMS}
+        FROM {t.monthly_totals} WHERE true {where}
+        GROUP BY org_id, month, user_id, billable
+    """
+
+
+def insert_monthly_project_tags(t: Tables, where: str = "") -> str:
+    return f"""
+        INSERT INTO {t.monthly_project_tag_totals}
+            (org_id, month, project_id, billable, tag_id, {_TOTALS})
+        SELECT org_id, month, project_id, billable, tag_id, {_SUMS}
+        FROM {t.monthly_tag_totals} WHERE true {where}
+        GROUP BY org_id, month, project_id, billable, tag_id
+    """
+
+
 def insert_project_stats(t: Tables, where: str = "") -> str:
     return f"""
         INSERT INTO {t.project_stats} (project_id, org_id, {_TOTALS})
@@ -184,6 +213,9 @@ def rebuild_statements(t: Tables, *, scoped: bool = False) -> list[str]:
         insert_monthly(t, where),
         insert_monthly_tags(t, where),
         insert_monthly_projects(t, where),
+        insert_daily_users(t, where),
+        insert_monthly_users(t, where),
+        insert_monthly_project_tags(t, where),
         insert_project_stats(t, where),
         insert_task_stats(t, where),
         insert_running_timers(t, where),
@@ -201,6 +233,9 @@ TABLES = (
     "monthly_totals",
     "monthly_tag_totals",
     "monthly_project_totals",
+    "daily_user_totals",
+    "monthly_user_totals",
+    "monthly_project_tag_totals",
     "project_stats",
     "task_stats",
     "running_timers",
@@ -394,6 +429,9 @@ def _recompute_whole_orgs(session: Session, org_ids: set[uuid.UUID]) -> None:
         insert_monthly,
         insert_monthly_tags,
         insert_monthly_projects,
+        insert_daily_users,
+        insert_monthly_users,
+        insert_monthly_project_tags,
         insert_project_stats,
         insert_task_stats,
         insert_running_timers,
@@ -504,6 +542,24 @@ def _recompute_days(session: Session, days: list[tuple[uuid.UUID, date, uuid.UUI
             tagged=False,
         ),
         _add_deltas(
+            "proj_daily_user_totals",
+            "org_id, day, user_id, billable",
+            "org_id, day, user_id, billable",
+            tagged=False,
+        ),
+        _add_deltas(
+            "proj_monthly_user_totals",
+            "org_id, month, user_id, billable",
+            "org_id, date_trunc('month', day)::date AS month, user_id, billable",
+            tagged=False,
+        ),
+        _add_deltas(
+            "proj_monthly_project_tag_totals",
+            "org_id, month, project_id, billable, tag_id",
+            "org_id, date_trunc('month', day)::date AS month, project_id, billable, tag_id",
+            tagged=True,
+        ),
+        _add_deltas(
             "proj_project_stats",
             "project_id, org_id",
             "project_id, org_id",
@@ -539,11 +595,26 @@ def _recompute_days(session: Session, days: list[tuple[uuid.UUID, date, uuid.UUI
     )
     session.execute(
         text(
-            "DELETE FROM proj_monthly_project_totals WHERE entries = 0"
-            f" AND (org_id, month) IN (SELECT org_id, month FROM {_MONTH_KEYS} AS mk)"
+            "DELETE FROM proj_daily_user_totals WHERE entries = 0"
+            f" AND (org_id, day, user_id) IN {_DAY_KEYS}"
         ),
         params,
     )
+    session.execute(
+        text(
+            "DELETE FROM proj_monthly_user_totals WHERE entries = 0"
+            f" AND (org_id, month, user_id) IN {_MONTH_KEYS}"
+        ),
+        params,
+    )
+    for table in ("proj_monthly_project_totals", "proj_monthly_project_tag_totals"):
+        session.execute(
+            text(
+                f"DELETE FROM {table} WHERE entries = 0"
+                f" AND (org_id, month) IN (SELECT org_id, month FROM {_MONTH_KEYS} AS mk)"
+            ),
+            params,
+        )
     for kind in ("project", "task"):
         session.execute(
             text(

@@ -383,6 +383,61 @@ proj_monthly_project_totals = Table(
     ),
 )
 
+# Per-user roll-ups for reports that split by person and time only (by user, team, day,
+# week, month, billable, with no project, task or tag in play): one row per user, day (or
+# month) and billable, instead of one per project and task they touched.
+proj_daily_user_totals = Table(
+    "proj_daily_user_totals",
+    Base.metadata,
+    _uuid("org_id", nullable=False),
+    Column("day", Date, nullable=False),
+    _uuid("user_id", nullable=False),
+    Column("billable", Boolean, nullable=False),
+    *_totals(),
+    Index("uq_proj_daily_user_totals_bucket", "org_id", "day", "user_id", "billable", unique=True),
+)
+
+proj_monthly_user_totals = Table(
+    "proj_monthly_user_totals",
+    Base.metadata,
+    _uuid("org_id", nullable=False),
+    Column("month", Date, nullable=False),
+    _uuid("user_id", nullable=False),
+    Column("billable", Boolean, nullable=False),
+    *_totals(),
+    Index(
+        "uq_proj_monthly_user_totals_bucket",
+        "org_id",
+        "month",
+        "user_id",
+        "billable",
+        unique=True,
+    ),
+)
+
+# The per-project roll-up of the tag totals: a year's summary by tag (and project, client,
+# billable, month) over the whole organization reads a few rows per project and tag.
+proj_monthly_project_tag_totals = Table(
+    "proj_monthly_project_tag_totals",
+    Base.metadata,
+    _uuid("org_id", nullable=False),
+    Column("month", Date, nullable=False),
+    _uuid("project_id"),
+    Column("billable", Boolean, nullable=False),
+    _uuid("tag_id"),  # NULL: untagged, as in proj_daily_tag_totals
+    *_totals(),
+    Index(
+        "uq_proj_monthly_project_tag_totals_bucket",
+        "org_id",
+        "month",
+        "project_id",
+        "billable",
+        "tag_id",
+        unique=True,
+        postgresql_nulls_not_distinct=True,
+    ),
+)
+
 proj_project_stats = Table(
     "proj_project_stats",
     Base.metadata,

@@ -5,10 +5,14 @@ A summary reads `proj_monthly_totals` for the whole months of its range and
 week): a year reads twelve rows per bucket instead of 365. A month mostly inside the range
 is read whole, less the daily rows of its days outside (see `split_range`). When the caller
 sees the whole organization, nothing narrows it by user, team, task or tag, and it groups
-by project, client, billable or month only, the months come from
-`proj_monthly_project_totals` instead: one row per (month, project, billable), however many
-users and tasks. Everything is aggregated in PostgreSQL, in one statement per report: every
-level of the report (inner groups, outer groups, totals) comes from the same snapshot.
+by project, client, billable or month only (tags too, from the tag totals), the months come
+from `proj_monthly_project_totals` (`proj_monthly_project_tag_totals`) instead: one row per
+(month, project, billable[, tag]), however many users and tasks. When nothing narrows it by
+project, client, task or tag and it groups by user, team, day, week, month or billable only,
+it reads the per-user roll-ups `proj_daily_user_totals` and `proj_monthly_user_totals`: one
+row per (user, day or month, billable), however many projects and tasks. Everything is
+aggregated in PostgreSQL, in one statement per report: every level of the report (inner
+groups, outer groups, totals) comes from the same snapshot.
 
 Two dimensions count an entry more than once: `tag` (once per tag, from the tag totals) and
 `team` (once per current team of its user, joined from `proj_team_members`). A level that
@@ -58,10 +62,13 @@ from projections.models import (
     proj_clients,
     proj_daily_tag_totals,
     proj_daily_totals,
+    proj_daily_user_totals,
     proj_entries,
+    proj_monthly_project_tag_totals,
     proj_monthly_project_totals,
     proj_monthly_tag_totals,
     proj_monthly_totals,
+    proj_monthly_user_totals,
     proj_projects,
     proj_tags,
     proj_tasks,
@@ -87,12 +94,16 @@ DIMENSIONS = (
 MULTI_VALUED = frozenset({"tag", "team"})
 # Dimensions that need daily rows for the whole range.
 DAILY = frozenset({"day", "week"})
-# Dimensions the per-project monthly roll-up answers (a client from its projects).
+# Dimensions the per-project monthly roll-ups answer (a client from its projects), tags
+# included when the tag totals are read.
 COARSE = frozenset({"project", "client", "billable", "month"})
-# A month of per-bucket roll-up rows holds about as many rows as this many days of daily
-# rows (people keep to a few projects and tasks in a month); a month of the per-project
-# roll-up, a few hundred rows, costs next to nothing.
-MONTH_COST_DAYS = 4
+# Dimensions the per-user daily and monthly roll-ups answer (a team from its users).
+BY_PERSON = frozenset({"user", "team", "billable", "day", "week", "month"})
+# What reading a month of roll-up rows costs, in days of the daily rows it replaces: the
+# per-bucket month holds about as many rows as four days (people keep to a few projects
+# and tasks in a month), the per-user month about as many as two, and the per-project
+# month, a few hundred rows, next to nothing.
+MONTH_COST_DAYS = {"bucket": 4, "person": 2, "project": 0}
 
 _KEY_TYPES: dict[str, type[TypeEngine[Any]]] = {
     "project": Uuid,
@@ -237,39 +248,54 @@ def _filters(scope: SummaryScope, table: FromClause) -> list[ColumnElement[bool]
 
 @dataclass(frozen=True)
 class _Shape:
-    """Which columns the facts of one level need: tag_id, day (daily rows for the whole
-    range), month; `coarse`: project and billable only (the whole months from the
-    per-project roll-up). Columns nobody groups by are not computed."""
+    """Which rows and columns the facts of one level need: tag_id, day (daily rows for the
+    whole range), month, and the `grain` of the totals read: "bucket" (user, project, task,
+    billable), "project" (project and billable only: the per-project roll-ups) or "person"
+    (user and billable only: the per-user roll-ups). Columns nobody groups by are not
+    computed."""
 
     tagged: bool
     daily: bool
     monthly_key: bool
-    coarse: bool
+    grain: str
 
     @classmethod
     def of(cls, scope: SummaryScope, dims: tuple[str, ...]) -> _Shape:
-        coarse = (
-            scope.user_ids is None
-            and scope.task_id is None
-            and scope.tag_id is None
-            and set(dims) <= COARSE
-        )
-        return cls("tag" in dims, bool(DAILY & set(dims)), "month" in dims, coarse)
+        tagged = "tag" in dims
+        unnarrowed = scope.task_id is None and scope.tag_id is None
+        grain = "bucket"
+        if unnarrowed and scope.user_ids is None and set(dims) <= COARSE | {"tag"}:
+            grain = "project"
+        elif (
+            unnarrowed
+            and not tagged
+            and scope.project_id is None
+            and scope.client_id is None
+            and set(dims) <= BY_PERSON
+        ):
+            grain = "person"
+        return cls(tagged, bool(DAILY & set(dims)), "month" in dims, grain)
+
+    @property
+    def coarse(self) -> bool:
+        return self.grain == "project"
 
 
 def _month_of(day: ColumnElement[Any]) -> ColumnElement[Any]:
     return cast(func.date_trunc(literal_column("'month'"), cast(day, DateTime)), Date)
 
 
+_GRAIN_COLUMNS = {
+    "bucket": ("user_id", "project_id", "task_id", "billable"),
+    "project": ("project_id", "billable"),
+    "person": ("user_id", "billable"),
+}
+
+
 def _fact_columns(
     table: FromClause, shape: _Shape, day: ColumnElement[Any] | None, month: ColumnElement[Any]
 ) -> list[ColumnElement[Any]]:
-    c = table.c
-    columns: list[ColumnElement[Any]] = (
-        [c.project_id, c.billable]
-        if shape.coarse
-        else [c.user_id, c.project_id, c.task_id, c.billable]
-    )
+    columns: list[ColumnElement[Any]] = [table.c[name] for name in _GRAIN_COLUMNS[shape.grain]]
     if shape.daily and day is not None:
         columns.append(day.label("day"))
     if shape.monthly_key:
@@ -277,15 +303,23 @@ def _fact_columns(
     return columns
 
 
+def _tables(shape: _Shape, *, tag_table: bool) -> tuple[Table, Table]:
+    """The (daily, monthly) totals a level reads."""
+    if tag_table:
+        monthly = proj_monthly_project_tag_totals if shape.coarse else proj_monthly_tag_totals
+        return proj_daily_tag_totals, monthly
+    if shape.grain == "person":
+        return proj_daily_user_totals, proj_monthly_user_totals
+    monthly = proj_monthly_project_totals if shape.coarse else proj_monthly_totals
+    return proj_daily_totals, monthly
+
+
 def _total_parts(
     scope: SummaryScope, periods: Periods, shape: _Shape, *, tag_table: bool
 ) -> list[Select[Any]]:
     """Selects of daily and monthly total rows covering the range (the days in
     `periods.minus` with their sums negated)."""
-    daily: Table = proj_daily_tag_totals if tag_table else proj_daily_totals
-    monthly: Table = proj_monthly_tag_totals if tag_table else proj_monthly_totals
-    if shape.coarse and not tag_table:
-        monthly = proj_monthly_project_totals
+    daily, monthly = _tables(shape, tag_table=tag_table)
 
     def part(table: Table, period: ColumnElement[bool], sign: int = 1) -> Select[Any]:
         where = [*_filters(scope, table), period]
@@ -335,7 +369,7 @@ def _facts(scope: SummaryScope, shape: _Shape) -> FromClause:
         scope.date_from,
         scope.date_to,
         daily_only=shape.daily,
-        month_cost=0 if shape.coarse else MONTH_COST_DAYS,
+        month_cost=MONTH_COST_DAYS[shape.grain],
     )
     parts = _total_parts(scope, periods, shape, tag_table=shape.tagged or scope.tag_id is not None)
     return (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("facts")
@@ -350,9 +384,12 @@ _SOURCE_DIMENSION = {"client": "project", "team": "user"}
 
 def _direct_keys(scope: SummaryScope, facts: FromClause, shape: _Shape) -> dict[str, Any]:
     f = facts.c
-    keys: dict[str, ColumnElement[Any]] = {"project": f.project_id, "billable": f.billable}
-    if not shape.coarse:
+    keys: dict[str, ColumnElement[Any]] = {"billable": f.billable}
+    if shape.grain != "person":
+        keys["project"] = f.project_id
+    if shape.grain != "project":
         keys["user"] = f.user_id
+    if shape.grain == "bucket":
         keys["task"] = f.task_id
     if shape.daily:
         keys["day"] = f.day

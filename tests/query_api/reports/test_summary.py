@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import uuid
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
@@ -385,12 +386,49 @@ def _sql(
     return str(queries.summary_statement(scope, group_by).compile(dialect=db.dialect))
 
 
-@pytest.mark.parametrize("group_by", ["project", "client", "user", "task", "team", "billable"])
-def test_a_year_reads_monthly_roll_ups_and_only_the_edge_days(db: Engine, group_by: str) -> None:
-    sql = _sql(db, (group_by,), date(2026, 1, 15), date(2026, 12, 20), user_ids=ONE_USER)
-    assert "proj_monthly_totals" in sql
-    assert "proj_daily_totals" in sql
-    assert "proj_monthly_project_totals" not in sql
+_TOTALS_TABLES = {
+    "proj_daily_totals",
+    "proj_daily_tag_totals",
+    "proj_daily_user_totals",
+    "proj_monthly_totals",
+    "proj_monthly_tag_totals",
+    "proj_monthly_user_totals",
+    "proj_monthly_project_totals",
+    "proj_monthly_project_tag_totals",
+}
+_BUCKETS = ("proj_monthly_totals", "proj_daily_totals")
+_PEOPLE = ("proj_monthly_user_totals", "proj_daily_user_totals")
+_PROJECTS = ("proj_monthly_project_totals", "proj_daily_totals")
+_TAGS = ("proj_monthly_tag_totals", "proj_daily_tag_totals")
+_PROJECT_TAGS = ("proj_monthly_project_tag_totals", "proj_daily_tag_totals")
+
+
+@pytest.mark.parametrize(
+    ("group_by", "filters", "tables"),
+    [
+        (("project",), {"user_ids": ONE_USER}, _BUCKETS),
+        (("client",), {"user_ids": ONE_USER}, _BUCKETS),
+        (("task",), {"user_ids": ONE_USER}, _BUCKETS),
+        (("user",), {"user_ids": ONE_USER}, _PEOPLE),
+        (("team",), {"user_ids": ONE_USER}, _PEOPLE),
+        (("billable",), {"user_ids": ONE_USER}, _PEOPLE),
+        (("user", "month"), {}, _PEOPLE),
+        (("user",), {"project_id": uuid.uuid4()}, _BUCKETS),
+        (("user",), {"client_id": uuid.uuid4()}, _BUCKETS),
+        (("user",), {"task_id": uuid.uuid4()}, _BUCKETS),
+        # Tags: the tag levels from the tag totals, the grand totals (each entry once) not.
+        (("tag",), {}, (*_PROJECT_TAGS, *_PROJECTS)),
+        (("tag", "client"), {}, (*_PROJECT_TAGS, *_PROJECTS)),
+        (("tag", "user"), {}, (*_TAGS, *_PROJECTS)),
+        (("tag",), {"user_ids": ONE_USER}, (*_TAGS, *_PEOPLE)),
+    ],
+)
+def test_a_year_reads_the_coarsest_roll_up_that_answers_it_and_only_the_edge_days(
+    db: Engine, group_by: tuple[str, ...], filters: dict[str, Any], tables: tuple[str, ...]
+) -> None:
+    sql = _sql(db, group_by, date(2026, 1, 15), date(2026, 12, 20), **filters)
+    read = {table for table in _TOTALS_TABLES if re.search(rf"\b{table}\b", sql)}
+    assert read == set(tables)
     assert "proj_entries" not in sql
 
 
