@@ -110,20 +110,16 @@ def _sort_key(dim: str, key: Any, label: str) -> tuple[Any, ...]:
     return (key is None, label.casefold(), str(key))
 
 
-def _group(dim: str, row: SummaryRow) -> dict[str, Any]:
-    key = row.keys[-1]
-    return {
-        "key": group_key(dim, key),
-        "label": group_label(dim, key, row.labels[-1]),
-        **row.totals.__dict__,
-    }
-
-
-def _ordered(dim: str, rows: list[SummaryRow]) -> list[SummaryRow]:
-    return sorted(
-        rows,
-        key=lambda r: _sort_key(dim, r.keys[-1], group_label(dim, r.keys[-1], r.labels[-1])),
-    )
+def _groups(dim: str, rows: list[SummaryRow]) -> list[dict[str, Any]]:
+    """The groups of `rows` by their last key, in order."""
+    keyed = []
+    for row in rows:
+        key = row.keys[-1]
+        label = group_label(dim, key, row.labels[-1])
+        group = {"key": group_key(dim, key), "label": label, **row.totals}
+        keyed.append((_sort_key(dim, key, label), group))
+    keyed.sort(key=lambda pair: pair[0])
+    return [group for _, group in keyed]
 
 
 def build_summary(rows: list[SummaryRow], group_by: tuple[str, ...]) -> dict[str, Any]:
@@ -133,25 +129,18 @@ def build_summary(rows: list[SummaryRow], group_by: tuple[str, ...]) -> dict[str
     this code from integers and ids, and validating each again would cost seconds. The
     router serializes them as they are (`shared.responses.ok_json`); the tests hold them
     to the `SummaryRead` schema."""
-    totals = next((row.totals for row in rows if row.level == 0), Totals())
-    outer_rows = _ordered(group_by[0], _at(rows, 1))
-    groups: list[dict[str, Any]]
-    if len(group_by) == 1:
-        groups = [_group(group_by[0], row) for row in outer_rows]
-    else:
+    totals = next((row.totals for row in rows if row.level == 0), Totals().__dict__)
+    outer = _at(rows, 1)
+    groups = _groups(group_by[0], outer)
+    if len(group_by) == 2:
         inner: dict[Any, list[SummaryRow]] = defaultdict(list)
         for row in _at(rows, 2):
             inner[row.keys[0]].append(row)
-        groups = [
-            {
-                **_group(group_by[0], row),
-                "groups": [
-                    _group(group_by[1], r) for r in _ordered(group_by[1], inner[row.keys[0]])
-                ],
-            }
-            for row in outer_rows
-        ]
-    return {"totals": totals.__dict__, "groups": groups}
+        # The outer groups in order, each with its inner groups (keys as the rows hold them).
+        raw_keys = {group_key(group_by[0], row.keys[0]): row.keys[0] for row in outer}
+        for group in groups:
+            group["groups"] = _groups(group_by[1], inner[raw_keys[group["key"]]])
+    return {"totals": totals, "groups": groups}
 
 
 def _at(rows: list[SummaryRow], level: int) -> list[SummaryRow]:
