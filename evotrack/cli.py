@@ -20,7 +20,7 @@ from evotrack.projections_cli import add_projections_parser
 from evotrack.run import DEFAULT_REDIS_PORT, RunOptions, run
 from shared.config import Settings, get_settings
 from shared.logging import configure_logging
-from worker.main import run_worker
+from worker.main import ROLES, run_worker
 
 Command = Callable[[Settings, argparse.Namespace], int]
 
@@ -46,7 +46,7 @@ def migrate_command(settings: Settings, _: argparse.Namespace) -> int:
 
 
 def run_command(settings: Settings, args: argparse.Namespace) -> int:
-    """Migrations, then the command API, the query API and a worker."""
+    """Migrations, then the command API, the query API and the workers."""
     configure_logging(settings.log_level, json_format=False)
     options = RunOptions(
         host=args.host,
@@ -62,11 +62,11 @@ def run_command(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def worker_command(settings: Settings, args: argparse.Namespace) -> int:
-    """An RQ worker on the wake-up queue, in the foreground."""
+    """An RQ worker on the wake-up and/or notifications queue, in the foreground."""
     if not settings.redis_url:
         raise CliError("REDIS_URL is not set")
     configure_logging(settings.log_level, json_format=settings.log_json)
-    return run_worker(settings, burst=args.burst)
+    return run_worker(settings, burst=args.burst, role=args.role)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.set_defaults(handler=migrate_command)
 
     run_parser = commands.add_parser(
-        "run", help="run everything: migrations, both APIs and a worker"
+        "run", help="run everything: migrations, both APIs and the workers"
     )
     run_parser.add_argument("--host", default="127.0.0.1")
     run_parser.add_argument("--command-port", type=int, default=8000)
@@ -99,6 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run a worker in the foreground")
     worker.add_argument(
         "--burst", action="store_true", help="exit once the queue is empty instead of waiting"
+    )
+    worker.add_argument(
+        "--role",
+        choices=ROLES,
+        default="all",
+        help="projections: the wake-up queue and the sweeper; notifications: the"
+        " notifications queue and its scheduler; all (default): both",
     )
     worker.set_defaults(handler=worker_command)
 

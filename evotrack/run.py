@@ -1,8 +1,9 @@
 """`evotrack run`: the whole product in one command.
 
-Migrations, then the command API, the query API and a worker as child processes. Without
-`DATABASE_URL` / `REDIS_URL` it first starts an embedded PostgreSQL and Redis whose data
-live under the data directory, so a second start finds everything where it was left.
+Migrations, then the command API, the query API and two workers (projections,
+notifications) as child processes. Without `DATABASE_URL` / `REDIS_URL` it first starts an
+embedded PostgreSQL and Redis whose data live under the data directory, so a second start
+finds everything where it was left.
 """
 
 from __future__ import annotations
@@ -170,7 +171,9 @@ def child_specs(options: RunOptions) -> list[ChildSpec]:
     return [
         ChildSpec("command API", api("command_api.main", options.command_port)),
         ChildSpec("query API", api("query_api.main", options.query_port)),
-        ChildSpec("worker", [sys.executable, "-m", "worker.main"]),
+        # Two workers, so that a slow email delivery never holds a projection back.
+        ChildSpec("worker", [sys.executable, "-m", "worker.main", "--role", "projections"]),
+        ChildSpec("notifier", [sys.executable, "-m", "worker.main", "--role", "notifications"]),
     ]
 
 
@@ -242,7 +245,7 @@ def banner(settings: Settings, options: RunOptions, services: BackingServices) -
             "EvoTrack is running",
             f"  command API  {command_url}{docs.format(command_url)}",
             f"  query API    {query_url}{docs.format(query_url)}",
-            f"  worker       RQ queue '{settings.wakeup_queue}'",
+            f"  workers      RQ queues '{settings.wakeup_queue}', '{settings.notifications_queue}'",
             f"  PostgreSQL   {_server_line(services.database_url, services.embedded_postgres)}",
             f"  Redis        {_server_line(services.redis_url, services.embedded_redis)}",
             "Press Ctrl-C to stop.",

@@ -107,22 +107,34 @@ def _sleep_unless_stopped(seconds: float) -> None:
         time.sleep(min(0.1, seconds))
 
 
-def run_worker(settings: Settings, *, burst: bool = False) -> int:
-    """Work the queues until stopped (or until they are empty with `burst`)."""
+ROLES = ("all", "projections", "notifications")
+
+
+def run_worker(settings: Settings, *, burst: bool = False, role: str = "all") -> int:
+    """Work the queues of `role` until stopped (or until they are empty with `burst`).
+
+    "projections": the wake-up queue and the sweeper; "notifications": the notifications
+    queue and its scheduler; "all": both, wake-ups first. `evotrack run` starts one worker
+    of each role, so a slow email delivery never holds a projection back."""
     EarlyStop.install()
     stop_requested.clear()
+    projections = role in ("all", "projections")
+    notifications = role in ("all", "notifications")
     # The sweeper runs even while Redis is away: it advances projections itself then.
-    sweeper = None if burst else Sweeper(settings, stop_requested).start()
-    scheduler = None if burst else NotificationScheduler(settings, stop_requested).start()
+    sweeper = Sweeper(settings, stop_requested).start() if projections and not burst else None
+    scheduler = (
+        NotificationScheduler(settings, stop_requested).start()
+        if notifications and not burst
+        else None
+    )
     try:
         connection = connect_redis(settings.redis_url)
         if connection is None:
             return 0
         # Wake-ups first: RQ takes the next job from the first queue that has one.
-        queues = [
-            Queue(name, connection=connection)
-            for name in (settings.wakeup_queue, settings.notifications_queue)
-        ]
+        names = [settings.wakeup_queue] if projections else []
+        names += [settings.notifications_queue] if notifications else []
+        queues = [Queue(name, connection=connection) for name in names]
         worker = WakeupWorker(queues, connection=connection)
         log.info(
             "worker listening on queues %s",
@@ -146,6 +158,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--burst", action="store_true", help="exit once the queue is empty instead of waiting"
     )
+    parser.add_argument(
+        "--role",
+        choices=ROLES,
+        default="all",
+        help="projections: the wake-up queue and the sweeper; notifications: the"
+        " notifications queue and its scheduler; all (default): both",
+    )
     args = parser.parse_args(argv)
     try:
         settings = get_settings()
@@ -156,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("worker: REDIS_URL is not set", file=sys.stderr)  # noqa: T201
         return 2
     configure_logging(settings.log_level, json_format=settings.log_json)
-    return run_worker(settings, burst=args.burst)
+    return run_worker(settings, burst=args.burst, role=args.role)
 
 
 if __name__ == "__main__":

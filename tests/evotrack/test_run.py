@@ -104,7 +104,13 @@ def stop_and_check_nothing_remains(
     postmaster = postmaster_pid(pg_dir)
     assert postmaster is not None
     names = " ".join(" ".join(child.cmdline()) for child in children)
-    for part in ("redis-server", "command_api.main", "query_api.main", "worker.main"):
+    for part in (
+        "redis-server",
+        "command_api.main",
+        "query_api.main",
+        "worker.main --role projections",
+        "worker.main --role notifications",
+    ):
         assert part in names
 
     started = time.monotonic()

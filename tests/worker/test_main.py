@@ -142,3 +142,24 @@ def test_a_stop_request_ends_the_wait_for_redis(
 
     assert process.wait(5) == 0, log_path.read_text()
     assert "SIGTERM received while starting" in log_path.read_text()
+
+
+@pytest.mark.parametrize(("role", "runs"), [("projections", "wakeup"), ("notifications", "notify")])
+def test_a_worker_of_one_role_leaves_the_other_queue_alone(
+    own_redis: str, queue_name: str, tmp_path: Path, role: str, runs: str
+) -> None:
+    connection = redis.Redis.from_url(own_redis)
+    notify_queue = f"{queue_name}-notify"
+    jobs = {
+        "wakeup": Queue(queue_name, connection=connection).enqueue(WAKEUP_JOB),
+        "notify": Queue(notify_queue, connection=connection).enqueue(WAKEUP_JOB),
+    }
+    log_path = tmp_path / "worker.log"
+    env = worker_env(queue_name, own_redis, NOTIFICATIONS_QUEUE=notify_queue)
+
+    process = start_worker(env, log_path, "--burst", "--role", role)
+
+    assert process.wait(30) == 0, log_path.read_text()
+    for name, job in jobs.items():
+        status = Job.fetch(job.id, connection=connection).get_status()
+        assert status == (JobStatus.FINISHED if name == runs else JobStatus.QUEUED), name
