@@ -26,7 +26,7 @@ from bench.generate import plain_url
 from bench.load import LoadRun, Step, closed_loop, data_of, expect, http_clients
 from bench.noop_app import NOOP_PATH
 from bench.report import Outcome, Row, median, ms
-from bench.servers import COMMAND_APP, NOOP_APP, Server, api_server
+from bench.servers import API_WORKERS, COMMAND_APP, NOOP_APP, Server, api_server
 from bench.world import (
     CHANGE_COLUMNS,
     ENTRY_COLUMNS,
@@ -250,7 +250,8 @@ def _notes(ctx: Context, org: Organization, levels: list[Level]) -> list[str]:
         f"{_clients(level.clients)}: {level.cpu.describe()}" for level in levels if level.cpu
     )
     return [
-        f"B1: the command API (`uvicorn command_api.main:create_app --factory`, one process, "
+        f"B1: the command API (`uvicorn command_api.main:create_app --factory`, {API_WORKERS} "
+        "worker processes, "
         f"no access log, as `evotrack run` starts it) on the benchmark's data; {ctx.runs} "
         f"runs of {ctx.profile.load_seconds:g} s per level and per variant, interleaved "
         "(floor, ceiling, API), after a 1 s warm-up of each; figures are medians of the "

@@ -31,7 +31,7 @@ from bench.context import Context
 from bench.generate import Options, generate, plain_url
 from bench.load import expect
 from bench.report import Outcome, Row, ms, percentile
-from bench.servers import QUERY_APP, api_server
+from bench.servers import API_WORKERS, QUERY_APP, api_server
 from bench.services import BENCH_DATABASE
 from bench.world import Organization, biggest_organization
 
@@ -356,7 +356,8 @@ def _notes(
         for size, org in orgs.items()
     )
     return [
-        f"B4: the query API (`uvicorn query_api.main:create_app --factory`, one process) "
+        f"B4: the query API (`uvicorn query_api.main:create_app --factory`, {API_WORKERS} "
+        "worker processes) "
         "on the benchmark's data, one httpx client, requests one after another as the "
         "owner of the biggest organization (JWT), no consistency token; "
         f"2 warm-up runs (1 when it takes over {SLOW_SECONDS:g} s) then {API_SAMPLES} timed "

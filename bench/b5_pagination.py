@@ -13,7 +13,7 @@ import httpx
 from bench.context import Context
 from bench.load import expect
 from bench.report import Outcome, Row, ms, percentile
-from bench.servers import QUERY_APP, api_server
+from bench.servers import API_WORKERS, QUERY_APP, api_server
 from bench.world import Organization, biggest_organization
 
 PAGE_SIZE = 50
@@ -114,7 +114,8 @@ def _figure(values: list[float]) -> str:
 
 def _notes(org: Organization, reached: int, walked: float) -> list[str]:
     return [
-        "B5: the query API (one uvicorn process) as the owner of the biggest organization "
+        f"B5: the query API ({API_WORKERS} uvicorn worker processes) as the owner of the "
+        "biggest organization "
         f"({org.members} members; an admin sees every entry), no filter, newest first, "
         f"page_size {PAGE_SIZE}; {WARM_UP} warm-up then {SAMPLES} timed requests each, one "
         "after another on one keep-alive connection; ratios compare medians. Page numbers "

@@ -59,15 +59,18 @@ def cpu_use(
     """Measure the block: each named process, PostgreSQL's processes, this process, all."""
     use = CpuUse()
     me = psutil.Process(os.getpid())
-    before = {name: _seconds(p) for name, p in processes.items()}
+    # A named process counts with its children (an API's uvicorn worker processes).
+    families = {name: _family(p) for name, p in processes.items()}
+    before = {name: {pid: _seconds(p) for pid, p in f.items()} for name, f in families.items()}
     pg_before = {pid: _seconds(p) for pid, p in _family(server).items()} if server else {}
     me_before = _seconds(me)
     machine_before = psutil.cpu_times()
     started = time.perf_counter()
     yield use
     wall = max(time.perf_counter() - started, 1e-9)
-    for name, process in processes.items():
-        use.cores[name] = (_seconds(process) - before[name]) / wall
+    for name, family in families.items():
+        spent = sum(_seconds(p) - before[name].get(pid, 0.0) for pid, p in family.items())
+        use.cores[name] = spent / wall
     if server is not None:
         pg_seconds = sum(
             _seconds(p) - pg_before.get(pid, 0.0) for pid, p in _family(server).items()

@@ -1,5 +1,6 @@
 """The product's processes for the HTTP benchmarks, started as `evotrack run` starts them:
-an API under uvicorn (one worker process, no access log) and the projection worker
+an API under uvicorn (`API_WORKERS` processes, default the cores up to 4; no access log)
+and the projection worker
 (`python -m worker.main`), on the benchmark's database and Redis. Their output goes to
 `.evotrack/bench/*.log`; they die with the benchmark.
 
@@ -26,6 +27,7 @@ from pydantic import SecretStr
 from bench.context import Context
 from bench.services import DATA_DIR, ROOT
 from evotrack.embedded import die_with_parent, free_port
+from evotrack.run import api_argv, metrics_dir
 from shared.config import Settings
 from shared.security import create_access_token
 
@@ -36,6 +38,8 @@ COMMAND_APP = "command_api.main"
 QUERY_APP = "query_api.main"
 NOOP_APP = "bench.noop_app"  # the command API plus `POST /bench/noop`
 API_PREFIX = "/api/v1"
+# Processes per API, as `evotrack run` starts them (API_WORKERS, else the cores up to 4).
+API_WORKERS = int(os.environ.get("API_WORKERS") or min(os.cpu_count() or 1, 4))
 
 
 def token_for(user_id: str | uuid.UUID) -> str:
@@ -101,11 +105,10 @@ def api_server(
     """Run `app:create_app` under uvicorn as `evotrack run` does, until the block ends;
     yields it once `/health` answers."""
     port = free_port()
-    command = [
-        sys.executable, "-m", "uvicorn", f"{app}:create_app", "--factory",
-        "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
-    ]  # fmt: skip
-    process = _spawn(command, child_env(database_url or ctx.database_url, ctx.redis_url), name)
+    command = api_argv(app, "127.0.0.1", port, API_WORKERS)
+    env = child_env(database_url or ctx.database_url, ctx.redis_url)
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir(DATA_DIR, name))
+    process = _spawn(command, env, name)
     root = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(process, root, name)

@@ -54,6 +54,7 @@ def run_command(settings: Settings, args: argparse.Namespace) -> int:
         query_port=args.query_port,
         redis_port=args.redis_port,
         data_dir=args.data_dir,
+        api_workers=args.api_workers or settings.api_workers,
     )
     try:
         return run(settings, options)
@@ -67,6 +68,13 @@ def worker_command(settings: Settings, args: argparse.Namespace) -> int:
         raise CliError("REDIS_URL is not set")
     configure_logging(settings.log_level, json_format=settings.log_json)
     return run_worker(settings, burst=args.burst, role=args.role)
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=Path(".evotrack"),
         help="where the embedded PostgreSQL and Redis keep their data",
+    )
+    run_parser.add_argument(
+        "--api-workers",
+        type=_positive,
+        default=None,
+        help="processes per API (default: API_WORKERS, else the cores, at most 4)",
     )
     run_parser.set_defaults(handler=run_command)
 

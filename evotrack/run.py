@@ -11,7 +11,9 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -44,6 +46,7 @@ class RunOptions:
     redis_port: int = DEFAULT_REDIS_PORT
     data_dir: Path = Path(".evotrack")
     stop_timeout_seconds: float = 10.0
+    api_workers: int = 1
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,10 @@ def _run(settings: Settings, options: RunOptions, signals: StopSignals) -> int:
             upgrade_to_head(services.database_url)
             supervisor = Supervisor(_child_env(services), options.stop_timeout_seconds)
             stack.callback(supervisor.stop, lambda: signals.hurry)
-            for spec in child_specs(options):
+            # Per run, outside the data directory (which holds only embedded servers' data).
+            metrics_root = Path(tempfile.mkdtemp(prefix="evotrack-metrics-"))
+            stack.callback(shutil.rmtree, metrics_root, ignore_errors=True)
+            for spec in child_specs(options, metrics_root):
                 supervisor.start(spec)
             return _watch(supervisor, _health_urls(options), banner(settings, options, services))
         finally:
@@ -160,17 +166,33 @@ def _stop_embedded(name: str, stop: Callable[[], None]) -> None:
 # --- the children -----------------------------------------------------------------------
 
 
-def child_specs(options: RunOptions) -> list[ChildSpec]:
-    def api(app: str, port: int) -> list[str]:
-        return [
-            sys.executable, "-m", "uvicorn", f"{app}:create_app", "--factory",
-            "--host", options.host, "--port", str(port),
-            "--no-access-log",  # the apps log every request themselves, with its id
-        ]  # fmt: skip
+def api_argv(app: str, host: str, port: int, workers: int) -> list[str]:
+    """How an API is served: uvicorn, `workers` processes, no access log (the apps log
+    every request themselves, with its id). The benchmarks serve the APIs the same way."""
+    return [
+        sys.executable, "-m", "uvicorn", f"{app}:create_app", "--factory",
+        "--host", host, "--port", str(port), "--workers", str(workers),
+        "--no-access-log",
+    ]  # fmt: skip
+
+
+def metrics_dir(root: Path, name: str) -> Path:
+    """An empty directory for prometheus_client's multiprocess files of one API: request
+    metrics summed over its worker processes, none left over from an earlier run."""
+    directory = root / name.replace(" ", "-")
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    return directory
+
+
+def child_specs(options: RunOptions, metrics_root: Path) -> list[ChildSpec]:
+    def api(name: str, app: str, port: int) -> ChildSpec:
+        env = {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir(metrics_root, name))}
+        return ChildSpec(name, api_argv(app, options.host, port, options.api_workers), env)
 
     return [
-        ChildSpec("command API", api("command_api.main", options.command_port)),
-        ChildSpec("query API", api("query_api.main", options.query_port)),
+        api("command API", "command_api.main", options.command_port),
+        api("query API", "query_api.main", options.query_port),
         # Two workers, so that a slow email delivery never holds a projection back.
         ChildSpec("worker", [sys.executable, "-m", "worker.main", "--role", "projections"]),
         ChildSpec("notifier", [sys.executable, "-m", "worker.main", "--role", "notifications"]),

@@ -65,6 +65,7 @@ class StopSignals:
 class ChildSpec:
     name: str
     argv: list[str]
+    env: Mapping[str, str] = field(default_factory=dict)  # on top of the supervisor's
 
 
 @dataclass
@@ -91,7 +92,7 @@ class Supervisor:
     def start(self, spec: ChildSpec) -> Child:
         process = subprocess.Popen(
             spec.argv,
-            env=dict(self.env),
+            env={**self.env, **spec.env},
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             preexec_fn=die_with_parent,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from typing import Literal
 
@@ -45,6 +46,10 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=20, ge=0)
     redis_timeout_seconds: float = Field(default=0.5, gt=0)
+
+    # Processes per API under `evotrack run` (uvicorn --workers): one Python process is
+    # bound by the GIL to one core. Default: the machine's cores, at most 4.
+    api_workers: int = Field(default_factory=lambda: min(os.cpu_count() or 1, 4), ge=1, le=64)
 
     wakeup_queue: str = "projections"
     change_log_retention_days: int = Field(default=7, ge=0)

@@ -13,7 +13,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram
 from sqlalchemy import text
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared.config import Settings
 from shared.errors import EvoTrackError
 from shared.logging import request_id_var
+from shared.metrics import metrics_payload
 from shared.responses import error_body
 
 log = logging.getLogger("evotrack.http")
@@ -307,7 +308,7 @@ def operations_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
 
     @router.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics_payload(), media_type=CONTENT_TYPE_LATEST)
 
     return router
 

@@ -4,9 +4,11 @@ the wake-up queue's depth from Redis. A failing source is skipped, never a faile
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 from rq import Queue
@@ -68,14 +70,29 @@ class ProjectionCollector(Collector):
         yield gauge
 
 
-_registered = False
+_collector: ProjectionCollector | None = None
 
 
 def register_projection_metrics(
     engine: Callable[[], Engine], redis: Callable[[], Any], queue_name: Callable[[], str]
 ) -> None:
     """Once per process (both apps may live in one process in tests)."""
-    global _registered
-    if not _registered:
-        REGISTRY.register(ProjectionCollector(engine, redis, queue_name))
-        _registered = True
+    global _collector
+    if _collector is None:
+        _collector = ProjectionCollector(engine, redis, queue_name)
+        REGISTRY.register(_collector)
+
+
+def metrics_payload() -> bytes:
+    """The Prometheus exposition of this app. Under several uvicorn worker processes
+    (`PROMETHEUS_MULTIPROC_DIR` set by `evotrack run`), request counters and latencies are
+    summed over all of them (prometheus_client's multiprocess mode); the projection gauges
+    are read from the database at scrape time either way."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        return generate_latest()
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    if _collector is not None:
+        registry.register(_collector)
+    return generate_latest(registry)

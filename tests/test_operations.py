@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
 import httpx
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
+
+from evotrack.embedded import free_port
+from evotrack.run import api_argv, metrics_dir
 
 
 def test_health_and_ready(raw_api: httpx.Client) -> None:
@@ -71,3 +81,39 @@ def test_a_nul_character_is_refused_with_422_not_500(api: httpx.Client) -> None:
     assert response.json()["error_code"] == "VALIDATION_ERROR"
     login = api.post("/auth/login", json={"email": "a\u0000@x.io", "password": "whatever"})
     assert login.status_code in (401, 422)
+
+
+def test_several_api_processes_report_their_requests_together(
+    environment: None, tmp_path: Path
+) -> None:
+    """`evotrack run` serves each API with several uvicorn workers; /metrics, whichever
+    worker answers, counts the requests of all of them and still shows projection lag."""
+    port = free_port()
+    metrics = metrics_dir(tmp_path, "command API")
+    process = subprocess.Popen(
+        api_argv("command_api.main", "127.0.0.1", port, workers=2),
+        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    root = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{root}/health").status_code == 200:
+                    break
+            time.sleep(0.1)
+        # Fresh connections, so that both workers answer some of them.
+        for _ in range(40):
+            assert httpx.get(f"{root}/ready").status_code == 200
+        assert len(list(metrics.glob("counter_*.db"))) == 2  # both workers served requests
+        for _ in range(4):
+            body = httpx.get(f"{root}/metrics").text
+            ready = 'app="command_api",method="GET",route="/ready",status="200"'
+            assert f"evotrack_http_requests_total{{{ready}}} 40.0" in body
+            assert 'evotrack_projection_lag_changes{projection="entries"}' in body
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(30)
