@@ -14,15 +14,28 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, DateTime, Index, String, func, insert, text
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    DateTime,
+    Index,
+    String,
+    event,
+    func,
+    insert,
+    literal_column,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql.base import ischema_names
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.engine import Result
+from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
 from sqlalchemy.types import UserDefinedType
 
 from shared.db import Base
 
 CHANGES_WRITTEN = "evotrack.changes_written"
+CHANGES_XID = "evotrack.changes_xid"  # the writing transaction's id, while it lasts
 
 
 class Xid8(UserDefinedType[int]):
@@ -71,8 +84,10 @@ def record_changes(session: Session, records: list[ChangeRecord]) -> None:
     """Append change rows in one statement, inside the caller's transaction."""
     if not records:
         return
-    session.execute(
-        insert(Change),
+    result: Result[Any] = session.execute(
+        # The transaction id comes back with the rows: the consistency token needs no
+        # round trip of its own (current_consistency_xid).
+        insert(Change).returning(literal_column("pg_current_xact_id()::text")),
         [
             {
                 "org_id": r.org_id,
@@ -84,7 +99,15 @@ def record_changes(session: Session, records: list[ChangeRecord]) -> None:
             for r in records
         ],
     )
+    session.info[CHANGES_XID] = int(result.scalars().all()[0])
     session.info[CHANGES_WRITTEN] = True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_xid(session: Session, transaction: SessionTransaction) -> None:
+    """A session used again must not hand out the id of a transaction that has ended."""
+    if transaction.parent is None:
+        session.info.pop(CHANGES_XID, None)
 
 
 def record_change(session: Session, record: ChangeRecord) -> None:
@@ -117,6 +140,9 @@ def decode_consistency_token(token: str) -> int | None:
 
 def current_consistency_xid(session: Session) -> int:
     """The id of this transaction if it wrote, else the last id any finished one can have."""
+    written = session.info.get(CHANGES_XID)
+    if written is not None:
+        return int(written)
     row = session.execute(
         text(
             "SELECT pg_current_xact_id_if_assigned()::text, "
