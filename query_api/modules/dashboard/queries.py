@@ -1,5 +1,6 @@
-"""Dashboard figures: period totals and the last 30 days from the daily totals, the month's
-top projects from the monthly roll-up, and who is tracking now from the running timers."""
+"""Dashboard figures: period totals and the last 30 days from the per-user daily totals,
+the month's top projects from the monthly roll-ups (per project when the caller sees the
+whole organization), and who is tracking now from the running timers."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import BigInteger, ColumnElement, FromClause, cast, false, func, select
 
 from projections.models import (
-    proj_daily_totals,
+    proj_daily_user_totals,
     proj_entries,
+    proj_monthly_project_totals,
     proj_monthly_totals,
     proj_projects,
     proj_running_timers,
@@ -74,7 +76,7 @@ def period_totals(
     session: ReadSession, org_id: uuid.UUID, users: Users, periods: list[Period]
 ) -> list[PeriodTotals]:
     """Totals of each period (inclusive local dates), in one pass over the daily rows."""
-    d = proj_daily_totals
+    d = proj_daily_user_totals
     first = min(p.first for p in periods)
     last = max(p.last for p in periods)
     columns = []
@@ -91,7 +93,7 @@ def period_totals(
 def seconds_per_day(
     session: ReadSession, org_id: uuid.UUID, users: Users, period: Period
 ) -> dict[date, int]:
-    d = proj_daily_totals
+    d = proj_daily_user_totals
     rows = session.execute(
         select(d.c.day, cast(func.sum(d.c.seconds), BigInteger))
         .where(*_scope(d, org_id, users), d.c.day.between(period.first, period.last))
@@ -104,11 +106,12 @@ def top_projects(
     session: ReadSession, org_id: uuid.UUID, users: Users, month: date, limit: int
 ) -> list[TopProject]:
     """The month's projects (no project included) by finished seconds, most first."""
-    m = proj_monthly_totals
+    m = proj_monthly_project_totals if users is None else proj_monthly_totals
     seconds = cast(func.sum(m.c.seconds), BigInteger)
+    scope = [m.c.org_id == org_id] if users is None else _scope(m, org_id, users)
     top = (
         select(m.c.project_id, seconds.label("seconds"))
-        .where(*_scope(m, org_id, users), m.c.month == month)
+        .where(*scope, m.c.month == month)
         .group_by(m.c.project_id)
         .order_by(seconds.desc(), m.c.project_id.nulls_last())
         .limit(limit)
