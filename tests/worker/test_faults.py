@@ -162,6 +162,8 @@ def _worker_in_transaction(db: Engine) -> bool:
             conn.execute(
                 text(
                     "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = :a"
+                    # This test's database: another test worker's worker shares the name.
+                    " AND datname = current_database()"
                     " AND state = 'active' AND query LIKE '%proj\\_%')"
                 ),
                 {"a": WORKER_APP},
