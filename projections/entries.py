@@ -1,7 +1,8 @@
 """The entries projection: the denormalized entries view, daily totals (plain and per tag,
-an untagged entry under tag NULL), monthly roll-ups (per bucket, per tag, and per project
-and per project and tag for long reports over a whole organization), per-user daily and
-monthly roll-ups (reports by person and time), project and task stats, and running timers.
+an untagged entry under tag NULL), monthly roll-ups per bucket and per tag, daily and
+monthly roll-ups per project and per project and tag (reports over a whole organization),
+per-user daily and monthly roll-ups (reports by person and time), project and task stats,
+and running timers.
 
 Every step re-derives what a batch touched from the source of truth instead of adding
 deltas: entry rows from the normalized tables, totals from the entry rows. Re-applying a
@@ -148,6 +149,25 @@ def insert_monthly_projects(t: Tables, where: str = "") -> str:
     """
 
 
+def insert_daily_projects(t: Tables, where: str = "") -> str:
+    return f"""
+        INSERT INTO {t.daily_project_totals} (org_id, day, project_id, billable, {_TOTALS})
+        SELECT org_id, day, project_id, billable, {_SUMS}
+        FROM {t.daily_totals} WHERE true {where}
+        GROUP BY org_id, day, project_id, billable
+    """
+
+
+def insert_daily_project_tags(t: Tables, where: str = "") -> str:
+    return f"""
+        INSERT INTO {t.daily_project_tag_totals}
+            (org_id, day, project_id, billable, tag_id, {_TOTALS})
+        SELECT org_id, day, project_id, billable, tag_id, {_SUMS}
+        FROM {t.daily_tag_totals} WHERE true {where}
+        GROUP BY org_id, day, project_id, billable, tag_id
+    """
+
+
 def insert_daily_users(t: Tables, where: str = "") -> str:
     return f"""
         INSERT INTO {t.daily_user_totals} (org_id, day, user_id, billable, {_TOTALS})
@@ -213,6 +233,8 @@ def rebuild_statements(t: Tables, *, scoped: bool = False) -> list[str]:
         insert_monthly(t, where),
         insert_monthly_tags(t, where),
         insert_monthly_projects(t, where),
+        insert_daily_projects(t, where),
+        insert_daily_project_tags(t, where),
         insert_daily_users(t, where),
         insert_monthly_users(t, where),
         insert_monthly_project_tags(t, where),
@@ -233,6 +255,8 @@ TABLES = (
     "monthly_totals",
     "monthly_tag_totals",
     "monthly_project_totals",
+    "daily_project_totals",
+    "daily_project_tag_totals",
     "daily_user_totals",
     "monthly_user_totals",
     "monthly_project_tag_totals",
@@ -429,6 +453,8 @@ def _recompute_whole_orgs(session: Session, org_ids: set[uuid.UUID]) -> None:
         insert_monthly,
         insert_monthly_tags,
         insert_monthly_projects,
+        insert_daily_projects,
+        insert_daily_project_tags,
         insert_daily_users,
         insert_monthly_users,
         insert_monthly_project_tags,
@@ -542,6 +568,18 @@ def _recompute_days(session: Session, days: list[tuple[uuid.UUID, date, uuid.UUI
             tagged=False,
         ),
         _add_deltas(
+            "proj_daily_project_totals",
+            "org_id, day, project_id, billable",
+            "org_id, day, project_id, billable",
+            tagged=False,
+        ),
+        _add_deltas(
+            "proj_daily_project_tag_totals",
+            "org_id, day, project_id, billable, tag_id",
+            "org_id, day, project_id, billable, tag_id",
+            tagged=True,
+        ),
+        _add_deltas(
             "proj_daily_user_totals",
             "org_id, day, user_id, billable",
             "org_id, day, user_id, billable",
@@ -607,6 +645,14 @@ def _recompute_days(session: Session, days: list[tuple[uuid.UUID, date, uuid.UUI
         ),
         params,
     )
+    for table in ("proj_daily_project_totals", "proj_daily_project_tag_totals"):
+        session.execute(
+            text(
+                f"DELETE FROM {table} WHERE entries = 0"
+                f" AND (org_id, day) IN (SELECT org_id, day FROM {_DAY_KEYS} AS dk)"
+            ),
+            params,
+        )
     for table in ("proj_monthly_project_totals", "proj_monthly_project_tag_totals"):
         session.execute(
             text(

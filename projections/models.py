@@ -383,6 +383,49 @@ proj_monthly_project_totals = Table(
     ),
 )
 
+# Per-project daily roll-ups: the days of a whole-organization report by project, client,
+# billable or tag (partial months at the edges of a range, or every day when grouped by
+# day or week) are a row per project instead of one per person, project and task.
+proj_daily_project_totals = Table(
+    "proj_daily_project_totals",
+    Base.metadata,
+    _uuid("org_id", nullable=False),
+    Column("day", Date, nullable=False),
+    _uuid("project_id"),
+    Column("billable", Boolean, nullable=False),
+    *_totals(),
+    Index(
+        "uq_proj_daily_project_totals_bucket",
+        "org_id",
+        "day",
+        "project_id",
+        "billable",
+        unique=True,
+        postgresql_nulls_not_distinct=True,
+    ),
+)
+
+proj_daily_project_tag_totals = Table(
+    "proj_daily_project_tag_totals",
+    Base.metadata,
+    _uuid("org_id", nullable=False),
+    Column("day", Date, nullable=False),
+    _uuid("project_id"),
+    Column("billable", Boolean, nullable=False),
+    _uuid("tag_id"),  # NULL: untagged, as in proj_daily_tag_totals
+    *_totals(),
+    Index(
+        "uq_proj_daily_project_tag_totals_bucket",
+        "org_id",
+        "day",
+        "project_id",
+        "billable",
+        "tag_id",
+        unique=True,
+        postgresql_nulls_not_distinct=True,
+    ),
+)
+
 # Per-user roll-ups for reports that split by person and time only (by user, team, day,
 # week, month, billable, with no project, task or tag in play): one row per user, day (or
 # month) and billable, instead of one per project and task they touched.

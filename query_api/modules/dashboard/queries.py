@@ -1,6 +1,6 @@
-"""Dashboard figures: period totals and the last 30 days from the per-user daily totals,
-the month's top projects from the monthly roll-ups (per project when the caller sees the
-whole organization), and who is tracking now from the running timers."""
+"""Dashboard figures: period totals and the last 30 days from the daily roll-ups (per user,
+or per project when the caller sees the whole organization), the month's top projects from
+the monthly roll-ups, and who is tracking now from the running timers."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import BigInteger, ColumnElement, FromClause, cast, false, func, select
+from sqlalchemy import BigInteger, ColumnElement, FromClause, Table, cast, false, func, select
 
 from projections.models import (
+    proj_daily_project_totals,
     proj_daily_user_totals,
     proj_entries,
     proj_monthly_project_totals,
@@ -68,6 +69,11 @@ def _scope(table: FromClause, org_id: uuid.UUID, users: Users) -> list[ColumnEle
     return clauses
 
 
+def _daily(users: Users) -> Table:
+    """The whole organization's days per project (fewer rows than per user), else per user."""
+    return proj_daily_project_totals if users is None else proj_daily_user_totals
+
+
 def _sum(column: ColumnElement[int], where: ColumnElement[bool]) -> ColumnElement[int]:
     return cast(func.coalesce(func.sum(column).filter(where), 0), BigInteger)
 
@@ -76,7 +82,7 @@ def period_totals(
     session: ReadSession, org_id: uuid.UUID, users: Users, periods: list[Period]
 ) -> list[PeriodTotals]:
     """Totals of each period (inclusive local dates), in one pass over the daily rows."""
-    d = proj_daily_user_totals
+    d = _daily(users)
     first = min(p.first for p in periods)
     last = max(p.last for p in periods)
     columns = []
@@ -93,7 +99,7 @@ def period_totals(
 def seconds_per_day(
     session: ReadSession, org_id: uuid.UUID, users: Users, period: Period
 ) -> dict[date, int]:
-    d = proj_daily_user_totals
+    d = _daily(users)
     rows = session.execute(
         select(d.c.day, cast(func.sum(d.c.seconds), BigInteger))
         .where(*_scope(d, org_id, users), d.c.day.between(period.first, period.last))

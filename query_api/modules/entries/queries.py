@@ -30,11 +30,15 @@ from sqlalchemy import (
 )
 
 from projections.models import (
+    proj_daily_project_totals,
     proj_daily_tag_totals,
     proj_daily_totals,
+    proj_daily_user_totals,
     proj_entries,
+    proj_monthly_project_totals,
     proj_monthly_tag_totals,
     proj_monthly_totals,
+    proj_monthly_user_totals,
     proj_projects,
 )
 from query_api.modules.entries.dependencies import EntryQuery, EntrySort, Keyset
@@ -196,13 +200,12 @@ def _bucket_conditions(table: Table, query: EntryQuery) -> list[ColumnElement[bo
     conditions: list[ColumnElement[bool]] = [c.org_id == query.org_id]
     if query.users is not None:
         conditions.append(c.user_id.in_(sorted(query.users)) if query.users else false())
-    for column, value in (
-        (c.project_id, f.project_id),
-        (c.task_id, f.task_id),
-        (c.billable, f.billable),
-    ):
+    # By name: the coarser roll-ups have no column for a filter that is not set.
+    for name, value in (("project_id", f.project_id), ("task_id", f.task_id)):
         if value is not None:
-            conditions.append(column == value)
+            conditions.append(c[name] == value)
+    if f.billable is not None:
+        conditions.append(c.billable == f.billable)
     if f.tag_id is not None:
         conditions.append(c.tag_id == f.tag_id)
     if f.client_id is not None:
@@ -229,12 +232,24 @@ def _whole_months(date_from: date, date_to: date) -> tuple[date, date] | None:
     return (first, end) if first < end else None
 
 
+def _totals_tables(query: EntryQuery) -> tuple[Table, Table]:
+    """The coarsest (daily, monthly) totals the filters allow: per project when the caller
+    sees the whole organization and nothing narrows by task or tag, per user when nothing
+    narrows by project, client, task or tag, else per bucket (per tag with a tag filter)."""
+    f = query.filters
+    if f.tag_id is not None:
+        return proj_daily_tag_totals, proj_monthly_tag_totals
+    if f.task_id is None and query.users is None:
+        return proj_daily_project_totals, proj_monthly_project_totals
+    if f.task_id is None and f.project_id is None and f.client_id is None:
+        return proj_daily_user_totals, proj_monthly_user_totals
+    return proj_daily_totals, proj_monthly_totals
+
+
 def _rolled_up(query: EntryQuery, date_from: date, date_to: date) -> Subquery:
     """Bucket rows covering [from, to]: monthly roll-ups for the whole months inside the
     range, daily totals for the days around them (a year is ~12 rows per combination)."""
-    tagged = query.filters.tag_id is not None
-    daily = proj_daily_tag_totals if tagged else proj_daily_totals
-    monthly = proj_monthly_tag_totals if tagged else proj_monthly_totals
+    daily, monthly = _totals_tables(query)
     months = _whole_months(date_from, date_to)
     if months is None:
         in_range = daily.c.day.between(date_from, date_to)

@@ -5,9 +5,10 @@ A summary reads `proj_monthly_totals` for the whole months of its range and
 week): a year reads twelve rows per bucket instead of 365. A month mostly inside the range
 is read whole, less the daily rows of its days outside (see `split_range`). When the caller
 sees the whole organization, nothing narrows it by user, team, task or tag, and it groups
-by project, client, billable or month only (tags too, from the tag totals), the months come
-from `proj_monthly_project_totals` (`proj_monthly_project_tag_totals`) instead: one row per
-(month, project, billable[, tag]), however many users and tasks. When nothing narrows it by
+by project, client, billable, day, week or month only (tags too, from the tag totals), it
+reads the per-project roll-ups instead (`proj_daily_project_totals`,
+`proj_monthly_project_totals`, and their `_tag_` twins): one row per (day or month,
+project, billable[, tag]), however many users and tasks. When nothing narrows it by
 project, client, task or tag and it groups by user, team, day, week, month or billable only,
 it reads the per-user roll-ups `proj_daily_user_totals` and `proj_monthly_user_totals`: one
 row per (user, day or month, billable), however many projects and tasks. Everything is
@@ -60,6 +61,8 @@ from sqlalchemy.types import TypeEngine
 
 from projections.models import (
     proj_clients,
+    proj_daily_project_tag_totals,
+    proj_daily_project_totals,
     proj_daily_tag_totals,
     proj_daily_totals,
     proj_daily_user_totals,
@@ -94,9 +97,9 @@ DIMENSIONS = (
 MULTI_VALUED = frozenset({"tag", "team"})
 # Dimensions that need daily rows for the whole range.
 DAILY = frozenset({"day", "week"})
-# Dimensions the per-project monthly roll-ups answer (a client from its projects), tags
-# included when the tag totals are read.
-COARSE = frozenset({"project", "client", "billable", "month"})
+# Dimensions the per-project roll-ups answer (a client from its projects), tags included
+# when the tag totals are read.
+COARSE = frozenset({"project", "client", "billable", "day", "week", "month"})
 # Dimensions the per-user daily and monthly roll-ups answer (a team from its users).
 BY_PERSON = frozenset({"user", "team", "billable", "day", "week", "month"})
 # What reading a month of roll-up rows costs, in days of the daily rows it replaces: the
@@ -306,12 +309,14 @@ def _fact_columns(
 def _tables(shape: _Shape, *, tag_table: bool) -> tuple[Table, Table]:
     """The (daily, monthly) totals a level reads."""
     if tag_table:
-        monthly = proj_monthly_project_tag_totals if shape.coarse else proj_monthly_tag_totals
-        return proj_daily_tag_totals, monthly
+        if shape.coarse:
+            return proj_daily_project_tag_totals, proj_monthly_project_tag_totals
+        return proj_daily_tag_totals, proj_monthly_tag_totals
     if shape.grain == "person":
         return proj_daily_user_totals, proj_monthly_user_totals
-    monthly = proj_monthly_project_totals if shape.coarse else proj_monthly_totals
-    return proj_daily_totals, monthly
+    if shape.coarse:
+        return proj_daily_project_totals, proj_monthly_project_totals
+    return proj_daily_totals, proj_monthly_totals
 
 
 def _total_parts(

@@ -387,6 +387,8 @@ def _sql(
 
 
 _TOTALS_TABLES = {
+    "proj_daily_project_totals",
+    "proj_daily_project_tag_totals",
     "proj_daily_totals",
     "proj_daily_tag_totals",
     "proj_daily_user_totals",
@@ -398,9 +400,9 @@ _TOTALS_TABLES = {
 }
 _BUCKETS = ("proj_monthly_totals", "proj_daily_totals")
 _PEOPLE = ("proj_monthly_user_totals", "proj_daily_user_totals")
-_PROJECTS = ("proj_monthly_project_totals", "proj_daily_totals")
+_PROJECTS = ("proj_monthly_project_totals", "proj_daily_project_totals")
 _TAGS = ("proj_monthly_tag_totals", "proj_daily_tag_totals")
-_PROJECT_TAGS = ("proj_monthly_project_tag_totals", "proj_daily_tag_totals")
+_PROJECT_TAGS = ("proj_monthly_project_tag_totals", "proj_daily_project_tag_totals")
 
 
 @pytest.mark.parametrize(
@@ -421,6 +423,10 @@ _PROJECT_TAGS = ("proj_monthly_project_tag_totals", "proj_daily_tag_totals")
         (("tag", "client"), {}, (*_PROJECT_TAGS, *_PROJECTS)),
         (("tag", "user"), {}, (*_TAGS, *_PROJECTS)),
         (("tag",), {"user_ids": ONE_USER}, (*_TAGS, *_PEOPLE)),
+        # The whole organization: per-project rows, days included.
+        (("project",), {}, _PROJECTS),
+        (("client", "billable"), {}, _PROJECTS),
+        (("project", "month"), {"client_id": uuid.uuid4()}, _PROJECTS),
     ],
 )
 def test_a_year_reads_the_coarsest_roll_up_that_answers_it_and_only_the_edge_days(
