@@ -157,6 +157,10 @@ def test_totals_equal_the_sum_over_every_entry_of_the_range(
         assert report["data"]["entries"] == _without_running_durations(listed, report)
         assert report["data"]["totals"] == _totals_of(listed), filters
         assert report["pagination"]["total"] == len(listed)
+        # A page short of the end counts (from the roll-ups and the running timers when
+        # there is no search): the same number.
+        counted = _report(client, page_size=1, **dates, **filters)["pagination"]["total"]
+        assert counted == len(listed), filters
 
 
 def _without_running_durations(
@@ -183,6 +187,7 @@ def test_totals_count_finished_entries_only_and_ignore_paging(world: World) -> N
     assert len(small_page["data"]["entries"]) == 5
     assert everything["data"]["totals"]["entries"] == 120  # the running timer not counted
     assert everything["pagination"]["total"] == 121  # but listed
+    assert small_page["pagination"]["total"] == 121  # counted, not seen to the end
     assert len(running["data"]["entries"]) == 1
     assert running["data"]["entries"][0]["end_at"] is None
     assert running["data"]["totals"] == {
