@@ -168,6 +168,15 @@ def insert_daily_project_tags(t: Tables, where: str = "") -> str:
     """
 
 
+def insert_monthly_org_tags(t: Tables, where: str = "") -> str:
+    return f"""
+        INSERT INTO {t.monthly_org_tag_totals} (org_id, month, billable, tag_id, {_TOTALS})
+        SELECT org_id, month, billable, tag_id, {_SUMS}
+        FROM {t.monthly_project_tag_totals} WHERE true {where}
+        GROUP BY org_id, month, billable, tag_id
+    """
+
+
 def insert_daily_users(t: Tables, where: str = "") -> str:
     return f"""
         INSERT INTO {t.daily_user_totals} (org_id, day, user_id, billable, {_TOTALS})
@@ -238,6 +247,7 @@ def rebuild_statements(t: Tables, *, scoped: bool = False) -> list[str]:
         insert_daily_users(t, where),
         insert_monthly_users(t, where),
         insert_monthly_project_tags(t, where),
+        insert_monthly_org_tags(t, where),
         insert_project_stats(t, where),
         insert_task_stats(t, where),
         insert_running_timers(t, where),
@@ -260,6 +270,7 @@ TABLES = (
     "daily_user_totals",
     "monthly_user_totals",
     "monthly_project_tag_totals",
+    "monthly_org_tag_totals",
     "project_stats",
     "task_stats",
     "running_timers",
@@ -458,6 +469,7 @@ def _recompute_whole_orgs(session: Session, org_ids: set[uuid.UUID]) -> None:
         insert_daily_users,
         insert_monthly_users,
         insert_monthly_project_tags,
+        insert_monthly_org_tags,
         insert_project_stats,
         insert_task_stats,
         insert_running_timers,
@@ -598,6 +610,12 @@ def _recompute_days(session: Session, days: list[tuple[uuid.UUID, date, uuid.UUI
             tagged=True,
         ),
         _add_deltas(
+            "proj_monthly_org_tag_totals",
+            "org_id, month, billable, tag_id",
+            "org_id, date_trunc('month', day)::date AS month, billable, tag_id",
+            tagged=True,
+        ),
+        _add_deltas(
             "proj_project_stats",
             "project_id, org_id",
             "project_id, org_id",
@@ -653,7 +671,11 @@ def _recompute_days(session: Session, days: list[tuple[uuid.UUID, date, uuid.UUI
             ),
             params,
         )
-    for table in ("proj_monthly_project_totals", "proj_monthly_project_tag_totals"):
+    for table in (
+        "proj_monthly_project_totals",
+        "proj_monthly_project_tag_totals",
+        "proj_monthly_org_tag_totals",
+    ):
         session.execute(
             text(
                 f"DELETE FROM {table} WHERE entries = 0"

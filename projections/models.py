@@ -426,6 +426,27 @@ proj_daily_project_tag_totals = Table(
     ),
 )
 
+# The coarsest tag roll-up: a year by tag (and billable, month) over the whole organization
+# reads a row per month, tag and billable, whatever the number of projects.
+proj_monthly_org_tag_totals = Table(
+    "proj_monthly_org_tag_totals",
+    Base.metadata,
+    _uuid("org_id", nullable=False),
+    Column("month", Date, nullable=False),
+    Column("billable", Boolean, nullable=False),
+    _uuid("tag_id"),  # NULL: untagged, as in proj_daily_tag_totals
+    *_totals(),
+    Index(
+        "uq_proj_monthly_org_tag_totals_bucket",
+        "org_id",
+        "month",
+        "billable",
+        "tag_id",
+        unique=True,
+        postgresql_nulls_not_distinct=True,
+    ),
+)
+
 # Per-user roll-ups for reports that split by person and time only (by user, team, day,
 # week, month, billable, with no project, task or tag in play): one row per user, day (or
 # month) and billable, instead of one per project and task they touched.

@@ -67,6 +67,7 @@ from projections.models import (
     proj_daily_totals,
     proj_daily_user_totals,
     proj_entries,
+    proj_monthly_org_tag_totals,
     proj_monthly_project_tag_totals,
     proj_monthly_project_totals,
     proj_monthly_tag_totals,
@@ -106,7 +107,9 @@ BY_PERSON = frozenset({"user", "team", "billable", "day", "week", "month"})
 # per-bucket month holds about as many rows as four days (people keep to a few projects
 # and tasks in a month), the per-user month about as many as two, and the per-project
 # month, a few hundred rows, next to nothing.
-MONTH_COST_DAYS = {"bucket": 4, "person": 2, "project": 0}
+MONTH_COST_DAYS = {"bucket": 4, "person": 2, "project": 0, "tag": 0}
+# Dimensions the per-organization monthly tag roll-up answers.
+BY_TAG = frozenset({"tag", "billable", "month"})
 
 _KEY_TYPES: dict[str, type[TypeEngine[Any]]] = {
     "project": Uuid,
@@ -253,8 +256,9 @@ def _filters(scope: SummaryScope, table: FromClause) -> list[ColumnElement[bool]
 class _Shape:
     """Which rows and columns the facts of one level need: tag_id, day (daily rows for the
     whole range), month, and the `grain` of the totals read: "bucket" (user, project, task,
-    billable), "project" (project and billable only: the per-project roll-ups) or "person"
-    (user and billable only: the per-user roll-ups). Columns nobody groups by are not
+    billable), "project" (project and billable only: the per-project roll-ups), "person"
+    (user and billable only: the per-user roll-ups) or "tag" (billable only, beside the
+    tag: the months of the per-organization tag roll-up). Columns nobody groups by are not
     computed."""
 
     tagged: bool
@@ -267,7 +271,16 @@ class _Shape:
         tagged = "tag" in dims
         unnarrowed = scope.task_id is None and scope.tag_id is None
         grain = "bucket"
-        if unnarrowed and scope.user_ids is None and set(dims) <= COARSE | {"tag"}:
+        whole = unnarrowed and scope.user_ids is None
+        if (
+            whole
+            and tagged
+            and scope.project_id is None
+            and scope.client_id is None
+            and (set(dims) <= BY_TAG)
+        ):
+            grain = "tag"
+        elif whole and set(dims) <= COARSE | {"tag"}:
             grain = "project"
         elif (
             unnarrowed
@@ -292,6 +305,7 @@ _GRAIN_COLUMNS = {
     "bucket": ("user_id", "project_id", "task_id", "billable"),
     "project": ("project_id", "billable"),
     "person": ("user_id", "billable"),
+    "tag": ("billable",),
 }
 
 
@@ -309,6 +323,8 @@ def _fact_columns(
 def _tables(shape: _Shape, *, tag_table: bool) -> tuple[Table, Table]:
     """The (daily, monthly) totals a level reads."""
     if tag_table:
+        if shape.grain == "tag":
+            return proj_daily_project_tag_totals, proj_monthly_org_tag_totals
         if shape.coarse:
             return proj_daily_project_tag_totals, proj_monthly_project_tag_totals
         return proj_daily_tag_totals, proj_monthly_tag_totals
@@ -390,12 +406,10 @@ _SOURCE_DIMENSION = {"client": "project", "team": "user"}
 def _direct_keys(scope: SummaryScope, facts: FromClause, shape: _Shape) -> dict[str, Any]:
     f = facts.c
     keys: dict[str, ColumnElement[Any]] = {"billable": f.billable}
-    if shape.grain != "person":
-        keys["project"] = f.project_id
-    if shape.grain != "project":
-        keys["user"] = f.user_id
-    if shape.grain == "bucket":
-        keys["task"] = f.task_id
+    columns = _GRAIN_COLUMNS[shape.grain]
+    for dim in ("project", "user", "task"):
+        if f"{dim}_id" in columns:
+            keys[dim] = f[f"{dim}_id"]
     if shape.daily:
         keys["day"] = f.day
         # Back to the week's first day: ISO weekday 1-7 against the org's week_start 1-7

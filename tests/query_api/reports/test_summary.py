@@ -397,12 +397,14 @@ _TOTALS_TABLES = {
     "proj_monthly_user_totals",
     "proj_monthly_project_totals",
     "proj_monthly_project_tag_totals",
+    "proj_monthly_org_tag_totals",
 }
 _BUCKETS = ("proj_monthly_totals", "proj_daily_totals")
 _PEOPLE = ("proj_monthly_user_totals", "proj_daily_user_totals")
 _PROJECTS = ("proj_monthly_project_totals", "proj_daily_project_totals")
 _TAGS = ("proj_monthly_tag_totals", "proj_daily_tag_totals")
 _PROJECT_TAGS = ("proj_monthly_project_tag_totals", "proj_daily_project_tag_totals")
+_ORG_TAGS = ("proj_monthly_org_tag_totals", "proj_daily_project_tag_totals")
 
 
 @pytest.mark.parametrize(
@@ -419,7 +421,9 @@ _PROJECT_TAGS = ("proj_monthly_project_tag_totals", "proj_daily_project_tag_tota
         (("user",), {"client_id": uuid.uuid4()}, _BUCKETS),
         (("user",), {"task_id": uuid.uuid4()}, _BUCKETS),
         # Tags: the tag levels from the tag totals, the grand totals (each entry once) not.
-        (("tag",), {}, (*_PROJECT_TAGS, *_PROJECTS)),
+        (("tag",), {}, (*_ORG_TAGS, *_PROJECTS)),
+        (("tag", "billable"), {"billable": True}, (*_ORG_TAGS, *_PROJECTS)),
+        (("tag",), {"project_id": uuid.uuid4()}, (*_PROJECT_TAGS, *_PROJECTS)),
         (("tag", "client"), {}, (*_PROJECT_TAGS, *_PROJECTS)),
         (("tag", "user"), {}, (*_TAGS, *_PROJECTS)),
         (("tag",), {"user_ids": ONE_USER}, (*_TAGS, *_PEOPLE)),
