@@ -78,7 +78,7 @@ def clear_pending_wakeup() -> None:
     """Called by the wake-up job before it reads the change log: later commits ring again."""
     try:
         redis_client().delete(pending_key(get_settings().wakeup_queue))
-    except (redis.RedisError, OSError) as exc:
+    except (redis.RedisError, OSError, ValueError) as exc:  # ValueError: no usable REDIS_URL
         # The flag expires by itself; until then the sweeper covers what it hides.
         log.warning("could not clear the pending wake-up flag: %s", exc)
 
