@@ -28,7 +28,7 @@ from bench.context import Context
 from bench.services import DATA_DIR, ROOT
 from evotrack.embedded import die_with_parent, free_port
 from evotrack.run import api_argv, metrics_dir
-from shared.config import Settings
+from shared.config import Settings, default_api_workers
 from shared.security import create_access_token
 
 BENCH_SECRET_KEY = "evotrack-bench-secret-key-only-for-benchmarks"
@@ -39,7 +39,7 @@ QUERY_APP = "query_api.main"
 NOOP_APP = "bench.noop_app"  # the command API plus `POST /bench/noop`
 API_PREFIX = "/api/v1"
 # Processes per API, as `evotrack run` starts them (API_WORKERS, else the cores up to 4).
-API_WORKERS = int(os.environ.get("API_WORKERS") or min(os.cpu_count() or 1, 4))
+API_WORKERS = int(os.environ.get("API_WORKERS") or default_api_workers())
 
 
 def token_for(user_id: str | uuid.UUID) -> str:

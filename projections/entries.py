@@ -140,69 +140,69 @@ def insert_monthly_tags(t: Tables, where: str = "") -> str:
     """
 
 
-def insert_monthly_projects(t: Tables, where: str = "") -> str:
-    return f"""
-        INSERT INTO {t.monthly_project_totals} (org_id, month, project_id, billable, {_TOTALS})
-        SELECT org_id, month, project_id, billable, {_SUMS}
-        FROM {t.monthly_totals} WHERE true {where}
-        GROUP BY org_id, month, project_id, billable
-    """
+@dataclass(frozen=True)
+class Rollup:
+    """A coarser roll-up of a totals table: the same period (day or month) and sums, fewer
+    key columns. One definition gives its rebuild statement, its delta upsert and its
+    clean-up of emptied rows."""
+
+    table: str
+    source: str
+    period: str  # "day" or "month", a column of both tables
+    keys: tuple[str, ...]  # besides org_id and the period
+    tagged: bool = False
+
+    def insert(self, t: Tables, where: str = "") -> str:
+        columns = ", ".join(("org_id", self.period, *self.keys))
+        return f"""
+            INSERT INTO {getattr(t, self.table)} ({columns}, {_TOTALS})
+            SELECT {columns}, {_SUMS} FROM {getattr(t, self.source)} WHERE true {where}
+            GROUP BY {columns}
+        """
+
+    def add_deltas(self) -> str:
+        columns = ", ".join(("org_id", self.period, *self.keys))
+        period = "day" if self.period == "day" else "date_trunc('month', day)::date AS month"
+        selected = ", ".join(("org_id", period, *self.keys))
+        return _add_deltas(f"proj_{self.table}", columns, selected, tagged=self.tagged)
+
+    def delete_emptied(self) -> str:
+        keys = _DAY_KEYS if self.period == "day" else _MONTH_KEYS
+        if "user_id" in self.keys:
+            touched = f"(org_id, {self.period}, user_id) IN {keys}"
+        else:
+            touched = f"(org_id, {self.period}) IN (SELECT org_id, {self.period} FROM {keys} AS k)"
+        return f"DELETE FROM proj_{self.table} WHERE entries = 0 AND {touched}"
 
 
-def insert_daily_projects(t: Tables, where: str = "") -> str:
-    return f"""
-        INSERT INTO {t.daily_project_totals} (org_id, day, project_id, billable, {_TOTALS})
-        SELECT org_id, day, project_id, billable, {_SUMS}
-        FROM {t.daily_totals} WHERE true {where}
-        GROUP BY org_id, day, project_id, billable
-    """
-
-
-def insert_daily_project_tags(t: Tables, where: str = "") -> str:
-    return f"""
-        INSERT INTO {t.daily_project_tag_totals}
-            (org_id, day, project_id, billable, tag_id, {_TOTALS})
-        SELECT org_id, day, project_id, billable, tag_id, {_SUMS}
-        FROM {t.daily_tag_totals} WHERE true {where}
-        GROUP BY org_id, day, project_id, billable, tag_id
-    """
-
-
-def insert_monthly_org_tags(t: Tables, where: str = "") -> str:
-    return f"""
-        INSERT INTO {t.monthly_org_tag_totals} (org_id, month, billable, tag_id, {_TOTALS})
-        SELECT org_id, month, billable, tag_id, {_SUMS}
-        FROM {t.monthly_project_tag_totals} WHERE true {where}
-        GROUP BY org_id, month, billable, tag_id
-    """
-
-
-def insert_daily_users(t: Tables, where: str = "") -> str:
-    return f"""
-        INSERT INTO {t.daily_user_totals} (org_id, day, user_id, billable, {_TOTALS})
-        SELECT org_id, day, user_id, billable, {_SUMS}
-        FROM {t.daily_totals} WHERE true {where}
-        GROUP BY org_id, day, user_id, billable
-    """
-
-
-def insert_monthly_users(t: Tables, where: str = "") -> str:
-    return f"""
-        INSERT INTO {t.monthly_user_totals} (org_id, month, user_id, billable, {_TOTALS})
-        SELECT org_id, month, user_id, billable, {_SUMS}
-        FROM {t.monthly_totals} WHERE true {where}
-        GROUP BY org_id, month, user_id, billable
-    """
-
-
-def insert_monthly_project_tags(t: Tables, where: str = "") -> str:
-    return f"""
-        INSERT INTO {t.monthly_project_tag_totals}
-            (org_id, month, project_id, billable, tag_id, {_TOTALS})
-        SELECT org_id, month, project_id, billable, tag_id, {_SUMS}
-        FROM {t.monthly_tag_totals} WHERE true {where}
-        GROUP BY org_id, month, project_id, billable, tag_id
-    """
+# In dependency order: each reads a table made before it.
+ROLLUPS = (
+    Rollup("monthly_project_totals", "monthly_totals", "month", ("project_id", "billable")),
+    Rollup("daily_project_totals", "daily_totals", "day", ("project_id", "billable")),
+    Rollup(
+        "daily_project_tag_totals",
+        "daily_tag_totals",
+        "day",
+        ("project_id", "billable", "tag_id"),
+        tagged=True,
+    ),
+    Rollup("daily_user_totals", "daily_totals", "day", ("user_id", "billable")),
+    Rollup("monthly_user_totals", "monthly_totals", "month", ("user_id", "billable")),
+    Rollup(
+        "monthly_project_tag_totals",
+        "monthly_tag_totals",
+        "month",
+        ("project_id", "billable", "tag_id"),
+        tagged=True,
+    ),
+    Rollup(
+        "monthly_org_tag_totals",
+        "monthly_project_tag_totals",
+        "month",
+        ("billable", "tag_id"),
+        tagged=True,
+    ),
+)
 
 
 def insert_project_stats(t: Tables, where: str = "") -> str:
@@ -241,13 +241,7 @@ def rebuild_statements(t: Tables, *, scoped: bool = False) -> list[str]:
         insert_daily_tags(t, where),
         insert_monthly(t, where),
         insert_monthly_tags(t, where),
-        insert_monthly_projects(t, where),
-        insert_daily_projects(t, where),
-        insert_daily_project_tags(t, where),
-        insert_daily_users(t, where),
-        insert_monthly_users(t, where),
-        insert_monthly_project_tags(t, where),
-        insert_monthly_org_tags(t, where),
+        *(rollup.insert(t, where) for rollup in ROLLUPS),
         insert_project_stats(t, where),
         insert_task_stats(t, where),
         insert_running_timers(t, where),
@@ -457,24 +451,8 @@ def _recompute_whole_orgs(session: Session, org_ids: set[uuid.UUID]) -> None:
     params: dict[str, object] = {"orgs": list(org_ids)}
     for table in TABLES[1:]:
         _delete_where(session, f"proj_{table}", "org_id = ANY(:orgs)", params)
-    in_orgs = "AND org_id = ANY(:orgs)"
-    for builder in (
-        insert_daily,
-        insert_daily_tags,
-        insert_monthly,
-        insert_monthly_tags,
-        insert_monthly_projects,
-        insert_daily_projects,
-        insert_daily_project_tags,
-        insert_daily_users,
-        insert_monthly_users,
-        insert_monthly_project_tags,
-        insert_monthly_org_tags,
-        insert_project_stats,
-        insert_task_stats,
-        insert_running_timers,
-    ):
-        session.execute(text(builder(LIVE, in_orgs)), params)
+    for statement in rebuild_statements(LIVE, scoped=True)[1:]:  # all but the entries
+        session.execute(text(statement), params)
 
 
 _DAY_KEYS = (
@@ -573,48 +551,7 @@ def _recompute_days(session: Session, days: list[tuple[uuid.UUID, date, uuid.UUI
         _add_deltas(
             "proj_monthly_tag_totals", f"{_MONTH}, tag_id", f"{_MONTH_SELECT}, tag_id", tagged=True
         ),
-        _add_deltas(
-            "proj_monthly_project_totals",
-            "org_id, month, project_id, billable",
-            "org_id, date_trunc('month', day)::date AS month, project_id, billable",
-            tagged=False,
-        ),
-        _add_deltas(
-            "proj_daily_project_totals",
-            "org_id, day, project_id, billable",
-            "org_id, day, project_id, billable",
-            tagged=False,
-        ),
-        _add_deltas(
-            "proj_daily_project_tag_totals",
-            "org_id, day, project_id, billable, tag_id",
-            "org_id, day, project_id, billable, tag_id",
-            tagged=True,
-        ),
-        _add_deltas(
-            "proj_daily_user_totals",
-            "org_id, day, user_id, billable",
-            "org_id, day, user_id, billable",
-            tagged=False,
-        ),
-        _add_deltas(
-            "proj_monthly_user_totals",
-            "org_id, month, user_id, billable",
-            "org_id, date_trunc('month', day)::date AS month, user_id, billable",
-            tagged=False,
-        ),
-        _add_deltas(
-            "proj_monthly_project_tag_totals",
-            "org_id, month, project_id, billable, tag_id",
-            "org_id, date_trunc('month', day)::date AS month, project_id, billable, tag_id",
-            tagged=True,
-        ),
-        _add_deltas(
-            "proj_monthly_org_tag_totals",
-            "org_id, month, billable, tag_id",
-            "org_id, date_trunc('month', day)::date AS month, billable, tag_id",
-            tagged=True,
-        ),
+        *(rollup.add_deltas() for rollup in ROLLUPS),
         _add_deltas(
             "proj_project_stats",
             "project_id, org_id",
@@ -649,40 +586,8 @@ def _recompute_days(session: Session, days: list[tuple[uuid.UUID, date, uuid.UUI
         ),
         params,
     )
-    session.execute(
-        text(
-            "DELETE FROM proj_daily_user_totals WHERE entries = 0"
-            f" AND (org_id, day, user_id) IN {_DAY_KEYS}"
-        ),
-        params,
-    )
-    session.execute(
-        text(
-            "DELETE FROM proj_monthly_user_totals WHERE entries = 0"
-            f" AND (org_id, month, user_id) IN {_MONTH_KEYS}"
-        ),
-        params,
-    )
-    for table in ("proj_daily_project_totals", "proj_daily_project_tag_totals"):
-        session.execute(
-            text(
-                f"DELETE FROM {table} WHERE entries = 0"
-                f" AND (org_id, day) IN (SELECT org_id, day FROM {_DAY_KEYS} AS dk)"
-            ),
-            params,
-        )
-    for table in (
-        "proj_monthly_project_totals",
-        "proj_monthly_project_tag_totals",
-        "proj_monthly_org_tag_totals",
-    ):
-        session.execute(
-            text(
-                f"DELETE FROM {table} WHERE entries = 0"
-                f" AND (org_id, month) IN (SELECT org_id, month FROM {_MONTH_KEYS} AS mk)"
-            ),
-            params,
-        )
+    for rollup in ROLLUPS:
+        session.execute(text(rollup.delete_emptied()), params)
     for kind in ("project", "task"):
         session.execute(
             text(

@@ -9,6 +9,12 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+
+def default_api_workers() -> int:
+    """Processes per API when API_WORKERS is not set: the machine's cores, at most 4."""
+    return min(os.cpu_count() or 1, 4)
+
+
 DEFAULT_SECRET_KEY = "change-me-in-production-this-is-not-a-secret"
 MIN_PRODUCTION_SECRET_LENGTH = 32
 
@@ -49,7 +55,7 @@ class Settings(BaseSettings):
 
     # Processes per API under `evotrack run` (uvicorn --workers): one Python process is
     # bound by the GIL to one core. Default: the machine's cores, at most 4.
-    api_workers: int = Field(default_factory=lambda: min(os.cpu_count() or 1, 4), ge=1, le=64)
+    api_workers: int = Field(default_factory=lambda: default_api_workers(), ge=1, le=64)
 
     wakeup_queue: str = "projections"
     change_log_retention_days: int = Field(default=7, ge=0)
