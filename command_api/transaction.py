@@ -5,13 +5,17 @@ the endpoint has produced its response, the route stores the idempotent response
 the consistency token, commits, and only then rings the projection workers' doorbell and
 lets the response go. Any error rolls everything back (unless the error asks for its own
 writes to be kept, such as revoking a refresh-token family).
+
+Dependencies that only build a service around the session are `async def`: FastAPI runs a
+plain `def` dependency in the thread pool, a hop that costs more than the constructor.
+Anything that touches the database stays a plain `def` (it must not block the loop).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
@@ -38,14 +42,26 @@ log = logging.getLogger(__name__)
 CONSISTENCY_HEADER = "X-Consistency-Token"
 
 
-def get_session(request: Request) -> Iterator[WriteSession]:
-    with write_sessionmaker()() as session:
-        request.state.session = session
-        try:
-            yield session
-        finally:
-            if session.in_transaction():
-                session.rollback()
+async def get_session(request: Request) -> AsyncIterator[WriteSession]:
+    """The request's session. Opening it does no I/O (the connection comes with the first
+    statement), and neither does closing it once the route has committed or rolled back:
+    both stay on the event loop, two thread-pool hops fewer per command."""
+    session = write_sessionmaker()()
+    request.state.session = session
+    try:
+        yield session
+    finally:
+        if session.in_transaction():
+            await run_in_threadpool(_rollback_and_close, session)
+        else:
+            session.close()
+
+
+def _rollback_and_close(session: WriteSession) -> None:
+    try:
+        session.rollback()
+    finally:
+        session.close()
 
 
 SessionDep = Annotated[WriteSession, Depends(get_session, scope="request")]

@@ -72,21 +72,21 @@ CommandUser = Annotated[User, Depends(get_command_user)]
 # --- Services ---------------------------------------------------------------------------
 
 
-def get_auth_service(session: SessionDep, users: UserServiceDep) -> AuthService:
+async def get_auth_service(session: SessionDep, users: UserServiceDep) -> AuthService:
     return AuthService(users, SessionService(session), AuthRateLimiter())
 
 
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 
 
-def get_api_token_service(session: SessionDep) -> ApiTokenService:
+async def get_api_token_service(session: SessionDep) -> ApiTokenService:
     return ApiTokenService(session)
 
 
 ApiTokenServiceDep = Annotated[ApiTokenService, Depends(get_api_token_service)]
 
 
-def get_client_ip(request: Request) -> str | None:
+async def get_client_ip(request: Request) -> str | None:
     """The caller's address (uvicorn resolves X-Forwarded-For from trusted proxies)."""
     return request.client.host if request.client else None
 

@@ -10,7 +10,7 @@ from command_api.modules.notifications.service import NotificationService
 from command_api.transaction import SessionDep
 
 
-def get_notification_service(session: SessionDep) -> NotificationService:
+async def get_notification_service(session: SessionDep) -> NotificationService:
     return NotificationService(session)
 
 

@@ -80,15 +80,15 @@ OrgOwner = Annotated[OrgContext, Depends(require_role(Role.OWNER))]
 # --- Services ---------------------------------------------------------------------------
 
 
-def get_organization_service(session: SessionDep) -> OrganizationService:
+async def get_organization_service(session: SessionDep) -> OrganizationService:
     return OrganizationService(session)
 
 
-def get_member_service(session: SessionDep) -> MemberService:
+async def get_member_service(session: SessionDep) -> MemberService:
     return MemberService(session)
 
 
-def get_team_service(session: SessionDep) -> TeamService:
+async def get_team_service(session: SessionDep) -> TeamService:
     return TeamService(session)
 
 

@@ -93,7 +93,7 @@ class MemberScopeService:
         return set(rows)
 
 
-def get_member_scope_service(session: SessionDep) -> MemberScopeService:
+async def get_member_scope_service(session: SessionDep) -> MemberScopeService:
     return MemberScopeService(session)
 
 

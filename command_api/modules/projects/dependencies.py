@@ -11,11 +11,11 @@ from command_api.modules.projects.service import ProjectsService
 from command_api.transaction import SessionDep
 
 
-def get_projects_service(session: SessionDep) -> ProjectsService:
+async def get_projects_service(session: SessionDep) -> ProjectsService:
     return ProjectsService(session)
 
 
-def get_entry_reference_service(session: SessionDep) -> EntryReferenceService:
+async def get_entry_reference_service(session: SessionDep) -> EntryReferenceService:
     return EntryReferenceService(session)
 
 

@@ -14,19 +14,19 @@ from command_api.modules.time_entries.timers import TimerService
 from command_api.transaction import SessionDep
 
 
-def get_time_entry_service(
+async def get_time_entry_service(
     session: SessionDep, references: EntryReferencesDep, scope: MemberScopeDep
 ) -> TimeEntryService:
     return TimeEntryService(session, references, scope)
 
 
-def get_bulk_entry_service(
+async def get_bulk_entry_service(
     session: SessionDep, references: EntryReferencesDep, scope: MemberScopeDep
 ) -> BulkEntryService:
     return BulkEntryService(session, references, scope)
 
 
-def get_timer_service(
+async def get_timer_service(
     session: SessionDep, references: EntryReferencesDep, scope: MemberScopeDep
 ) -> TimerService:
     return TimerService(session, references, scope)

@@ -237,10 +237,13 @@ class EntryWriter:
 
     @contextmanager
     def guarded(self) -> Iterator[None]:
-        """Run writes in a SAVEPOINT and turn constraint violations into domain errors."""
+        """Turn the constraint violations of these writes into domain errors.
+
+        No SAVEPOINT: a violation fails the command, and the request's transaction rolls
+        back as a whole (`CommandRoute`); nothing runs in it after the error. A savepoint
+        cost two round trips and ~5 % of a create's CPU."""
         try:
-            with self.session.begin_nested():
-                yield
+            yield
         except DBAPIError as exc:
             error = translate_db_error(exc)
             if error is None:
@@ -287,9 +290,8 @@ class TimeEntryService(EntryWriter):
         refs = self.references.resolve(
             ctx.org_id, user_id, data.project_id, data.task_id, data.tag_ids, for_new_entry=True
         )
-        policy = self.repository.lock_policy(ctx.org_id)
+        policy = self.repository.lock_policy(ctx.org_id, writer=user_id)
         ensure_unlocked(ctx, policy, data.start_at)
-        self.repository.lock_users([user_id])
         entry = new_entry(ctx, policy, user_id, refs, data, member_rate)
         entry.start_at, entry.end_at = data.start_at, data.end_at
         view = self.insert(entry, refs.tag_ids)

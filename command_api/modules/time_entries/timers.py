@@ -23,8 +23,7 @@ class TimerService(EntryWriter):
         refs = self.references.resolve(
             ctx.org_id, user_id, data.project_id, data.task_id, data.tag_ids, for_new_entry=True
         )
-        policy = self.repository.lock_policy(ctx.org_id)
-        self.repository.lock_users([user_id])
+        policy = self.repository.lock_policy(ctx.org_id, writer=user_id)
         now = self.repository.clock()
         ensure_unlocked(ctx, policy, now)
         changes: list[ChangeRecord] = []

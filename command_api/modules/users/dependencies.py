@@ -11,7 +11,7 @@ from command_api.modules.users.service import UserService
 from command_api.transaction import SessionDep
 
 
-def get_user_service(session: SessionDep) -> UserService:
+async def get_user_service(session: SessionDep) -> UserService:
     # A password change ends the user's sessions, which belong to the auth module.
     return UserService(session, sessions=SessionService(session))
 
