@@ -12,7 +12,15 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import sessionmaker
 
-from bench.generate import Chunk, Clock, Counts, Options, build_world, generate, member_entries
+from bench.generate import (
+    Chunk,
+    Counts,
+    Options,
+    build_world,
+    generate,
+    member_entries,
+    set_aside_indexes,
+)
 from projections.rebuild import verify
 from projections.registry import PROJECTIONS
 
@@ -152,14 +160,35 @@ def test_projections_verify(db: Engine, generated: tuple[Counts, list[str]]) -> 
     assert scalar(db, projected, orgs) == scalar(db, live, orgs) > 0
 
 
+def test_indexes_set_aside_are_back(
+    db: Engine, database_url: str, generated: tuple[Counts, list[str]]
+) -> None:
+    """An empty database loads without its plain indexes; they are all built again, and
+    tables that hold data keep theirs."""
+    query = (
+        "SELECT array_agg(indexname::text) FROM pg_indexes"
+        " WHERE tablename IN ('time_entries', 'time_entry_tags')"
+    )
+    with db.connect() as conn:
+        names = set(conn.execute(text(query)).scalar_one())
+    assert {
+        "ix_time_entries_org_id_project_id",
+        "ix_time_entries_org_id_task_id",
+        "ix_time_entries_org_id_user_id_start_at",
+        "ix_time_entry_tags_org_id_tag_id",
+        "pk_time_entries",
+        "ex_time_entries_no_overlap",
+        "uq_time_entries_one_running_timer",
+    } <= names
+    assert set_aside_indexes(database_url) == []
+
+
 def test_same_seed_same_data() -> None:
-    def first_lines(seed: int) -> list[str]:
+    def first_lines(seed: int) -> list[bytes]:
         options = Options(entries=5000, seed=seed, until=date(2026, 6, 1))
         orgs = build_world(options)
-        chunk = Chunk(id_prefix="000000000000")
-        member_entries(
-            random.Random(7), Clock(options.last_day), orgs[0], orgs[0].members[0], chunk
-        )
+        chunk = Chunk(id_prefix=bytes(6))
+        member_entries(random.Random(7), orgs[0], orgs[0].members[0], chunk)
         return chunk.entries + chunk.tags
 
     assert first_lines(3) == first_lines(3)
