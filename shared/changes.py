@@ -8,6 +8,7 @@ row that commits late can never be skipped.
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,13 +23,10 @@ from sqlalchemy import (
     String,
     event,
     func,
-    insert,
-    literal_column,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql.base import ischema_names
-from sqlalchemy.engine import Result
 from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
 from sqlalchemy.types import UserDefinedType
 
@@ -84,27 +82,29 @@ def record_changes(session: Session, records: list[ChangeRecord]) -> None:
     """Append change rows in one statement, inside the caller's transaction."""
     if not records:
         return
-    result: Result[Any] = session.execute(
-        # The transaction id comes back with the rows: the consistency token needs no
-        # round trip of its own (current_consistency_xid).
-        # The Core table, not the mapped class: the ORM's bulk insert path costs more than
-        # the statement.
-        insert(Change.__table__).returning(  # type: ignore[arg-type]
-            literal_column("pg_current_xact_id()::text")
-        ),
-        [
-            {
-                "org_id": r.org_id,
-                "entity": r.entity,
-                "entity_id": r.entity_id,
-                "op": r.op.value,
-                "payload": r.payload,
-            }
-            for r in records
-        ],
-    )
-    session.info[CHANGES_XID] = int(result.scalars().all()[0])
+    xid = session.execute(
+        _INSERT_CHANGES,
+        {
+            "org_ids": [r.org_id for r in records],
+            "entities": [r.entity for r in records],
+            "entity_ids": [r.entity_id for r in records],
+            "ops": [r.op.value for r in records],
+            "payloads": [json.dumps(r.payload) for r in records],
+        },
+    ).scalar_one()
+    session.info[CHANGES_XID] = int(xid)
     session.info[CHANGES_WRITTEN] = True
+
+
+# One statement text for any number of rows (a multi-row VALUES is compiled anew for each
+# count), and the transaction id comes back with it: the consistency token needs no round
+# trip of its own (current_consistency_xid).
+_INSERT_CHANGES = text(
+    "WITH written AS (INSERT INTO changes (org_id, entity, entity_id, op, payload)"
+    " SELECT * FROM unnest(CAST(:org_ids AS uuid[]), CAST(:entities AS text[]),"
+    " CAST(:entity_ids AS uuid[]), CAST(:ops AS text[]), CAST(:payloads AS jsonb[])))"
+    " SELECT pg_current_xact_id()::text"
+)
 
 
 @event.listens_for(Session, "after_transaction_end")

@@ -70,6 +70,15 @@ _NEW_ENTRY_COLUMNS = (
     "no_overlap",
 )
 
+_INSERT_ENTRIES = text(
+    f"INSERT INTO time_entries ({', '.join(_NEW_ENTRY_COLUMNS)})"
+    " SELECT * FROM unnest(CAST(:id AS uuid[]), CAST(:org_id AS uuid[]),"
+    " CAST(:user_id AS uuid[]), CAST(:project_id AS uuid[]), CAST(:task_id AS uuid[]),"
+    " CAST(:description AS text[]), CAST(:billable AS boolean[]),"
+    " CAST(:start_at AS timestamptz[]), CAST(:end_at AS timestamptz[]),"
+    " CAST(:hourly_rate_amount AS bigint[]), CAST(:no_overlap AS boolean[]))"
+)
+
 # `lock_policy` and `lock_users` in one statement (SQLAlchemy's select() takes one locking
 # clause; this needs one per table).
 _LOCK_POLICY_AND_WRITER = text(
@@ -219,9 +228,14 @@ class TimeEntryRepository:
         self.session.flush()
 
     def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
-        """One multi-row INSERT for the whole batch."""
+        """The whole batch in one INSERT … SELECT FROM unnest(arrays): one statement text
+        whatever the batch size, where a multi-row VALUES was compiled anew for each batch
+        (three quarters of a 1000-entry request's time)."""
         if rows:
-            self.session.execute(insert(TimeEntry).values(list(rows)))
+            self.session.execute(
+                _INSERT_ENTRIES,
+                {column: [row[column] for row in rows] for column in _NEW_ENTRY_COLUMNS},
+            )
 
     def insert_tags(self, org_id: uuid.UUID, pairs: Iterable[tuple[uuid.UUID, uuid.UUID]]) -> None:
         """(entry_id, tag_id) pairs in one statement, whatever their number."""
