@@ -30,7 +30,7 @@ from sqlalchemy.dialects.postgresql.base import ischema_names
 from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
 from sqlalchemy.types import UserDefinedType
 
-from shared.db import Base
+from shared.db import Base, copy_rows
 
 CHANGES_WRITTEN = "evotrack.changes_written"
 CHANGES_XID = "evotrack.changes_xid"  # the writing transaction's id, while it lasts
@@ -82,21 +82,33 @@ def record_changes(session: Session, records: list[ChangeRecord]) -> None:
     """Append change rows in one statement, inside the caller's transaction."""
     if not records:
         return
-    xid = session.execute(
-        _INSERT_CHANGES,
-        {
-            "org_ids": [r.org_id for r in records],
-            "entities": [r.entity for r in records],
-            "entity_ids": [r.entity_id for r in records],
-            "ops": [r.op.value for r in records],
-            "payloads": [json.dumps(r.payload) for r in records],
-        },
-    ).scalar_one()
+    if len(records) >= COPY_FROM:
+        rows = (
+            (r.org_id, r.entity, r.entity_id, r.op.value, json.dumps(r.payload)) for r in records
+        )
+        copy_rows(session, _COPY_CHANGES, rows)
+        xid = session.execute(text("SELECT pg_current_xact_id()::text")).scalar_one()
+    else:
+        xid = session.execute(
+            _INSERT_CHANGES,
+            {
+                "org_ids": [r.org_id for r in records],
+                "entities": [r.entity for r in records],
+                "entity_ids": [r.entity_id for r in records],
+                "ops": [r.op.value for r in records],
+                "payloads": [json.dumps(r.payload) for r in records],
+            },
+        ).scalar_one()
     session.info[CHANGES_XID] = int(xid)
     session.info[CHANGES_WRITTEN] = True
 
 
-# One statement text for any number of rows (a multi-row VALUES is compiled anew for each
+# From this many rows on, COPY (formatted in C) beats the INSERT's arrays (dumped in Python)
+# by more than its extra round trip for the transaction id.
+COPY_FROM = 50
+_COPY_CHANGES = "COPY changes (org_id, entity, entity_id, op, payload) FROM STDIN"
+
+# Below it, one statement text for any number of rows (a multi-row VALUES is compiled anew for each
 # count), and the transaction id comes back with it: the consistency token needs no round
 # trip of its own (current_consistency_xid).
 _INSERT_CHANGES = text(

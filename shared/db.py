@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from functools import lru_cache
+from typing import Any
 
+import psycopg
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, func
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from shared.config import get_settings
@@ -100,3 +103,19 @@ def read_sessionmaker() -> sessionmaker[ReadSession]:
 def read_session() -> Iterator[ReadSession]:
     with read_sessionmaker()() as session:
         yield session
+
+
+def copy_rows(session: Session, copy_statement: str, rows: Iterable[Sequence[Any]]) -> None:
+    """`COPY … FROM STDIN` inside the session's transaction: for batches, where psycopg
+    formats rows in C and an INSERT of arrays spends its time dumping them in Python.
+
+    Errors come out as SQLAlchemy's (IntegrityError for a violated constraint…), as they
+    would from `session.execute`, so that callers and error handlers see one kind."""
+    driver = session.connection().connection.driver_connection
+    assert isinstance(driver, psycopg.Connection)
+    try:
+        with driver.cursor() as cursor, cursor.copy(copy_statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+    except psycopg.Error as exc:
+        raise DBAPIError.instance(copy_statement, None, exc, psycopg.Error) from exc

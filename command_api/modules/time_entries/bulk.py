@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from command_api.modules.organizations.dependencies import OrgContext
 from command_api.modules.projects.references import EntryReferences
@@ -73,9 +73,21 @@ class ItemProblems:
             )
 
 
+_ALL_ITEMS = TypeAdapter(list[TimeEntryCreate])
+
+
 def parse_items(raw_items: Sequence[Any], problems: ItemProblems) -> list[BulkItem]:
     """Validate each raw item as the body of a single create would be; the valid ones, with
-    their index in the batch (the others are listed in `problems`)."""
+    their index in the batch (the others are listed in `problems`).
+
+    The whole list is validated in one call first (one pass in pydantic-core); only a batch
+    with a malformed item is validated item by item, to keep the valid ones."""
+    try:
+        parsed = _ALL_ITEMS.validate_python(raw_items)
+    except ValidationError:
+        pass
+    else:
+        return [BulkItem(index, data) for index, data in enumerate(parsed)]
     items: list[BulkItem] = []
     for index, raw in enumerate(raw_items):
         try:
@@ -152,7 +164,7 @@ class BulkEntryService(EntryWriter):
         self._check_conflicts(ctx, policy, problems, intervals)
         problems.raise_if_any(len(raw_items))
         views = [
-            self._view(ctx, policy, item.data, user_ids[item.index], refs[item.index], rates)
+            self._view(ctx, item.data, user_ids[item.index], refs[item.index], rates)
             for item in items
         ]
         self._write(ctx, policy, views)
@@ -216,36 +228,17 @@ class BulkEntryService(EntryWriter):
     @staticmethod
     def _view(
         ctx: OrgContext,
-        policy: OverlapPolicy,
         item: TimeEntryCreate,
         user_id: uuid.UUID,
         refs: EntryReferences | EvoTrackError,
         rates: dict[uuid.UUID, int | None],
     ) -> EntryView:
         assert isinstance(refs, EntryReferences)
-        entry = new_entry(ctx, policy, user_id, refs, item, rates[user_id])
-        entry.start_at, entry.end_at = item.start_at, item.end_at
-        return EntryView.of(entry, refs.tag_ids)
+        return new_entry(ctx, user_id, refs, item, rates[user_id], item.start_at, item.end_at)
 
     def _write(self, ctx: OrgContext, policy: OverlapPolicy, views: Sequence[EntryView]) -> None:
-        rows = [
-            {
-                "id": view.id,
-                "org_id": view.org_id,
-                "user_id": view.user_id,
-                "project_id": view.project_id,
-                "task_id": view.task_id,
-                "description": view.description,
-                "billable": view.billable,
-                "start_at": view.start_at,
-                "end_at": view.end_at,
-                "hourly_rate_amount": view.hourly_rate,
-                "no_overlap": policy.prevent_overlaps,
-            }
-            for view in views
-        ]
         with self.guarded():
-            self.repository.insert_many(rows)
+            self.repository.insert_many(views, no_overlap=policy.prevent_overlaps)
             self.repository.insert_tags(
                 ctx.org_id, ((view.id, tag_id) for view in views for tag_id in view.tag_ids)
             )

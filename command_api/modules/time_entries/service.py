@@ -259,11 +259,12 @@ class EntryWriter:
             raise ForbiddenError("You may not write entries for this member")
         return rate
 
-    def insert(self, entry: TimeEntry, tag_ids: Sequence[uuid.UUID]) -> EntryView:
+    def insert(self, entry: EntryView, policy: OverlapPolicy) -> EntryView:
+        """Write a new entry and its tags; the entry with its timestamps."""
         with self.guarded():
-            self.repository.add(entry)
-            self.repository.insert_tags(entry.org_id, ((entry.id, t) for t in tag_ids))
-        return EntryView.of(entry, tag_ids)
+            created_at, updated_at = self.repository.add(entry, no_overlap=policy.prevent_overlaps)
+            self.repository.insert_tags(entry.org_id, ((entry.id, t) for t in entry.tag_ids))
+        return replace(entry, created_at=created_at, updated_at=updated_at)
 
     def stop(self, entry: TimeEntry, now: datetime) -> tuple[EntryView, EntryView]:
         """Stop a running timer at `now`; return the entry before and after.
@@ -292,9 +293,8 @@ class TimeEntryService(EntryWriter):
         )
         policy = self.repository.lock_policy(ctx.org_id, writer=user_id)
         ensure_unlocked(ctx, policy, data.start_at)
-        entry = new_entry(ctx, policy, user_id, refs, data, member_rate)
-        entry.start_at, entry.end_at = data.start_at, data.end_at
-        view = self.insert(entry, refs.tag_ids)
+        entry = new_entry(ctx, user_id, refs, data, member_rate, data.start_at, data.end_at)
+        view = self.insert(entry, policy)
         record_changes(self.session, [change(ChangeOp.CREATED, None, view)])
         return view
 
@@ -422,15 +422,16 @@ class TimeEntryService(EntryWriter):
 
 def new_entry(
     ctx: OrgContext,
-    policy: OverlapPolicy,
     user_id: uuid.UUID,
     refs: EntryReferences,
     data: TimerStart | TimeEntryCreate,
     member_rate: int | None,
-) -> TimeEntry:
-    """A new entry row (times set by the caller) with its billable flag and resolved rate."""
+    start_at: datetime,
+    end_at: datetime | None,
+) -> EntryView:
+    """A new entry (not written yet) with its billable flag and resolved rate."""
     billable = data.billable if data.billable is not None else bool(refs.project_billable)
-    return TimeEntry(
+    return EntryView(
         id=uuid.uuid4(),
         org_id=ctx.org_id,
         user_id=user_id,
@@ -438,6 +439,8 @@ def new_entry(
         task_id=refs.task_id,
         description=data.description or "",
         billable=billable,
-        hourly_rate_amount=pick_rate(refs, member_rate, ctx.organization.hourly_rate_amount),
-        no_overlap=policy.prevent_overlaps,
+        start_at=start_at,
+        end_at=end_at,
+        hourly_rate=pick_rate(refs, member_rate, ctx.organization.hourly_rate_amount),
+        tag_ids=tuple(sorted(refs.tag_ids)),
     )

@@ -30,9 +30,8 @@ class TimerService(EntryWriter):
         running = self.repository.running_timer(user_id)
         if running is not None:
             changes.append(change(ChangeOp.UPDATED, *self.stop(running, now)))
-        entry = new_entry(ctx, policy, user_id, refs, data, ctx.membership.hourly_rate_amount)
-        entry.start_at = now
-        view = self.insert(entry, refs.tag_ids)
+        rate = ctx.membership.hourly_rate_amount
+        view = self.insert(new_entry(ctx, user_id, refs, data, rate, now, None), policy)
         changes.append(change(ChangeOp.CREATED, None, view))
         record_changes(self.session, changes)
         return view
