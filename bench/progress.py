@@ -38,6 +38,12 @@ class ProgressBar:
             self.stream.write(self._line(now, note) + "\n")
             self.stream.flush()
 
+    def say(self, note: str) -> None:
+        """Draw the bar with `note` now: what a long step after the last update is doing."""
+        line = self._line(time.perf_counter(), note)
+        self.stream.write(("\r" + line + "\x1b[K") if self._tty else line + "\n")
+        self.stream.flush()
+
     def close(self, note: str = "") -> None:
         line = self._line(time.perf_counter(), note)
         self.stream.write(("\r" + line + "\x1b[K\n") if self._tty else line + "\n")
