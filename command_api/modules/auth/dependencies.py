@@ -40,10 +40,15 @@ def _user_for_api_token(session: WriteSession, token: str) -> User | None:
     return row
 
 
-def get_current_user(
-    session: SessionDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-) -> User:
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+
+
+def get_current_user(session: SessionDep, credentials: Credentials) -> User:
+    return authenticate(session, credentials)
+
+
+def authenticate(session: WriteSession, credentials: HTTPAuthorizationCredentials | None) -> User:
+    """The active user the bearer token names (401 otherwise)."""
     if credentials is None or not credentials.credentials:
         raise UnauthorizedError("Authentication required")
     token = credentials.credentials

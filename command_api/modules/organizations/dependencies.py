@@ -10,10 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
-from command_api.modules.auth.dependencies import CommandUser
+from command_api.modules.auth.dependencies import Credentials, authenticate
 from command_api.modules.organizations.models import Membership, Organization, Role
 from command_api.modules.organizations.service import (
     MemberService,
@@ -21,7 +23,8 @@ from command_api.modules.organizations.service import (
     TeamService,
 )
 from command_api.modules.users.models import User
-from command_api.transaction import SessionDep
+from command_api.transaction import SessionDep, claim_idempotency_key
+from shared.db import WriteSession
 from shared.errors import ForbiddenError, NotFoundError
 
 
@@ -44,7 +47,20 @@ class OrgContext:
             raise ForbiddenError(f"This needs the {role.value} role or higher")
 
 
-def get_org_context(org_id: uuid.UUID, session: SessionDep, user: CommandUser) -> OrgContext:
+async def get_org_context(
+    org_id: uuid.UUID, request: Request, session: SessionDep, credentials: Credentials
+) -> OrgContext:
+    """Who calls, and as which member of the path's organization: both in one thread-pool
+    hop (every organization command runs this first); then the Idempotency-Key's claim."""
+    context = await run_in_threadpool(_org_context, session, credentials, org_id)
+    await claim_idempotency_key(request, session, context.user.id)
+    return context
+
+
+def _org_context(
+    session: WriteSession, credentials: HTTPAuthorizationCredentials | None, org_id: uuid.UUID
+) -> OrgContext:
+    user = authenticate(session, credentials)
     row = session.execute(
         select(Organization, Membership)
         .join(Membership, Membership.org_id == Organization.id)
