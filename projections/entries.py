@@ -4,10 +4,11 @@ monthly roll-ups per project and per project and tag (reports over a whole organ
 per-user daily and monthly roll-ups (reports by person and time), project and task stats,
 and running timers.
 
-Every step re-derives what a batch touched from the source of truth instead of adding
-deltas: entry rows from the normalized tables, totals from the entry rows. Re-applying a
-change, applying changes out of order or twice, all give the same rows; a rebuild runs
-the very same SQL without the key filter. Only finished entries count in totals.
+A batch re-derives the entry rows it touched from the source of truth (the normalized
+tables), and every total follows by the exact difference between those entries' old and
+new rows (integer sums). Re-applying a change, applying changes out of order or twice,
+all give the same rows; a rebuild runs the entry SQL without the key filter and sums the
+totals from the entries. Only finished entries count in totals.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -143,8 +143,7 @@ def insert_monthly_tags(t: Tables, where: str = "") -> str:
 @dataclass(frozen=True)
 class Rollup:
     """A coarser roll-up of a totals table: the same period (day or month) and sums, fewer
-    key columns. One definition gives its rebuild statement, its delta upsert and its
-    clean-up of emptied rows."""
+    key columns. One definition gives its rebuild statement and its delta upsert."""
 
     table: str
     source: str
@@ -165,14 +164,6 @@ class Rollup:
         period = "day" if self.period == "day" else "date_trunc('month', day)::date AS month"
         selected = ", ".join(("org_id", period, *self.keys))
         return _add_deltas(f"proj_{self.table}", columns, selected, tagged=self.tagged)
-
-    def delete_emptied(self) -> str:
-        keys = _DAY_KEYS if self.period == "day" else _MONTH_KEYS
-        if "user_id" in self.keys:
-            touched = f"(org_id, {self.period}, user_id) IN {keys}"
-        else:
-            touched = f"(org_id, {self.period}) IN (SELECT org_id, {self.period} FROM {keys} AS k)"
-        return f"DELETE FROM proj_{self.table} WHERE entries = 0 AND {touched}"
 
 
 # In dependency order: each reads a table made before it.
@@ -304,29 +295,42 @@ class Touched:
 
 @dataclass
 class Buckets:
-    """Keys of totals to recompute: (org, day, user) buckets, projects, tasks, users."""
+    """What the totals must follow: the entry rows a batch re-derived (their old and new
+    rows are in evotrack_entry_delta), users' running timers, whole organizations."""
 
-    days: set[tuple[uuid.UUID, date, uuid.UUID]] = field(default_factory=set)
-    projects: set[tuple[uuid.UUID, uuid.UUID]] = field(default_factory=set)
-    tasks: set[tuple[uuid.UUID, uuid.UUID]] = field(default_factory=set)
+    entries_rederived: bool = False
     users: set[uuid.UUID] = field(default_factory=set)
     whole_orgs: set[uuid.UUID] = field(default_factory=set)
 
-    def collect(self, session: Session, where: str, params: Mapping[str, object]) -> None:
-        rows = session.execute(
-            text(
-                "SELECT org_id, local_date, user_id, project_id, task_id FROM proj_entries"
-                f" WHERE {where}"
-            ),
-            params,
-        )
-        for org_id, day, user_id, project_id, task_id in rows:
-            self.days.add((org_id, day, user_id))
-            self.users.add(user_id)
-            if project_id is not None:
-                self.projects.add((org_id, project_id))
-            if task_id is not None:
-                self.tasks.add((org_id, task_id))
+
+# The old (deleted, sign -1) and new (re-derived, sign +1) rows of the batch's entries,
+# restricted to what totals and running timers depend on. Their signed sums are the exact
+# change of every total: an entry whose old and new rows agree (a new description) cancels
+# out and costs no total a write.
+_ENTRY_DELTA_TABLE = """
+    CREATE TEMP TABLE IF NOT EXISTS evotrack_entry_delta (
+        sign int, entry_id uuid, org_id uuid, local_date date, user_id uuid, project_id uuid,
+        task_id uuid, billable boolean, tag_ids uuid[], running boolean,
+        duration_seconds bigint, amount bigint
+    ) ON COMMIT DELETE ROWS
+"""
+_ENTRY_DELTA_COLUMNS = (
+    "entry_id, org_id, local_date, user_id, project_id, task_id, billable, tag_ids,"
+    " end_at IS NULL, duration_seconds, amount"
+)
+_DELETE_ENTRIES = f"""
+    WITH old AS (
+        DELETE FROM proj_entries WHERE entry_id = ANY(:ids) RETURNING {_ENTRY_DELTA_COLUMNS})
+    INSERT INTO evotrack_entry_delta SELECT -1, * FROM old
+"""
+_INSERT_ENTRIES = f"""
+    WITH new AS (
+        {insert_entries(LIVE, "AND e.id = ANY(:ids)", "AND et.entry_id = ANY(:ids)")}
+        RETURNING {_ENTRY_DELTA_COLUMNS})
+    INSERT INTO evotrack_entry_delta SELECT 1, * FROM new
+"""
+# The users with a running timer before or after the batch.
+_RUNNING_USERS = "SELECT DISTINCT user_id FROM evotrack_entry_delta WHERE running"
 
 
 class EntriesProjector:
@@ -344,13 +348,13 @@ class EntriesProjector:
 
     def _rederive_entries(self, session: Session, ids: set[uuid.UUID], buckets: Buckets) -> None:
         params = {"ids": list(ids)}
-        buckets.collect(session, "entry_id = ANY(:ids)", params)
-        session.execute(text("DELETE FROM proj_entries WHERE entry_id = ANY(:ids)"), params)
-        session.execute(
-            text(insert_entries(LIVE, "AND e.id = ANY(:ids)", "AND et.entry_id = ANY(:ids)")),
-            params,
-        )
-        buckets.collect(session, "entry_id = ANY(:ids)", params)
+        session.execute(text(_ENTRY_DELTA_TABLE))
+        # Rows of an earlier part of a batch split by apply_isolating_poison.
+        session.execute(text("DELETE FROM evotrack_entry_delta"))
+        session.execute(text(_DELETE_ENTRIES), params)
+        session.execute(text(_INSERT_ENTRIES), params)
+        buckets.entries_rederived = True
+        buckets.users.update(session.execute(text(_RUNNING_USERS)).scalars())
 
     def _refresh_names(self, session: Session, touched: Touched) -> None:
         """Renames change display names only; totals are keyed by ids."""
@@ -435,12 +439,11 @@ def _delete_where(session: Session, table: str, where: str, params: Mapping[str,
 
 
 def recompute_totals(session: Session, buckets: Buckets) -> None:
-    """Recompute every total a batch touched, from the entry rows, in dependency order."""
+    """Bring every total a batch touched up to date with the entry rows."""
     if buckets.whole_orgs:
         _recompute_whole_orgs(session, buckets.whole_orgs)
-    days = [d for d in buckets.days if d[0] not in buckets.whole_orgs]
-    if days:
-        _recompute_days(session, days)
+    if buckets.entries_rederived:
+        _add_entry_deltas(session, buckets.whole_orgs)
     if buckets.users:
         params: dict[str, object] = {"users": list(buckets.users)}
         _delete_where(session, "proj_running_timers", "user_id = ANY(:users)", params)
@@ -455,21 +458,11 @@ def _recompute_whole_orgs(session: Session, org_ids: set[uuid.UUID]) -> None:
         session.execute(text(statement), params)
 
 
-_DAY_KEYS = (
-    "(SELECT * FROM unnest(CAST(:orgs AS uuid[]), CAST(:days AS date[]),"
-    " CAST(:users AS uuid[])) AS k(org_id, day, user_id))"
-)
-_MONTH_KEYS = (
-    "(SELECT * FROM unnest(CAST(:m_orgs AS uuid[]), CAST(:m_months AS date[]),"
-    " CAST(:m_users AS uuid[])) AS m(org_id, month, user_id))"
-)
-
-
-# Monthly roll-ups and stats follow the daily totals by deltas: within one transaction
-# the batch knows each touched daily bucket's old rows (deleted) and new rows (re-derived
-# from the entries), and adds their difference to the months and the stats. As the daily
-# totals are exact, so are the sums of their differences: re-applying a change yields a
-# zero delta, and a rebuild (which sums the daily rows) gives the same rows.
+# Every total follows the entry rows by exact integer deltas, in the transaction that
+# re-derives them: the batch's old and new entry rows, summed per daily bucket, are added
+# to the daily totals, and the same daily deltas to every coarser roll-up and the stats.
+# Re-applying a change yields a zero delta; a rebuild (which sums the entries, then the
+# daily rows) gives the same rows.
 _DELTA_TABLE = """
     CREATE TEMP TABLE IF NOT EXISTS evotrack_daily_delta (
         tagged boolean, org_id uuid, day date, user_id uuid, project_id uuid, task_id uuid,
@@ -478,30 +471,29 @@ _DELTA_TABLE = """
     ) ON COMMIT DELETE ROWS
 """
 _DAILY_COLUMNS = "org_id, day, user_id, project_id, task_id, billable"
-
-
-def _capture_old(table: str, tagged: bool) -> str:
-    tag = "tag_id" if tagged else "NULL::uuid"
-    returning = f"{_DAILY_COLUMNS}, {'tag_id, ' if tagged else ''}{_TOTALS}"
-    return f"""
-        WITH old AS (
-            DELETE FROM {table} WHERE (org_id, day, user_id) IN {_DAY_KEYS}
-            RETURNING {returning})
-        INSERT INTO evotrack_daily_delta
-        SELECT {tagged}, {_DAILY_COLUMNS}, {tag}, -seconds, -billable_seconds, -amount, -entries
-        FROM old
-    """
-
-
-def _capture_new(insert: str, tagged: bool) -> str:
-    tag = "tag_id" if tagged else "NULL::uuid"
-    returning = f"{_DAILY_COLUMNS}, {'tag_id, ' if tagged else ''}{_TOTALS}"
-    return f"""
-        WITH new AS ({insert} RETURNING {returning})
-        INSERT INTO evotrack_daily_delta
-        SELECT {tagged}, {_DAILY_COLUMNS}, {tag}, seconds, billable_seconds, amount, entries
-        FROM new
-    """
+_SIGNED_SUMS = (
+    "SUM(sign * duration_seconds), SUM(CASE WHEN billable THEN sign * duration_seconds"
+    " ELSE 0 END), SUM(sign * amount), SUM(sign)"
+)
+_NONZERO = "HAVING SUM(sign) <> 0 OR SUM(sign * duration_seconds) <> 0 OR SUM(sign * amount) <> 0"
+# Only finished entries count; the organizations recomputed whole (`:skip`) already are.
+_ENTRY_DELTAS = f"""
+    INSERT INTO evotrack_daily_delta
+    SELECT false, org_id, local_date, user_id, project_id, task_id, billable, NULL::uuid,
+           {_SIGNED_SUMS}
+    FROM evotrack_entry_delta WHERE NOT running AND org_id <> ALL(CAST(:skip AS uuid[]))
+    GROUP BY org_id, local_date, user_id, project_id, task_id, billable
+    {_NONZERO}
+    UNION ALL
+    SELECT true, org_id, local_date, user_id, project_id, task_id, billable, tag_id,
+           {_SIGNED_SUMS}
+    FROM evotrack_entry_delta CROSS JOIN LATERAL unnest(
+        CASE WHEN cardinality(tag_ids) = 0 THEN ARRAY[NULL]::uuid[] ELSE tag_ids END
+    ) AS tag_id
+    WHERE NOT running AND org_id <> ALL(CAST(:skip AS uuid[]))
+    GROUP BY org_id, local_date, user_id, project_id, task_id, billable, tag_id
+    {_NONZERO}
+"""
 
 
 def _add_deltas(
@@ -509,6 +501,7 @@ def _add_deltas(
 ) -> str:
     sums = "SUM(seconds), SUM(billable_seconds), SUM(amount), SUM(entries)"
     return f"""
+        WITH added AS (
         INSERT INTO {table} ({key}, {_TOTALS})
         SELECT {select_key}, {sums} FROM evotrack_daily_delta
         WHERE tagged = {tagged} {where}
@@ -520,6 +513,8 @@ def _add_deltas(
             billable_seconds = {table}.billable_seconds + EXCLUDED.billable_seconds,
             amount = {table}.amount + EXCLUDED.amount,
             entries = {table}.entries + EXCLUDED.entries
+        RETURNING ctid, entries)
+        SELECT ctid::text FROM added WHERE entries = 0
     """
 
 
@@ -529,29 +524,34 @@ _MONTH_SELECT = (
 )
 
 
-def _recompute_days(session: Session, days: list[tuple[uuid.UUID, date, uuid.UUID]]) -> None:
-    months = sorted({(org, day.replace(day=1), user) for org, day, user in days})
-    params: dict[str, object] = {
-        "orgs": [d[0] for d in days],
-        "days": [d[1] for d in days],
-        "users": [d[2] for d in days],
-        "m_orgs": [m[0] for m in months],
-        "m_months": [m[1] for m in months],
-        "m_users": [m[2] for m in months],
-    }
-    in_entry_days = f"AND (org_id, local_date, user_id) IN {_DAY_KEYS}"
-    session.execute(text(_DELTA_TABLE))
-    session.execute(text("DELETE FROM evotrack_daily_delta"))
-    session.execute(text(_capture_old("proj_daily_totals", tagged=False)), params)
-    session.execute(text(_capture_old("proj_daily_tag_totals", tagged=True)), params)
-    session.execute(text(_capture_new(insert_daily(LIVE, in_entry_days), tagged=False)), params)
-    session.execute(text(_capture_new(insert_daily_tags(LIVE, in_entry_days), tagged=True)), params)
-    statements = [
+# (table, statement adding the batch's deltas and returning the rows it emptied).
+_DELTA_UPSERTS = (
+    (
+        "proj_daily_totals",
+        _add_deltas("proj_daily_totals", _DAILY_COLUMNS, _DAILY_COLUMNS, tagged=False),
+    ),
+    (
+        "proj_daily_tag_totals",
+        _add_deltas(
+            "proj_daily_tag_totals",
+            f"{_DAILY_COLUMNS}, tag_id",
+            f"{_DAILY_COLUMNS}, tag_id",
+            tagged=True,
+        ),
+    ),
+    (
+        "proj_monthly_totals",
         _add_deltas("proj_monthly_totals", _MONTH, _MONTH_SELECT, tagged=False),
+    ),
+    (
+        "proj_monthly_tag_totals",
         _add_deltas(
             "proj_monthly_tag_totals", f"{_MONTH}, tag_id", f"{_MONTH_SELECT}, tag_id", tagged=True
         ),
-        *(rollup.add_deltas() for rollup in ROLLUPS),
+    ),
+    *((f"proj_{rollup.table}", rollup.add_deltas()) for rollup in ROLLUPS),
+    (
+        "proj_project_stats",
         _add_deltas(
             "proj_project_stats",
             "project_id, org_id",
@@ -560,6 +560,9 @@ def _recompute_days(session: Session, days: list[tuple[uuid.UUID, date, uuid.UUI
             where="AND project_id IS NOT NULL",
             conflict="project_id",
         ),
+    ),
+    (
+        "proj_task_stats",
         _add_deltas(
             "proj_task_stats",
             "task_id, org_id, project_id",
@@ -568,30 +571,21 @@ def _recompute_days(session: Session, days: list[tuple[uuid.UUID, date, uuid.UUI
             where="AND task_id IS NOT NULL",
             conflict="task_id",
         ),
-    ]
-    for statement in statements:
-        session.execute(text(statement))
-    # Buckets whose last entry left them.
-    session.execute(
-        text(
-            "DELETE FROM proj_monthly_totals WHERE entries = 0"
-            f" AND (org_id, month, user_id) IN {_MONTH_KEYS}"
-        ),
-        params,
-    )
-    session.execute(
-        text(
-            "DELETE FROM proj_monthly_tag_totals WHERE entries = 0"
-            f" AND (org_id, month, user_id) IN {_MONTH_KEYS}"
-        ),
-        params,
-    )
-    for rollup in ROLLUPS:
-        session.execute(text(rollup.delete_emptied()), params)
-    for kind in ("project", "task"):
-        session.execute(
-            text(
-                f"DELETE FROM proj_{kind}_stats WHERE entries = 0 AND {kind}_id IN"
-                f" (SELECT {kind}_id FROM evotrack_daily_delta WHERE NOT tagged)"
+    ),
+)
+
+
+def _add_entry_deltas(session: Session, skip_orgs: set[uuid.UUID]) -> None:
+    session.execute(text(_DELTA_TABLE))
+    session.execute(text("DELETE FROM evotrack_daily_delta"))
+    added = session.execute(text(_ENTRY_DELTAS), {"skip": list(skip_orgs)})
+    if not getattr(added, "rowcount", 0):
+        return  # nothing that counts changed
+    for table, statement in _DELTA_UPSERTS:
+        # A bucket whose last entry left it is deleted; no other row can have become empty.
+        emptied = session.execute(text(statement)).scalars().all()
+        if emptied:
+            session.execute(
+                text(f"DELETE FROM {table} WHERE ctid = ANY(CAST(:rows AS tid[]))"),
+                {"rows": list(emptied)},
             )
-        )
