@@ -8,7 +8,7 @@ writes to be kept, such as revoking a refresh-token family).
 
 Dependencies that only build a service around the session are `async def`: FastAPI runs a
 plain `def` dependency in the thread pool, a hop that costs more than the constructor.
-Anything that touches the database stays a plain `def` (it must not block the loop).
+Anything that touches the database runs in the pool (it must not block the loop).
 """
 
 from __future__ import annotations
