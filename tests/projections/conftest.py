@@ -16,9 +16,11 @@ from projections.runner import advance
 from projections.status import projection_status
 
 
-def drain(sessions: sessionmaker[Session], timeout_seconds: float = 20) -> None:
+def drain(sessions: sessionmaker[Session], timeout_seconds: float = 60) -> None:
     """Advance every projection until none lags. Other test workers share the cluster and
-    their open transactions hold the watermark back for moments: wait, don't flake."""
+    their open transactions hold the watermark back for moments: wait, don't flake. (20 s
+    was once too short with the machine at load 6; a projection that is really stuck still
+    fails here, only later.)"""
     deadline = time.monotonic() + timeout_seconds
     while True:
         for projector in PROJECTIONS:
