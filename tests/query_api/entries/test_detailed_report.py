@@ -163,6 +163,32 @@ def test_totals_equal_the_sum_over_every_entry_of_the_range(
         assert counted == len(listed), filters
 
 
+@pytest.mark.parametrize(
+    ("date_from", "date_to"), [(None, None), ("2026-10-05", None), (None, "2026-10-28")]
+)
+def test_a_listing_with_an_open_range_counts_its_total_from_the_roll_ups_too(
+    world: World, date_from: str | None, date_to: str | None
+) -> None:
+    """/time-entries without `from` or `to` (the whole history on either side) counts the
+    same total from the roll-ups as the full listing has entries."""
+    client = world.client
+    dates = span(date_from, date_to)
+    filter_sets: list[dict[str, Any]] = [
+        {},
+        {"user_id": world.member.id},
+        {"project_id": world.project, "billable": True},
+        {"tag_id": world.tag},
+        {"running": False},
+        {"running": True},
+        {"search": "CODING"},
+    ]
+    for filters in filter_sets:
+        listed = client.entries(**dates, **filters)
+        page = client.get("/time-entries", page_size=1, **dates, **filters).json()
+        assert page["pagination"]["total"] == len(listed), filters
+    assert client.entries(**dates)  # the world has entries on both sides
+
+
 def _without_running_durations(
     listed: list[dict[str, Any]], report: dict[str, Any]
 ) -> list[dict[str, Any]]:
