@@ -5,6 +5,7 @@ They share the write side's metadata: one linear Alembic history.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -273,233 +274,97 @@ proj_entries = Table(
     ),
 )
 
-_BUCKET = ("org_id", "day", "user_id", "project_id", "task_id", "billable")
+# Every totals table is a bucket: the organization, a period (day or month), key columns,
+# the sums, and a unique index over the bucket. NULL keys (no project, task or tag: the
+# "(none)" groups) are one bucket each, so those indexes treat NULLs as equal.
+_KEY_COLUMNS: dict[str, Callable[[], Column[Any]]] = {
+    "user_id": lambda: _uuid("user_id", nullable=False),
+    "project_id": lambda: _uuid("project_id"),
+    "task_id": lambda: _uuid("task_id"),
+    "billable": lambda: Column("billable", Boolean, nullable=False),
+    "tag_id": lambda: _uuid("tag_id"),  # NULL: the entry has no tag
+}
 
-proj_daily_totals = Table(
+
+def _totals_table(name: str, period: str, keys: tuple[str, ...], *indexes: Index) -> Table:
+    columns = [_KEY_COLUMNS[key]() for key in keys]
+    nulls_equal: dict[str, Any] = {}
+    if any(column.nullable for column in columns):
+        nulls_equal["postgresql_nulls_not_distinct"] = True
+    return Table(
+        name,
+        Base.metadata,
+        _uuid("org_id", nullable=False),
+        Column(period, Date, nullable=False),
+        *columns,
+        *_totals(),
+        Index(f"uq_{name}_bucket", "org_id", period, *keys, unique=True, **nulls_equal),
+        *indexes,
+    )
+
+
+_ENTRY_KEYS = ("user_id", "project_id", "task_id", "billable")
+
+proj_daily_totals = _totals_table(
     "proj_daily_totals",
-    Base.metadata,
-    _uuid("org_id", nullable=False),
-    Column("day", Date, nullable=False),
-    _uuid("user_id", nullable=False),
-    _uuid("project_id"),
-    _uuid("task_id"),
-    Column("billable", Boolean, nullable=False),
-    *_totals(),
-    Index("uq_proj_daily_totals_bucket", *_BUCKET, unique=True, postgresql_nulls_not_distinct=True),
+    "day",
+    _ENTRY_KEYS,
     Index("ix_proj_daily_totals_org_id_day", "org_id", "day"),
 )
-
-proj_daily_tag_totals = Table(
+# Tag reports never read entries: an untagged entry counts under tag_id NULL.
+proj_daily_tag_totals = _totals_table(
     "proj_daily_tag_totals",
-    Base.metadata,
-    _uuid("org_id", nullable=False),
-    Column("day", Date, nullable=False),
-    _uuid("user_id", nullable=False),
-    _uuid("project_id"),
-    _uuid("task_id"),
-    Column("billable", Boolean, nullable=False),
-    # NULL: the entry has no tag (the "(none)" group), so tag reports never read entries.
-    _uuid("tag_id"),
-    *_totals(),
-    Index(
-        "uq_proj_daily_tag_totals_bucket",
-        *_BUCKET,
-        "tag_id",
-        unique=True,
-        postgresql_nulls_not_distinct=True,
-    ),
+    "day",
+    (*_ENTRY_KEYS, "tag_id"),
     Index("ix_proj_daily_tag_totals_org_id_day", "org_id", "day"),
 )
 
 # Monthly roll-ups: a year is twelve rows per combination instead of 365.
-proj_monthly_totals = Table(
+proj_monthly_totals = _totals_table(
     "proj_monthly_totals",
-    Base.metadata,
-    _uuid("org_id", nullable=False),
-    Column("month", Date, nullable=False),
-    _uuid("user_id", nullable=False),
-    _uuid("project_id"),
-    _uuid("task_id"),
-    Column("billable", Boolean, nullable=False),
-    *_totals(),
-    Index(
-        "uq_proj_monthly_totals_bucket",
-        "org_id",
-        "month",
-        "user_id",
-        "project_id",
-        "task_id",
-        "billable",
-        unique=True,
-        postgresql_nulls_not_distinct=True,
-    ),
+    "month",
+    _ENTRY_KEYS,
     Index("ix_proj_monthly_totals_org_id_project_id", "org_id", "project_id"),
 )
-
-proj_monthly_tag_totals = Table(
-    "proj_monthly_tag_totals",
-    Base.metadata,
-    _uuid("org_id", nullable=False),
-    Column("month", Date, nullable=False),
-    _uuid("user_id", nullable=False),
-    _uuid("project_id"),
-    _uuid("task_id"),
-    Column("billable", Boolean, nullable=False),
-    _uuid("tag_id"),  # NULL: untagged, as in proj_daily_tag_totals
-    *_totals(),
-    Index(
-        "uq_proj_monthly_tag_totals_bucket",
-        "org_id",
-        "month",
-        "user_id",
-        "project_id",
-        "task_id",
-        "billable",
-        "tag_id",
-        unique=True,
-        postgresql_nulls_not_distinct=True,
-    ),
+proj_monthly_tag_totals = _totals_table(
+    "proj_monthly_tag_totals", "month", (*_ENTRY_KEYS, "tag_id")
 )
 
 # Coarser roll-up for long ranges seen whole: one row per (month, project, billable), so a
 # year's summary by project, client, billable or month reads a few hundred rows, not the
 # monthly rows of every user and task.
-proj_monthly_project_totals = Table(
-    "proj_monthly_project_totals",
-    Base.metadata,
-    _uuid("org_id", nullable=False),
-    Column("month", Date, nullable=False),
-    _uuid("project_id"),
-    Column("billable", Boolean, nullable=False),
-    *_totals(),
-    Index(
-        "uq_proj_monthly_project_totals_bucket",
-        "org_id",
-        "month",
-        "project_id",
-        "billable",
-        unique=True,
-        postgresql_nulls_not_distinct=True,
-    ),
+proj_monthly_project_totals = _totals_table(
+    "proj_monthly_project_totals", "month", ("project_id", "billable")
 )
 
 # Per-project daily roll-ups: the days of a whole-organization report by project, client,
 # billable or tag (partial months at the edges of a range, or every day when grouped by
 # day or week) are a row per project instead of one per person, project and task.
-proj_daily_project_totals = Table(
-    "proj_daily_project_totals",
-    Base.metadata,
-    _uuid("org_id", nullable=False),
-    Column("day", Date, nullable=False),
-    _uuid("project_id"),
-    Column("billable", Boolean, nullable=False),
-    *_totals(),
-    Index(
-        "uq_proj_daily_project_totals_bucket",
-        "org_id",
-        "day",
-        "project_id",
-        "billable",
-        unique=True,
-        postgresql_nulls_not_distinct=True,
-    ),
+proj_daily_project_totals = _totals_table(
+    "proj_daily_project_totals", "day", ("project_id", "billable")
 )
-
-proj_daily_project_tag_totals = Table(
-    "proj_daily_project_tag_totals",
-    Base.metadata,
-    _uuid("org_id", nullable=False),
-    Column("day", Date, nullable=False),
-    _uuid("project_id"),
-    Column("billable", Boolean, nullable=False),
-    _uuid("tag_id"),  # NULL: untagged, as in proj_daily_tag_totals
-    *_totals(),
-    Index(
-        "uq_proj_daily_project_tag_totals_bucket",
-        "org_id",
-        "day",
-        "project_id",
-        "billable",
-        "tag_id",
-        unique=True,
-        postgresql_nulls_not_distinct=True,
-    ),
+proj_daily_project_tag_totals = _totals_table(
+    "proj_daily_project_tag_totals", "day", ("project_id", "billable", "tag_id")
 )
 
 # The coarsest tag roll-up: a year by tag (and billable, month) over the whole organization
 # reads a row per month, tag and billable, whatever the number of projects.
-proj_monthly_org_tag_totals = Table(
-    "proj_monthly_org_tag_totals",
-    Base.metadata,
-    _uuid("org_id", nullable=False),
-    Column("month", Date, nullable=False),
-    Column("billable", Boolean, nullable=False),
-    _uuid("tag_id"),  # NULL: untagged, as in proj_daily_tag_totals
-    *_totals(),
-    Index(
-        "uq_proj_monthly_org_tag_totals_bucket",
-        "org_id",
-        "month",
-        "billable",
-        "tag_id",
-        unique=True,
-        postgresql_nulls_not_distinct=True,
-    ),
+proj_monthly_org_tag_totals = _totals_table(
+    "proj_monthly_org_tag_totals", "month", ("billable", "tag_id")
 )
 
 # Per-user roll-ups for reports that split by person and time only (by user, team, day,
 # week, month, billable, with no project, task or tag in play): one row per user, day (or
 # month) and billable, instead of one per project and task they touched.
-proj_daily_user_totals = Table(
-    "proj_daily_user_totals",
-    Base.metadata,
-    _uuid("org_id", nullable=False),
-    Column("day", Date, nullable=False),
-    _uuid("user_id", nullable=False),
-    Column("billable", Boolean, nullable=False),
-    *_totals(),
-    Index("uq_proj_daily_user_totals_bucket", "org_id", "day", "user_id", "billable", unique=True),
-)
-
-proj_monthly_user_totals = Table(
-    "proj_monthly_user_totals",
-    Base.metadata,
-    _uuid("org_id", nullable=False),
-    Column("month", Date, nullable=False),
-    _uuid("user_id", nullable=False),
-    Column("billable", Boolean, nullable=False),
-    *_totals(),
-    Index(
-        "uq_proj_monthly_user_totals_bucket",
-        "org_id",
-        "month",
-        "user_id",
-        "billable",
-        unique=True,
-    ),
+proj_daily_user_totals = _totals_table("proj_daily_user_totals", "day", ("user_id", "billable"))
+proj_monthly_user_totals = _totals_table(
+    "proj_monthly_user_totals", "month", ("user_id", "billable")
 )
 
 # The per-project roll-up of the tag totals: a year's summary by tag (and project, client,
 # billable, month) over the whole organization reads a few rows per project and tag.
-proj_monthly_project_tag_totals = Table(
-    "proj_monthly_project_tag_totals",
-    Base.metadata,
-    _uuid("org_id", nullable=False),
-    Column("month", Date, nullable=False),
-    _uuid("project_id"),
-    Column("billable", Boolean, nullable=False),
-    _uuid("tag_id"),  # NULL: untagged, as in proj_daily_tag_totals
-    *_totals(),
-    Index(
-        "uq_proj_monthly_project_tag_totals_bucket",
-        "org_id",
-        "month",
-        "project_id",
-        "billable",
-        "tag_id",
-        unique=True,
-        postgresql_nulls_not_distinct=True,
-    ),
+proj_monthly_project_tag_totals = _totals_table(
+    "proj_monthly_project_tag_totals", "month", ("project_id", "billable", "tag_id")
 )
 
 proj_project_stats = Table(
