@@ -9,7 +9,8 @@ from functools import lru_cache
 from typing import Any
 
 import psycopg
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, func
+from sqlalchemy import BindParameter, DateTime, Engine, MetaData, bindparam, create_engine, func
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -103,6 +104,13 @@ def read_sessionmaker() -> sessionmaker[ReadSession]:
 def read_session() -> Iterator[ReadSession]:
     with read_sessionmaker()() as session:
         yield session
+
+
+def uuid_array(ids: Iterable[uuid.UUID]) -> BindParameter[Any]:
+    """Ids as one uuid[] parameter, for `column == any_(uuid_array(ids))`: one statement
+    text whatever their number, and one value to dump. An expanding `IN` renders and
+    dumps a parameter per id (256 users: ~15 ms of a bulk create, for a 0.1 ms query)."""
+    return bindparam(None, list(ids), type_=ARRAY(UUID(as_uuid=True)))
 
 
 def copy_rows(session: Session, copy_statement: str, rows: Iterable[Sequence[Any]]) -> None:

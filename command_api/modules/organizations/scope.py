@@ -13,12 +13,13 @@ from collections.abc import Collection
 from typing import Annotated
 
 from fastapi import Depends
-from sqlalchemy import select
+from sqlalchemy import any_, select
 from sqlalchemy.orm import Session, aliased
 
 from command_api.modules.organizations.dependencies import OrgContext
 from command_api.modules.organizations.models import Membership, Role, Team, TeamMember
 from command_api.transaction import SessionDep
+from shared.db import uuid_array
 from shared.errors import NotFoundError
 
 
@@ -42,7 +43,7 @@ class MemberScopeService:
         rows = self.session.execute(
             select(Membership.user_id, Membership.hourly_rate_amount).where(
                 Membership.org_id == org_id,
-                Membership.user_id.in_(set(user_ids)),
+                Membership.user_id == any_(uuid_array(user_ids)),
                 Membership.deleted_at.is_(None),
             )
         )
@@ -87,7 +88,7 @@ class MemberScopeService:
         rows = self.session.scalars(
             select(TeamMember.user_id)
             .join(led, TeamMember.team_id == led.c.id)
-            .where(TeamMember.org_id == org_id, TeamMember.user_id.in_(user_ids))
+            .where(TeamMember.org_id == org_id, TeamMember.user_id == any_(uuid_array(user_ids)))
             .distinct()
         )
         return set(rows)

@@ -6,12 +6,13 @@ import uuid
 from collections.abc import Collection
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, any_, bindparam, delete, exists, select, update
-from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
+from sqlalchemy import Select, any_, delete, exists, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from command_api.modules.organizations.models import Membership
 from command_api.modules.projects.models import Client, Project, ProjectMember, Tag, Task
+from shared.db import uuid_array
 
 Record = TypeVar("Record", Client, Project, Task, Tag)
 Selected = TypeVar("Selected", bound=Select[Any])
@@ -160,7 +161,7 @@ class ProjectsRepository:
         if not ids:
             return set()
         statement = select(Tag.id).where(
-            Tag.id.in_(list(ids)), Tag.org_id == org_id, Tag.deleted_at.is_(None)
+            Tag.id == any_(uuid_array(ids)), Tag.org_id == org_id, Tag.deleted_at.is_(None)
         )
         if share_lock:
             statement = statement.with_for_update(read=True)
@@ -174,7 +175,7 @@ class ProjectsRepository:
         if not ids:
             return []
         statement = select(model).where(
-            model.id.in_(list(ids)), model.org_id == org_id, model.deleted_at.is_(None)
+            model.id == any_(uuid_array(ids)), model.org_id == org_id, model.deleted_at.is_(None)
         )
         if share_lock:
             statement = statement.with_for_update(read=True).execution_options(
@@ -197,8 +198,8 @@ class ProjectsRepository:
             select(
                 ProjectMember.project_id, ProjectMember.user_id, ProjectMember.hourly_rate_amount
             ).where(
-                ProjectMember.project_id == any_(_uuid_array(projects)),
-                ProjectMember.user_id == any_(_uuid_array(users)),
+                ProjectMember.project_id == any_(uuid_array(projects)),
+                ProjectMember.user_id == any_(uuid_array(users)),
             )
         )
         wanted = set(pairs)
@@ -207,8 +208,3 @@ class ProjectsRepository:
             for project_id, user_id, rate in rows
             if (project_id, user_id) in wanted
         }
-
-
-def _uuid_array(ids: Collection[uuid.UUID]) -> Any:
-    """One array parameter (one statement text whatever the count)."""
-    return bindparam(None, list(ids), type_=ARRAY(UUID(as_uuid=True)))

@@ -9,14 +9,14 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, delete, func, select, text
+from sqlalchemy import any_, bindparam, delete, func, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.orm import Session
 
 from command_api.modules.organizations.models import Organization
 from command_api.modules.time_entries.models import TimeEntry, TimeEntryTag
 from command_api.modules.users.models import User
-from shared.db import copy_rows
+from shared.db import copy_rows, uuid_array
 from shared.errors import NotFoundError
 
 if TYPE_CHECKING:  # the service module imports this one
@@ -145,7 +145,7 @@ class TimeEntryRepository:
             return
         self.session.execute(
             select(User.id)
-            .where(User.id.in_(set(user_ids)))
+            .where(User.id == any_(uuid_array(user_ids)))
             .order_by(User.id)
             .with_for_update(key_share=True)
         ).all()
@@ -208,7 +208,7 @@ class TimeEntryRepository:
             return set()
         rows = self.session.scalars(
             select(TimeEntry.user_id).where(
-                TimeEntry.user_id.in_(set(user_ids)),
+                TimeEntry.user_id == any_(uuid_array(user_ids)),
                 TimeEntry.end_at.is_(None),
                 TimeEntry.deleted_at.is_(None),
             )
@@ -243,7 +243,7 @@ class TimeEntryRepository:
     def flush(self) -> None:
         self.session.flush()
 
-    def insert_many(self, entries: Sequence[EntryView], *, no_overlap: bool) -> None:
+    def insert_many(self, entries: Iterable[EntryView], *, no_overlap: bool) -> None:
         """The whole batch in one COPY (psycopg formats the rows in C; a multi-row VALUES
         was compiled anew for each batch, an INSERT of arrays dumps them in Python)."""
         rows = (_entry_row(entry, no_overlap) for entry in entries)
