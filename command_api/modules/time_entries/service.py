@@ -99,24 +99,26 @@ class EntryView:
         return billed_amount(duration, self.hourly_rate, self.billable)
 
     def payload(self) -> dict[str, Any]:
-        """What projections group by or display, as JSON values."""
+        """What projections group by or display. Ids and instants stay objects: the change
+        log serializes them in pydantic-core (RFC 3339 in UTC with "Z", as the API writes
+        them), which is several times cheaper than str() and isoformat() here."""
+        duration = self.duration_seconds
+        amount = (
+            None if duration is None else billed_amount(duration, self.hourly_rate, self.billable)
+        )
         return {
-            "user_id": str(self.user_id),
-            "project_id": _str_or_none(self.project_id),
-            "task_id": _str_or_none(self.task_id),
+            "user_id": self.user_id,
+            "project_id": self.project_id,
+            "task_id": self.task_id,
             "billable": self.billable,
-            "start_at": self.start_at.isoformat(),
-            "end_at": self.end_at.isoformat() if self.end_at else None,
-            "duration_seconds": self.duration_seconds,
+            "start_at": self.start_at,
+            "end_at": self.end_at,
+            "duration_seconds": duration,
             "hourly_rate": self.hourly_rate,
-            "amount": self.amount,
-            "tag_ids": [str(tag_id) for tag_id in self.tag_ids],
+            "amount": amount,
+            "tag_ids": self.tag_ids,
             "description": self.description,
         }
-
-
-def _str_or_none(value: uuid.UUID | None) -> str | None:
-    return None if value is None else str(value)
 
 
 def billed_amount(duration_seconds: int, hourly_rate: int, billable: bool) -> int:
