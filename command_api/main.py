@@ -12,7 +12,13 @@ from command_api.modules.time_entries.router import router as time_entries_route
 from command_api.modules.users.router import router as users_router
 from shared.config import Settings, get_settings
 from shared.db import write_engine
-from shared.http import configure_app, database_check, operations_router, redis_check
+from shared.http import (
+    configure_app,
+    database_check,
+    operations_router,
+    redis_check,
+    settle_heap,
+)
 from shared.logging import configure_logging
 from shared.metrics import register_projection_metrics
 from shared.redis_client import redis_client
@@ -46,4 +52,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         (notifications_router, "notifications"),
     ):
         app.include_router(router, prefix=API_PREFIX, tags=[tag])
+    settle_heap()
     return app

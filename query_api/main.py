@@ -12,7 +12,13 @@ from query_api.modules.reports.router import router as reports_router
 from query_api.modules.system.router import router as system_router
 from shared.config import Settings, get_settings
 from shared.db import read_engine
-from shared.http import configure_app, database_check, operations_router, redis_check
+from shared.http import (
+    configure_app,
+    database_check,
+    operations_router,
+    redis_check,
+    settle_heap,
+)
 from shared.logging import configure_logging
 from shared.metrics import register_projection_metrics
 from shared.redis_client import redis_client
@@ -46,4 +52,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         notifications_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
+    settle_heap()
     return app

