@@ -76,6 +76,12 @@ class ChangeRecord:
     op: ChangeOp
     org_id: uuid.UUID | None
     payload: dict[str, Any] = field(default_factory=dict)
+    # The payload as JSON text, made with the record: a bulk create builds its records
+    # while COPY streams the entries, so the serializing overlaps PostgreSQL's work.
+    payload_json: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "payload_json", _json(self.payload))
 
 
 def record_changes(session: Session, records: list[ChangeRecord]) -> None:
@@ -83,7 +89,7 @@ def record_changes(session: Session, records: list[ChangeRecord]) -> None:
     if not records:
         return
     if len(records) >= COPY_FROM:
-        rows = ((r.org_id, r.entity, r.entity_id, r.op.value, _json(r.payload)) for r in records)
+        rows = ((r.org_id, r.entity, r.entity_id, r.op.value, r.payload_json) for r in records)
         copy_rows(session, _COPY_CHANGES, rows)
         xid = session.execute(text("SELECT pg_current_xact_id()::text")).scalar_one()
     else:
@@ -94,7 +100,7 @@ def record_changes(session: Session, records: list[ChangeRecord]) -> None:
                 "entities": [r.entity for r in records],
                 "entity_ids": [r.entity_id for r in records],
                 "ops": [r.op.value for r in records],
-                "payloads": [_json(r.payload) for r in records],
+                "payloads": [r.payload_json for r in records],
             },
         ).scalar_one()
     session.info[CHANGES_XID] = int(xid)

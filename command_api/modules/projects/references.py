@@ -38,7 +38,7 @@ class _Catalog:
 
     tasks: dict[uuid.UUID, Task]
     projects: dict[uuid.UUID, Project]
-    member_rates: dict[tuple[uuid.UUID, uuid.UUID], int | None]
+    member_rates: dict[tuple[uuid.UUID, uuid.UUID], int]  # links with a rate of their own
     tag_ids: frozenset[uuid.UUID]
 
 

@@ -185,13 +185,14 @@ class ProjectsRepository:
 
     def project_member_rates(
         self, pairs: Collection[tuple[uuid.UUID, uuid.UUID]]
-    ) -> dict[tuple[uuid.UUID, uuid.UUID], int | None]:
-        """Rates of the (project_id, user_id) links that exist among `pairs`."""
+    ) -> dict[tuple[uuid.UUID, uuid.UUID], int]:
+        """The own rates of the (project_id, user_id) links among `pairs`; a link without
+        a rate of its own (most of them) is absent, as it sets no rate."""
         if not pairs:
             return {}
-        # Every link between the projects and the users named (at most their product, and
-        # a bulk names few of each), filtered here: `(project, user) IN (…)` with one pair
-        # per item was compiled anew for each batch, 14 % of a 1000-entry bulk create.
+        # Every such link between the projects and the users named (at most their product,
+        # and a bulk names few of each), filtered here: `(project, user) IN (…)` with one
+        # pair per item was compiled anew for each batch, 14 % of a 1000-entry bulk create.
         projects = {project_id for project_id, _ in pairs}
         users = {user_id for _, user_id in pairs}
         rows = self.session.execute(
@@ -200,11 +201,12 @@ class ProjectsRepository:
             ).where(
                 ProjectMember.project_id == any_(uuid_array(projects)),
                 ProjectMember.user_id == any_(uuid_array(users)),
+                ProjectMember.hourly_rate_amount.is_not(None),
             )
         )
         wanted = set(pairs)
         return {
             (project_id, user_id): rate
             for project_id, user_id, rate in rows
-            if (project_id, user_id) in wanted
+            if rate is not None and (project_id, user_id) in wanted
         }
