@@ -113,9 +113,16 @@ def uuid_array(ids: Iterable[uuid.UUID]) -> BindParameter[Any]:
     return bindparam(None, list(ids), type_=ARRAY(UUID(as_uuid=True)))
 
 
-def copy_rows(session: Session, copy_statement: str, rows: Iterable[Sequence[Any]]) -> None:
+def copy_rows(
+    session: Session,
+    copy_statement: str,
+    rows: Iterable[Sequence[Any]],
+    binary_types: Sequence[str] = (),
+) -> None:
     """`COPY … FROM STDIN` inside the session's transaction: for batches, where psycopg
     formats rows in C and an INSERT of arrays spends its time dumping them in Python.
+    With `binary_types` (the columns' types, for a `(FORMAT BINARY)` statement) ids and
+    instants go as bytes: about half the client time of text for entry rows.
 
     Errors come out as SQLAlchemy's (IntegrityError for a violated constraint…), as they
     would from `session.execute`, so that callers and error handlers see one kind."""
@@ -123,6 +130,8 @@ def copy_rows(session: Session, copy_statement: str, rows: Iterable[Sequence[Any
     assert isinstance(driver, psycopg.Connection)
     try:
         with driver.cursor() as cursor, cursor.copy(copy_statement) as copy:
+            if binary_types:
+                copy.set_types(binary_types)
             for row in rows:
                 copy.write_row(row)
     except psycopg.Error as exc:

@@ -98,7 +98,20 @@ _INSERT_ENTRY = text(
     " RETURNING created_at, updated_at"
 )
 
-_COPY_ENTRIES = f"COPY time_entries ({', '.join(_NEW_ENTRY_COLUMNS)}) FROM STDIN"
+_COPY_ENTRIES = f"COPY time_entries ({', '.join(_NEW_ENTRY_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+_COPY_ENTRY_TYPES = (
+    "uuid",
+    "uuid",
+    "uuid",
+    "uuid",
+    "uuid",
+    "text",
+    "bool",
+    "timestamptz",
+    "timestamptz",
+    "int8",
+    "bool",
+)
 
 # `lock_policy` and `lock_users` in one statement (SQLAlchemy's select() takes one locking
 # clause; this needs one per table).
@@ -247,7 +260,7 @@ class TimeEntryRepository:
         """The whole batch in one COPY (psycopg formats the rows in C; a multi-row VALUES
         was compiled anew for each batch, an INSERT of arrays dumps them in Python)."""
         rows = (_entry_row(entry, no_overlap) for entry in entries)
-        copy_rows(self.session, _COPY_ENTRIES, rows)
+        copy_rows(self.session, _COPY_ENTRIES, rows, _COPY_ENTRY_TYPES)
 
     def insert_tags(self, org_id: uuid.UUID, pairs: Iterable[tuple[uuid.UUID, uuid.UUID]]) -> None:
         """(entry_id, tag_id) pairs in one statement, whatever their number."""
