@@ -14,8 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from command_api.modules.projects.models import Project, Task
-from command_api.modules.projects.repository import ProjectsRepository
+from command_api.modules.projects.repository import ProjectRef, ProjectsRepository, TaskRef
 from shared.errors import BusinessRuleError, EvoTrackError, NotFoundError
 
 # (user_id, project_id, task_id, tag_ids)
@@ -36,8 +35,8 @@ class EntryReferences:
 class _Catalog:
     """The live records of one organization that a batch of items refers to."""
 
-    tasks: dict[uuid.UUID, Task]
-    projects: dict[uuid.UUID, Project]
+    tasks: dict[uuid.UUID, TaskRef]
+    projects: dict[uuid.UUID, ProjectRef]
     member_rates: dict[tuple[uuid.UUID, uuid.UUID], int]  # links with a rate of their own
     tag_ids: frozenset[uuid.UUID]
 
@@ -48,7 +47,7 @@ def _not_found(entity: str, identifier: uuid.UUID, field: str) -> NotFoundError:
     return error
 
 
-def _project_of(item: ReferenceItem, tasks: dict[uuid.UUID, Task]) -> uuid.UUID | None:
+def _project_of(item: ReferenceItem, tasks: dict[uuid.UUID, TaskRef]) -> uuid.UUID | None:
     """The item's project: the given one, else the project of its task."""
     _, project_id, task_id, _ = item
     if project_id is None and task_id is not None and task_id in tasks:
@@ -58,7 +57,7 @@ def _project_of(item: ReferenceItem, tasks: dict[uuid.UUID, Task]) -> uuid.UUID 
 
 def _resolve_task(
     catalog: _Catalog, project_id: uuid.UUID | None, task_id: uuid.UUID | None
-) -> Task | None:
+) -> TaskRef | None:
     if task_id is None:
         return None
     task = catalog.tasks.get(task_id)
@@ -67,7 +66,7 @@ def _resolve_task(
     return task
 
 
-def _resolve_project(catalog: _Catalog, project_id: uuid.UUID | None) -> Project | None:
+def _resolve_project(catalog: _Catalog, project_id: uuid.UUID | None) -> ProjectRef | None:
     if project_id is None:
         return None
     project = catalog.projects.get(project_id)
@@ -84,7 +83,7 @@ def _resolve_tags(catalog: _Catalog, tag_ids: Sequence[uuid.UUID]) -> tuple[uuid
     return unique
 
 
-def _check_open(project: Project | None, task: Task | None) -> None:
+def _check_open(project: ProjectRef | None, task: TaskRef | None) -> None:
     """Archived projects and done tasks take no new entries."""
     if project is not None and project.archived:
         raise BusinessRuleError(

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
-from typing import Any, TypeVar
+from collections.abc import Collection, Sequence
+from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import Select, any_, delete, exists, select, update
+from sqlalchemy import Row, Select, any_, delete, exists, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -15,6 +15,27 @@ from command_api.modules.projects.models import Client, Project, ProjectMember, 
 from shared.db import uuid_array
 
 Record = TypeVar("Record", Client, Project, Task, Tag)
+
+
+class ProjectRef(NamedTuple):
+    """What an entry's checks and rate need of its project."""
+
+    id: uuid.UUID
+    name: str
+    billable: bool
+    archived: bool
+    hourly_rate_amount: int | None
+
+
+class TaskRef(NamedTuple):
+    """What an entry's checks need of its task."""
+
+    id: uuid.UUID
+    project_id: uuid.UUID
+    name: str
+    done: bool
+
+
 Selected = TypeVar("Selected", bound=Select[Any])
 
 
@@ -147,13 +168,15 @@ class ProjectsRepository:
 
     def live_projects(
         self, org_id: uuid.UUID, ids: Collection[uuid.UUID], *, share_lock: bool = False
-    ) -> list[Project]:
-        return self._live_many(Project, org_id, ids, share_lock)
+    ) -> list[ProjectRef]:
+        rows = self._live_many(Project, ProjectRef._fields, org_id, ids, share_lock)
+        return [ProjectRef._make(row) for row in rows]
 
     def live_tasks(
         self, org_id: uuid.UUID, ids: Collection[uuid.UUID], *, share_lock: bool = False
-    ) -> list[Task]:
-        return self._live_many(Task, org_id, ids, share_lock)
+    ) -> list[TaskRef]:
+        rows = self._live_many(Task, TaskRef._fields, org_id, ids, share_lock)
+        return [TaskRef._make(row) for row in rows]
 
     def live_tag_ids(
         self, org_id: uuid.UUID, ids: Collection[uuid.UUID], *, share_lock: bool = False
@@ -168,20 +191,25 @@ class ProjectsRepository:
         return set(self.session.execute(statement).scalars())
 
     def _live_many(
-        self, model: type[Record], org_id: uuid.UUID, ids: Collection[uuid.UUID], share_lock: bool
-    ) -> list[Record]:
-        """`share_lock` takes FOR SHARE: the rows cannot be archived, closed or deleted
-        until this transaction ends (a change already waiting is seen once it commits)."""
+        self,
+        model: type[Project | Task],
+        fields: tuple[str, ...],
+        org_id: uuid.UUID,
+        ids: Collection[uuid.UUID],
+        share_lock: bool,
+    ) -> Sequence[Row[Any]]:
+        """`fields` of the live records among `ids`, as rows: an entry reads a few of them,
+        and ORM objects for every project of a 1000-entry bulk cost ~5 ms to build and read.
+        `share_lock` takes FOR SHARE: the rows cannot be archived, closed or deleted until
+        this transaction ends (a change already waiting is seen once it commits)."""
         if not ids:
             return []
-        statement = select(model).where(
+        statement = select(*(getattr(model, field) for field in fields)).where(
             model.id == any_(uuid_array(ids)), model.org_id == org_id, model.deleted_at.is_(None)
         )
         if share_lock:
-            statement = statement.with_for_update(read=True).execution_options(
-                populate_existing=True
-            )
-        return list(self.session.execute(statement).scalars())
+            statement = statement.with_for_update(read=True)
+        return self.session.execute(statement).all()
 
     def project_member_rates(
         self, pairs: Collection[tuple[uuid.UUID, uuid.UUID]]
