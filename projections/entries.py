@@ -17,9 +17,10 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import text
+from sqlalchemy import Table, text
 from sqlalchemy.orm import Session
 
+from projections import models
 from projections.runner import ChangeRow
 
 NAME = "entries"
@@ -76,6 +77,7 @@ _ENTRY_SUMS = (
     " SUM(amount)::bigint, COUNT(*)::bigint"
 )
 _TOTALS = "seconds, billable_seconds, amount, entries"
+_MONTH_OF_DAY = "date_trunc('month', day)::date AS month"
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,7 @@ def insert_monthly(t: Tables, where: str = "") -> str:
     return f"""
         INSERT INTO {t.monthly_totals}
             (org_id, month, user_id, project_id, task_id, billable, {_TOTALS})
-        SELECT org_id, date_trunc('month', day)::date AS month, user_id, project_id, task_id,
+        SELECT org_id, {_MONTH_OF_DAY}, user_id, project_id, task_id,
                billable, {_SUMS}
         FROM {t.daily_totals} WHERE true {where}
         GROUP BY org_id, month, user_id, project_id, task_id, billable
@@ -133,7 +135,7 @@ def insert_monthly_tags(t: Tables, where: str = "") -> str:
     return f"""
         INSERT INTO {t.monthly_tag_totals}
             (org_id, month, user_id, project_id, task_id, billable, tag_id, {_TOTALS})
-        SELECT org_id, date_trunc('month', day)::date AS month, user_id, project_id, task_id,
+        SELECT org_id, {_MONTH_OF_DAY}, user_id, project_id, task_id,
                billable, tag_id, {_SUMS}
         FROM {t.daily_tag_totals} WHERE true {where}
         GROUP BY org_id, month, user_id, project_id, task_id, billable, tag_id
@@ -143,56 +145,43 @@ def insert_monthly_tags(t: Tables, where: str = "") -> str:
 @dataclass(frozen=True)
 class Rollup:
     """A coarser roll-up of a totals table: the same period (day or month) and sums, fewer
-    key columns. One definition gives its rebuild statement and its delta upsert."""
+    key columns (both as the table declares them). One definition gives its rebuild
+    statement and its delta upsert."""
 
-    table: str
-    source: str
-    period: str  # "day" or "month", a column of both tables
-    keys: tuple[str, ...]  # besides org_id and the period
-    tagged: bool = False
+    table: Table
+    source: str  # the totals table it sums, as a Tables attribute
+
+    @property
+    def name(self) -> str:
+        return self.table.name.removeprefix("proj_")
+
+    @property
+    def columns(self) -> str:
+        return ", ".join(("org_id", self.table.info["period"], *self.table.info["keys"]))
 
     def insert(self, t: Tables, where: str = "") -> str:
-        columns = ", ".join(("org_id", self.period, *self.keys))
         return f"""
-            INSERT INTO {getattr(t, self.table)} ({columns}, {_TOTALS})
-            SELECT {columns}, {_SUMS} FROM {getattr(t, self.source)} WHERE true {where}
-            GROUP BY {columns}
+            INSERT INTO {getattr(t, self.name)} ({self.columns}, {_TOTALS})
+            SELECT {self.columns}, {_SUMS} FROM {getattr(t, self.source)} WHERE true {where}
+            GROUP BY {self.columns}
         """
 
     def add_deltas(self) -> str:
-        columns = ", ".join(("org_id", self.period, *self.keys))
-        period = "day" if self.period == "day" else "date_trunc('month', day)::date AS month"
-        selected = ", ".join(("org_id", period, *self.keys))
-        return _add_deltas(f"proj_{self.table}", columns, selected, tagged=self.tagged)
+        keys = self.table.info["keys"]
+        period = "day" if self.table.info["period"] == "day" else _MONTH_OF_DAY
+        selected = ", ".join(("org_id", period, *keys))
+        return _add_deltas(self.table.name, self.columns, selected, tagged="tag_id" in keys)
 
 
 # In dependency order: each reads a table made before it.
 ROLLUPS = (
-    Rollup("monthly_project_totals", "monthly_totals", "month", ("project_id", "billable")),
-    Rollup("daily_project_totals", "daily_totals", "day", ("project_id", "billable")),
-    Rollup(
-        "daily_project_tag_totals",
-        "daily_tag_totals",
-        "day",
-        ("project_id", "billable", "tag_id"),
-        tagged=True,
-    ),
-    Rollup("daily_user_totals", "daily_totals", "day", ("user_id", "billable")),
-    Rollup("monthly_user_totals", "monthly_totals", "month", ("user_id", "billable")),
-    Rollup(
-        "monthly_project_tag_totals",
-        "monthly_tag_totals",
-        "month",
-        ("project_id", "billable", "tag_id"),
-        tagged=True,
-    ),
-    Rollup(
-        "monthly_org_tag_totals",
-        "monthly_project_tag_totals",
-        "month",
-        ("billable", "tag_id"),
-        tagged=True,
-    ),
+    Rollup(models.proj_monthly_project_totals, "monthly_totals"),
+    Rollup(models.proj_daily_project_totals, "daily_totals"),
+    Rollup(models.proj_daily_project_tag_totals, "daily_tag_totals"),
+    Rollup(models.proj_daily_user_totals, "daily_totals"),
+    Rollup(models.proj_monthly_user_totals, "monthly_totals"),
+    Rollup(models.proj_monthly_project_tag_totals, "monthly_tag_totals"),
+    Rollup(models.proj_monthly_org_tag_totals, "monthly_project_tag_totals"),
 )
 
 
@@ -519,9 +508,7 @@ def _add_deltas(
 
 
 _MONTH = "org_id, month, user_id, project_id, task_id, billable"
-_MONTH_SELECT = (
-    "org_id, date_trunc('month', day)::date AS month, user_id, project_id, task_id, billable"
-)
+_MONTH_SELECT = f"org_id, {_MONTH_OF_DAY}, user_id, project_id, task_id, billable"
 
 
 # (table, statement adding the batch's deltas and returning the rows it emptied).
@@ -549,7 +536,7 @@ _DELTA_UPSERTS = (
             "proj_monthly_tag_totals", f"{_MONTH}, tag_id", f"{_MONTH_SELECT}, tag_id", tagged=True
         ),
     ),
-    *((f"proj_{rollup.table}", rollup.add_deltas()) for rollup in ROLLUPS),
+    *((rollup.table.name, rollup.add_deltas()) for rollup in ROLLUPS),
     (
         "proj_project_stats",
         _add_deltas(

@@ -287,6 +287,7 @@ _KEY_COLUMNS: dict[str, Callable[[], Column[Any]]] = {
 
 
 def _totals_table(name: str, period: str, keys: tuple[str, ...], *indexes: Index) -> Table:
+    """A totals table; `info` keeps its period and keys for the statements that fill it."""
     columns = [_KEY_COLUMNS[key]() for key in keys]
     nulls_equal: dict[str, Any] = {}
     if any(column.nullable for column in columns):
@@ -300,6 +301,7 @@ def _totals_table(name: str, period: str, keys: tuple[str, ...], *indexes: Index
         *_totals(),
         Index(f"uq_{name}_bucket", "org_id", period, *keys, unique=True, **nulls_equal),
         *indexes,
+        info={"period": period, "keys": keys},
     )
 
 
