@@ -147,6 +147,8 @@ def _notes(ctx: Context, floors: list[float], rebuilds: list[ChildRun]) -> list[
         "billable, sums, count(*) FROM time_entries JOIN organizations GROUP BY …` into a "
         "regular (logged, not UNLOGGED) table created in the same transaction, as the "
         "rebuild's new tables are; entries/s count every generated entry.",
-        f"B6 slowest rebuild steps (median; an index step includes the swap after it): "
+        "B6 slowest rebuild steps (median of the time from a step's start to the next "
+        "step's start, whichever session it is in: the entries projection's lanes run at "
+        "once, so these overlap; an index step includes the swap after it): "
         f"{breakdown}.",
     ]

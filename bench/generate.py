@@ -851,11 +851,11 @@ def generate(
 def rebuild_all(database_url: str, progress: Callable[[str], StepProgress] = StepProgress) -> None:
     from sqlalchemy.orm import sessionmaker
 
-    from projections.rebuild import rebuild
+    from projections.rebuild import CONNECTIONS, rebuild
     from projections.registry import PROJECTIONS
     from shared.db import make_engine
 
-    engine = make_engine(database_url, pool_size=2, max_overflow=0)
+    engine = make_engine(database_url, pool_size=CONNECTIONS, max_overflow=0)
     try:
         sessions = sessionmaker(bind=engine)
         for projector in PROJECTIONS:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import sessionmaker
 
-from projections.rebuild import rebuild
+from projections.rebuild import CONNECTIONS, rebuild
 from projections.registry import PROJECTIONS
 from shared.db import make_engine
 
@@ -35,7 +35,7 @@ class StepClock:
 
 
 def main() -> int:
-    engine = make_engine(os.environ["DATABASE_URL"], pool_size=2, max_overflow=0)
+    engine = make_engine(os.environ["DATABASE_URL"], pool_size=CONNECTIONS, max_overflow=0)
     sessions = sessionmaker(bind=engine)
     steps: list[tuple[str, float]] = []
     started = time.perf_counter()

@@ -250,6 +250,29 @@ TABLES = (
     "running_timers",
 )
 
+# What a rebuild may load in parallel once the entries are in: the totals and what derives
+# from them, and the tag totals and what derives from those (each lane in dependency order).
+LANES = (
+    (
+        "daily_totals",
+        "monthly_totals",
+        "monthly_project_totals",
+        "daily_project_totals",
+        "daily_user_totals",
+        "monthly_user_totals",
+        "project_stats",
+        "task_stats",
+        "running_timers",
+    ),
+    (
+        "daily_tag_totals",
+        "monthly_tag_totals",
+        "daily_project_tag_totals",
+        "monthly_project_tag_totals",
+        "monthly_org_tag_totals",
+    ),
+)
+
 
 @dataclass
 class Touched:

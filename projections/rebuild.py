@@ -1,10 +1,17 @@
 """Blue/green rebuilds and verification of projections (DESIGN.md §4).
 
 `rebuild` loads new tables with set-based SQL from one consistent snapshot, builds their
-indexes after the load, swaps them in with renames in the same transaction, and moves the
+indexes after the load, swaps them in with renames in one transaction, and moves the
 checkpoint back to the snapshot's xmin so that every change the snapshot may have missed
 is applied again (applying is idempotent). Readers see the old tables until the commit,
 then the new ones: never an empty or half-built table.
+
+A projection whose plan has lanes (the entries) loads its first table in a session of its
+own on the snapshot the swapping transaction exports, commits it, and then loads the lanes
+(the tables derived from it, each lane in order) and indexes the first table in parallel
+sessions, each committing its tables under their `__new` names; the swapping transaction
+renames them all at once. A failed rebuild drops what it committed; a crashed one leaves
+`__new` tables that the next rebuild replaces.
 
 `verify` recomputes a projection from the normalized tables into temporary tables and
 diffs them against the live ones.
@@ -12,20 +19,25 @@ diffs them against the live ones.
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from projections import catalog, entries, notifications
 from projections.entries import Tables
 from projections.registry import by_name
 from projections.runner import advance, current_xmin
+
+log = logging.getLogger(__name__)
 
 NEW = "__new"
 OLD = "__old"
@@ -39,6 +51,9 @@ class Plan:
     tables: tuple[str, ...]
     statements: Callable[..., list[str]]
     scope_predicates: dict[str, str]
+    # Tables after the first that parallel sessions may load, each lane in order once the
+    # first table is committed; every table but the first is in exactly one lane.
+    lanes: tuple[tuple[str, ...], ...] = ()
 
     def scope(self, table: str) -> str:
         return self.scope_predicates.get(table, "org_id = ANY(:orgs)")
@@ -46,11 +61,19 @@ class Plan:
 
 PLANS: dict[str, Plan] = {
     catalog.NAME: Plan(catalog.TABLES, catalog.rebuild_statements, catalog.SCOPE_PREDICATES),
-    entries.NAME: Plan(entries.TABLES, entries.rebuild_statements, entries.SCOPE_PREDICATES),
+    entries.NAME: Plan(
+        entries.TABLES, entries.rebuild_statements, entries.SCOPE_PREDICATES, entries.LANES
+    ),
     notifications.NAME: Plan(
         notifications.TABLES, notifications.rebuild_statements, notifications.SCOPE_PREDICATES
     ),
 }
+
+
+# The most connections a rebuild holds at once: the swapping transaction, the first
+# table's index build and one session per lane. A session factory with a smaller pool
+# would wait for its own connections.
+CONNECTIONS = 2 + max(len(plan.lanes) for plan in PLANS.values())
 
 
 @dataclass
@@ -143,7 +166,6 @@ def _rebuild_once(
     plan = PLANS[name]
     started = time.perf_counter()
     new = Tables(NEW)
-    rows: dict[str, int] = {}
     with session_factory() as session, session.begin():
         session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
         xmin = current_xmin(session)
@@ -152,22 +174,122 @@ def _rebuild_once(
             text("SELECT pg_advisory_xact_lock(hashtext('evotrack.projection.' || :n))"),
             {"n": name},
         )
-        for table in plan.tables:
-            _create_empty(session, f"proj_{table}", getattr(new, table))
-        statements = plan.statements(new)
-        for step, (table, statement) in enumerate(zip(plan.tables, statements, strict=True)):
-            progress(f"load {table}", step, len(statements) * 2)
-            result = session.execute(text(statement))
-            rows[table] = int(getattr(result, "rowcount", 0) or 0)
-        for step, table in enumerate(plan.tables):
-            progress(f"index {table}", len(statements) + step, len(statements) * 2)
-            _index_new(session, f"proj_{table}", getattr(new, table))
-            session.execute(text(f"ANALYZE {getattr(new, table)}"))
+        if plan.lanes:
+            snapshot = str(session.execute(text("SELECT pg_export_snapshot()")).scalar_one())
+            rows = _load_in_lanes(session_factory, plan, new, snapshot, progress)
+        else:
+            rows = _load_here(session, plan, new, progress)
         for table in plan.tables:
             _swap(session, f"proj_{table}")
         _restart_from(session, name, xmin)
-        progress("swap", len(statements) * 2, len(statements) * 2)
+        progress("swap", 1, 1)
     return RebuildResult(name, rows, time.perf_counter() - started, xmin)
+
+
+def _load_here(session: Session, plan: Plan, new: Tables, progress: Progress) -> dict[str, int]:
+    """Every table loaded, then indexed, in the swapping transaction itself."""
+    rows: dict[str, int] = {}
+    for table in plan.tables:
+        _create_empty(session, f"proj_{table}", getattr(new, table))
+    statements = plan.statements(new)
+    steps = len(statements) * 2
+    for step, (table, statement) in enumerate(zip(plan.tables, statements, strict=True)):
+        progress(f"load {table}", step, steps)
+        rows[table] = _load(session, statement)
+    for step, table in enumerate(plan.tables):
+        progress(f"index {table}", len(statements) + step, steps)
+        _index_and_analyze(session, table, new)
+    return rows
+
+
+def _load_in_lanes(
+    session_factory: Callable[[], Session],
+    plan: Plan,
+    new: Tables,
+    snapshot: str,
+    progress: Progress,
+) -> dict[str, int]:
+    """The first table from the normalized tables on the exported snapshot, committed; then
+    its indexes and each lane of derived tables in parallel sessions (PostgreSQL runs each
+    session on a core of its own). Every table is committed under its `__new` name."""
+    statements = dict(zip(plan.tables, plan.statements(new), strict=True))
+    first = plan.tables[0]
+    steps = _StepCounter(progress, len(plan.tables) * 2)
+    rows: dict[str, int] = {}
+    committed: list[str] = []  # what a failure must drop (a failed session's tables are gone)
+    try:
+        with session_factory() as session, session.begin():
+            session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+            session.execute(text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
+            steps.start(f"load {first}")
+            _create_empty(session, f"proj_{first}", getattr(new, first))
+            rows[first] = _load(session, statements[first])
+        committed.append(first)
+
+        def index_first() -> dict[str, int]:
+            with session_factory() as session, session.begin():
+                steps.start(f"index {first}")
+                _index_and_analyze(session, first, new)
+            return {}
+
+        def load_lane(lane: Sequence[str]) -> dict[str, int]:
+            counted: dict[str, int] = {}
+            with session_factory() as session, session.begin():
+                for table in lane:
+                    steps.start(f"load {table}")
+                    _create_empty(session, f"proj_{table}", getattr(new, table))
+                    counted[table] = _load(session, statements[table])
+                for table in lane:
+                    steps.start(f"index {table}")
+                    _index_and_analyze(session, table, new)
+            committed.extend(lane)
+            return counted
+
+        with ThreadPoolExecutor(max_workers=len(plan.lanes) + 1) as pool:
+            futures = [pool.submit(index_first)]
+            futures += [pool.submit(load_lane, lane) for lane in plan.lanes]
+            for future in futures:
+                rows.update(future.result())
+    except BaseException:
+        _drop_new(session_factory, committed, new)
+        raise
+    return rows
+
+
+class _StepCounter:
+    """Progress from several sessions at once: one count, one report at a time."""
+
+    def __init__(self, progress: Progress, total: int) -> None:
+        self.progress = progress
+        self.total = total
+        self.done = 0
+        self.lock = threading.Lock()
+
+    def start(self, step: str) -> None:
+        with self.lock:
+            self.progress(step, self.done, self.total)
+            self.done += 1
+
+
+def _load(session: Session, statement: str) -> int:
+    result = session.execute(text(statement))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _index_and_analyze(session: Session, table: str, new: Tables) -> None:
+    _index_new(session, f"proj_{table}", getattr(new, table))
+    session.execute(text(f"ANALYZE {getattr(new, table)}"))
+
+
+def _drop_new(session_factory: Callable[[], Session], tables: Sequence[str], new: Tables) -> None:
+    """Drop what a failed rebuild committed (best effort: the next rebuild drops what this
+    leaves anyway)."""
+    try:
+        with session_factory() as session, session.begin():
+            for table in tables:
+                session.execute(text(f"DROP TABLE IF EXISTS {getattr(new, table)}"))
+    except SQLAlchemyError:
+        log.warning("could not drop the tables of a failed rebuild", exc_info=True)
 
 
 def _restart_from(session: Session, name: str, xmin: int) -> None:

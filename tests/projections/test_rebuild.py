@@ -9,7 +9,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from projections.rebuild import rebuild
@@ -112,3 +114,54 @@ def test_pruning_keeps_what_a_projection_still_needs(
         ).scalar_one()
     assert left == 1  # only the change no projection has passed yet
     assert still_there == 1
+
+
+def table_exists(db: Engine, name: str) -> bool:
+    with db.connect() as conn:
+        return bool(
+            conn.execute(text("SELECT to_regclass(:n) IS NOT NULL"), {"n": name}).scalar_one()
+        )
+
+
+def checkpoint_of(db: Engine, name: str) -> tuple[str, int]:
+    with db.connect() as conn:
+        tx, change_id = conn.execute(
+            text("SELECT tx::text, change_id FROM projection_checkpoints WHERE name = :n"),
+            {"n": name},
+        ).one()
+    return tx, change_id
+
+
+def test_a_rebuild_failing_in_a_parallel_lane_swaps_nothing_and_leaves_no_new_tables(
+    api: httpx.Client,
+    db: Engine,
+    sessions: sessionmaker[Session],
+    project_all: Callable[[], None],
+    assert_verified: Callable[..., None],
+) -> None:
+    """The entries are loaded and committed by a session of their own before the lanes
+    start; a lane that fails must not leave them, or anything else, behind."""
+    org = make_org(db)
+    bulk_entries(api, org, 20)
+    project_all()
+    before = checkpoint_of(db, "entries")
+    # A view where a lane will create its table: that lane's DROP TABLE fails.
+    with db.begin() as conn:
+        conn.execute(text("CREATE VIEW proj_daily_tag_totals__new AS SELECT 1 AS one"))
+    try:
+        with pytest.raises(DBAPIError, match="is not a table"):
+            rebuild(sessions, "entries")
+        assert not table_exists(db, "proj_entries__new")  # committed, then dropped
+        assert not table_exists(db, "proj_daily_totals__new")  # the other lane's
+        assert count_entries(db, org) == 20  # the live tables are the old ones
+        assert checkpoint_of(db, "entries") == before
+    finally:
+        with db.begin() as conn:
+            conn.execute(text("DROP VIEW IF EXISTS proj_daily_tag_totals__new"))
+
+    bulk_entries(api, org, 5, 1)
+    rebuild(sessions, "entries")
+    project_all()
+    assert count_entries(db, org) == 25
+    assert not table_exists(db, "proj_entries__new")
+    assert_verified(org.id)
