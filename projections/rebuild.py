@@ -166,23 +166,24 @@ def _rebuild_once(
     plan = PLANS[name]
     started = time.perf_counter()
     new = Tables(NEW)
-    with session_factory() as session, session.begin():
-        session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
-        xmin = current_xmin(session)
-        # One writer per projection: the runner skips this projection until we commit.
-        session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext('evotrack.projection.' || :n))"),
-            {"n": name},
-        )
-        if plan.lanes:
-            snapshot = str(session.execute(text("SELECT pg_export_snapshot()")).scalar_one())
-            rows = _load_in_lanes(session_factory, plan, new, snapshot, progress)
-        else:
-            rows = _load_here(session, plan, new, progress)
-        for table in plan.tables:
-            _swap(session, f"proj_{table}")
-        _restart_from(session, name, xmin)
-        progress("swap", 1, 1)
+    try:
+        with session_factory() as session, session.begin():
+            session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+            xmin = current_xmin(session)
+            _lock_projection(session, name)
+            if plan.lanes:
+                snapshot = str(session.execute(text("SELECT pg_export_snapshot()")).scalar_one())
+                rows = _load_in_lanes(session_factory, plan, new, snapshot, progress)
+            else:
+                rows = _load_here(session, plan, new, progress)
+            for table in plan.tables:
+                _swap(session, f"proj_{table}")
+            _restart_from(session, name, xmin)
+            progress("swap", 1, 1)
+    except BaseException:
+        if plan.lanes:  # the lanes committed their tables; the swap (if any) rolled back
+            _drop_new(session_factory, name, plan.tables, new)
+        raise
     return RebuildResult(name, rows, time.perf_counter() - started, xmin)
 
 
@@ -216,43 +217,37 @@ def _load_in_lanes(
     first = plan.tables[0]
     steps = _StepCounter(progress, len(plan.tables) * 2)
     rows: dict[str, int] = {}
-    committed: list[str] = []  # what a failure must drop (a failed session's tables are gone)
-    try:
+    with session_factory() as session, session.begin():
+        session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+        session.execute(text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
+        steps.start(f"load {first}")
+        _create_empty(session, f"proj_{first}", getattr(new, first))
+        rows[first] = _load(session, statements[first])
+
+    def index_first() -> dict[str, int]:
         with session_factory() as session, session.begin():
-            session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
-            session.execute(text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
-            steps.start(f"load {first}")
-            _create_empty(session, f"proj_{first}", getattr(new, first))
-            rows[first] = _load(session, statements[first])
-        committed.append(first)
+            steps.start(f"index {first}")
+            _index_and_analyze(session, first, new)
+        return {}
 
-        def index_first() -> dict[str, int]:
-            with session_factory() as session, session.begin():
-                steps.start(f"index {first}")
-                _index_and_analyze(session, first, new)
-            return {}
+    def load_lane(lane: Sequence[str]) -> dict[str, int]:
+        counted: dict[str, int] = {}
+        with session_factory() as session, session.begin():
+            for table in lane:
+                steps.start(f"load {table}")
+                _create_empty(session, f"proj_{table}", getattr(new, table))
+                counted[table] = _load(session, statements[table])
+            for table in lane:
+                steps.start(f"index {table}")
+                _index_and_analyze(session, table, new)
+        return counted
 
-        def load_lane(lane: Sequence[str]) -> dict[str, int]:
-            counted: dict[str, int] = {}
-            with session_factory() as session, session.begin():
-                for table in lane:
-                    steps.start(f"load {table}")
-                    _create_empty(session, f"proj_{table}", getattr(new, table))
-                    counted[table] = _load(session, statements[table])
-                for table in lane:
-                    steps.start(f"index {table}")
-                    _index_and_analyze(session, table, new)
-            committed.extend(lane)
-            return counted
-
-        with ThreadPoolExecutor(max_workers=len(plan.lanes) + 1) as pool:
-            futures = [pool.submit(index_first)]
-            futures += [pool.submit(load_lane, lane) for lane in plan.lanes]
-            for future in futures:
-                rows.update(future.result())
-    except BaseException:
-        _drop_new(session_factory, committed, new)
-        raise
+    # Leaving the block waits for every session, so a failure is raised once all are done.
+    with ThreadPoolExecutor(max_workers=len(plan.lanes) + 1) as pool:
+        futures = [pool.submit(index_first)]
+        futures += [pool.submit(load_lane, lane) for lane in plan.lanes]
+        for future in futures:
+            rows.update(future.result())
     return rows
 
 
@@ -281,15 +276,32 @@ def _index_and_analyze(session: Session, table: str, new: Tables) -> None:
     session.execute(text(f"ANALYZE {getattr(new, table)}"))
 
 
-def _drop_new(session_factory: Callable[[], Session], tables: Sequence[str], new: Tables) -> None:
-    """Drop what a failed rebuild committed (best effort: the next rebuild drops what this
-    leaves anyway)."""
+def _lock_projection(session: Session, name: str) -> None:
+    """One writer per projection: the runner skips it, and another rebuild waits, until
+    this transaction ends."""
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext('evotrack.projection.' || :n))"),
+        {"n": name},
+    )
+
+
+def _drop_new(
+    session_factory: Callable[[], Session], name: str, tables: Sequence[str], new: Tables
+) -> None:
+    """Drop the `__new` tables a failed rebuild committed, under the projection's lock (so
+    never those of a rebuild started since), each on its own: best effort, as the next
+    rebuild replaces what this leaves."""
     try:
         with session_factory() as session, session.begin():
+            _lock_projection(session, name)
             for table in tables:
-                session.execute(text(f"DROP TABLE IF EXISTS {getattr(new, table)}"))
+                try:
+                    with session.begin_nested():
+                        session.execute(text(f"DROP TABLE IF EXISTS {getattr(new, table)}"))
+                except SQLAlchemyError:
+                    log.warning("could not drop %s after a failed rebuild", getattr(new, table))
     except SQLAlchemyError:
-        log.warning("could not drop the tables of a failed rebuild", exc_info=True)
+        log.warning("could not drop the tables of a failed rebuild of %s", name, exc_info=True)
 
 
 def _restart_from(session: Session, name: str, xmin: int) -> None:

@@ -15,6 +15,7 @@ from command_api.modules.projects.models import Client, Project, ProjectMember, 
 from shared.db import uuid_array
 
 Record = TypeVar("Record", Client, Project, Task, Tag)
+Selected = TypeVar("Selected", bound=Select[Any])
 
 
 class ProjectRef(NamedTuple):
@@ -34,9 +35,6 @@ class TaskRef(NamedTuple):
     project_id: uuid.UUID
     name: str
     done: bool
-
-
-Selected = TypeVar("Selected", bound=Select[Any])
 
 
 def _locked(statement: Selected, model: type[Client | Project | Task | Tag]) -> Selected:

@@ -60,19 +60,21 @@ _OVERLAPPING_ITEMS = text(
 )
 
 
-_NEW_ENTRY_COLUMNS = (
-    "id",
-    "org_id",
-    "user_id",
-    "project_id",
-    "task_id",
-    "description",
-    "billable",
-    "start_at",
-    "end_at",
-    "hourly_rate_amount",
-    "no_overlap",
-)
+# A new entry's columns and their PostgreSQL types (the types are what a binary COPY sends).
+_NEW_ENTRY_TYPES = {
+    "id": "uuid",
+    "org_id": "uuid",
+    "user_id": "uuid",
+    "project_id": "uuid",
+    "task_id": "uuid",
+    "description": "text",
+    "billable": "bool",
+    "start_at": "timestamptz",
+    "end_at": "timestamptz",
+    "hourly_rate_amount": "int8",
+    "no_overlap": "bool",
+}
+_NEW_ENTRY_COLUMNS = tuple(_NEW_ENTRY_TYPES)
 
 
 def _entry_row(entry: EntryView, no_overlap: bool) -> tuple[Any, ...]:
@@ -99,19 +101,6 @@ _INSERT_ENTRY = text(
 )
 
 _COPY_ENTRIES = f"COPY time_entries ({', '.join(_NEW_ENTRY_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
-_COPY_ENTRY_TYPES = (
-    "uuid",
-    "uuid",
-    "uuid",
-    "uuid",
-    "uuid",
-    "text",
-    "bool",
-    "timestamptz",
-    "timestamptz",
-    "int8",
-    "bool",
-)
 
 # `lock_policy` and `lock_users` in one statement (SQLAlchemy's select() takes one locking
 # clause; this needs one per table).
@@ -260,7 +249,7 @@ class TimeEntryRepository:
         """The whole batch in one COPY (psycopg formats the rows in C; a multi-row VALUES
         was compiled anew for each batch, an INSERT of arrays dumps them in Python)."""
         rows = (_entry_row(entry, no_overlap) for entry in entries)
-        copy_rows(self.session, _COPY_ENTRIES, rows, _COPY_ENTRY_TYPES)
+        copy_rows(self.session, _COPY_ENTRIES, rows, tuple(_NEW_ENTRY_TYPES.values()))
 
     def insert_tags(self, org_id: uuid.UUID, pairs: Iterable[tuple[uuid.UUID, uuid.UUID]]) -> None:
         """(entry_id, tag_id) pairs in one statement, whatever their number."""
