@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 
 from command_api.modules.auth.models import ApiToken
 from command_api.modules.auth.service import (
@@ -26,18 +27,18 @@ from shared.security import decode_access_token, hash_opaque_token, is_api_token
 bearer_scheme = HTTPBearer(auto_error=False, description="JWT access token or API token")
 
 
-def _user_for_api_token(session: WriteSession, token: str) -> User | None:
+def _api_token_user(token: str) -> ColumnElement[uuid.UUID]:
+    """The user of a live personal API token, as a scalar subquery (NULL when none)."""
     now = datetime.now(UTC)
-    row = session.execute(
-        select(User)
-        .join(ApiToken, ApiToken.user_id == User.id)
+    return (
+        select(ApiToken.user_id)
         .where(
             ApiToken.token_hash == hash_opaque_token(token),
             ApiToken.revoked_at.is_(None),
             (ApiToken.expires_at.is_(None)) | (ApiToken.expires_at > now),
         )
-    ).scalar_one_or_none()
-    return row
+        .scalar_subquery()
+    )
 
 
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
@@ -49,14 +50,23 @@ def get_current_user(session: SessionDep, credentials: Credentials) -> User:
 
 def authenticate(session: WriteSession, credentials: HTTPAuthorizationCredentials | None) -> User:
     """The active user the bearer token names (401 otherwise)."""
+    user = session.execute(select(User).where(caller(credentials))).scalar_one_or_none()
+    return active_caller(user)
+
+
+def caller(credentials: HTTPAuthorizationCredentials | None) -> ColumnElement[bool]:
+    """Which user the bearer token names, as a condition on `users`, to load the caller in
+    the same query as what a command needs with it (401 when there is no usable token)."""
     if credentials is None or not credentials.credentials:
         raise UnauthorizedError("Authentication required")
     token = credentials.credentials
     if is_api_token(token):
-        user = _user_for_api_token(session, token)
-    else:
-        claims = decode_access_token(token)
-        user = session.get(User, claims.user_id)
+        return User.id == _api_token_user(token)
+    return User.id == decode_access_token(token).user_id
+
+
+def active_caller(user: User | None) -> User:
+    """The user a `caller` condition found, when active (401 otherwise)."""
     if user is None or not user.is_active:
         raise UnauthorizedError("Invalid or expired credentials")
     return user

@@ -12,10 +12,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from starlette.concurrency import run_in_threadpool
 
-from command_api.modules.auth.dependencies import Credentials, authenticate
+from command_api.modules.auth.dependencies import Credentials, active_caller, caller
 from command_api.modules.organizations.models import Membership, Organization, Role
 from command_api.modules.organizations.service import (
     MemberService,
@@ -60,20 +60,28 @@ async def get_org_context(
 def _org_context(
     session: WriteSession, credentials: HTTPAuthorizationCredentials | None, org_id: uuid.UUID
 ) -> OrgContext:
-    user = authenticate(session, credentials)
+    """The caller, the organization and the membership in one query (every organization
+    command pays for this round trip)."""
     row = session.execute(
-        select(Organization, Membership)
-        .join(Membership, Membership.org_id == Organization.id)
-        .where(
-            Organization.id == org_id,
-            Organization.deleted_at.is_(None),
-            Membership.user_id == user.id,
-            Membership.deleted_at.is_(None),
+        select(User, Organization, Membership)
+        .outerjoin(
+            Membership,
+            and_(
+                Membership.user_id == User.id,
+                Membership.org_id == org_id,
+                Membership.deleted_at.is_(None),
+            ),
         )
+        .outerjoin(
+            Organization,
+            and_(Organization.id == Membership.org_id, Organization.deleted_at.is_(None)),
+        )
+        .where(caller(credentials))
     ).one_or_none()
-    if row is None:
+    user, organization, membership = row if row is not None else (None, None, None)
+    user = active_caller(user)
+    if organization is None or membership is None:
         raise NotFoundError.for_entity("Organization", org_id)
-    organization, membership = row
     return OrgContext(user=user, organization=organization, membership=membership)
 
 
