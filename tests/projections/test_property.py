@@ -212,6 +212,25 @@ def database_now(db: Engine) -> datetime:
     return now
 
 
+def log_position(db: Engine, world: World) -> dict[str, Any]:
+    """For a failure: the checkpoints, the current snapshot xmin and the world's user and
+    membership change rows (was a change skipped, or never logged?)."""
+    with db.connect() as conn:
+        checkpoints = conn.execute(
+            text("SELECT name, tx::text, change_id, watermark::text FROM projection_checkpoints")
+        ).all()
+        xmin = conn.execute(text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")).scalar()
+        changes = conn.execute(
+            text(
+                "SELECT id, tx::text, entity, op FROM changes"
+                " WHERE entity_id = ANY(:users) OR (org_id = :org AND entity = 'membership')"
+                " ORDER BY tx, id"
+            ),
+            {"users": [world.org.owner.id, world.member.id], "org": world.org.id},
+        ).all()
+    return {"checkpoints": checkpoints, "xmin": xmin, "changes": changes}
+
+
 def dead_letters_since(db: Engine, since: datetime) -> list[tuple[str, str, str]]:
     with db.connect() as conn:
         rows = conn.execute(
@@ -312,5 +331,8 @@ def test_projections_equal_a_rebuild_and_the_oracle(
     assert dead_letters_since(db, started) == []
     for projector in PROJECTIONS:
         result = verify(sessions, projector.name, org_ids=[world.org.id])
-        assert result.ok, [(d.table, d.samples) for d in result.diffs]
+        assert result.ok, (
+            [(d.table, d.missing, d.unexpected, d.samples) for d in result.diffs],
+            log_position(db, world),
+        )
     assert projected(db, world.org.id) == oracle(db, world.org.id)
