@@ -31,7 +31,13 @@ from sqlalchemy.orm import Session
 from command_api.modules.notifications.schemas import NotificationDraft
 from command_api.modules.users.models import NotificationKind
 from projections.entries import EntriesProjector
-from projections.runner import DEFAULT_BATCH_SIZE, ChangeRow, Projector, advance_one_batch
+from projections.runner import (
+    DEFAULT_BATCH_SIZE,
+    ChangeRow,
+    Projector,
+    advance_one_batch,
+    lock_projection,
+)
 
 THRESHOLDS = (80, 100)
 TIME, MONEY = "time", "money"
@@ -103,10 +109,7 @@ def catch_up(session: Session, upstream: Projector, position: tuple[int, int]) -
     still behind, its next batches are applied here, in this transaction, so its
     checkpoint commits with ours. The lock order is always this projection first, then
     the upstream one, and the upstream never waits for us: no deadlock."""
-    session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtext('evotrack.projection.' || :n))"),
-        {"n": upstream.name},
-    )
+    lock_projection(session, upstream.name)
     while _position(session, upstream.name) < position:
         result = advance_one_batch(session, upstream, DEFAULT_BATCH_SIZE)
         if result is None or result.locked_elsewhere:

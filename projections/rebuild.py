@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from projections import catalog, entries, notifications
 from projections.entries import Tables
 from projections.registry import by_name
-from projections.runner import advance, current_xmin
+from projections.runner import advance, current_xmin, lock_projection
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ def _rebuild_once(
         with session_factory() as session, session.begin():
             session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
             xmin = current_xmin(session)
-            _lock_projection(session, name)
+            lock_projection(session, name)
             if plan.lanes:
                 snapshot = str(session.execute(text("SELECT pg_export_snapshot()")).scalar_one())
                 rows = _load_in_lanes(session_factory, plan, new, snapshot, progress)
@@ -276,15 +276,6 @@ def _index_and_analyze(session: Session, table: str, new: Tables) -> None:
     session.execute(text(f"ANALYZE {getattr(new, table)}"))
 
 
-def _lock_projection(session: Session, name: str) -> None:
-    """One writer per projection: the runner skips it, and another rebuild waits, until
-    this transaction ends."""
-    session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtext('evotrack.projection.' || :n))"),
-        {"n": name},
-    )
-
-
 def _drop_new(
     session_factory: Callable[[], Session], name: str, tables: Sequence[str], new: Tables
 ) -> None:
@@ -293,7 +284,7 @@ def _drop_new(
     rebuild replaces what this leaves."""
     try:
         with session_factory() as session, session.begin():
-            _lock_projection(session, name)
+            lock_projection(session, name)
             for table in tables:
                 try:
                     with session.begin_nested():

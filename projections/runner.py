@@ -57,14 +57,22 @@ class AdvanceResult:
     drained: bool = True
 
 
+_LOCK_KEY = "hashtext('evotrack.projection.' || :n)"
+
+
 def _lock(session: Session, name: str) -> bool:
     """Transaction-scoped advisory lock: one writer per projection, released at commit."""
     return bool(
         session.execute(
-            text("SELECT pg_try_advisory_xact_lock(hashtext('evotrack.projection.' || :n))"),
-            {"n": name},
+            text(f"SELECT pg_try_advisory_xact_lock({_LOCK_KEY})"), {"n": name}
         ).scalar_one()
     )
+
+
+def lock_projection(session: Session, name: str) -> None:
+    """The same lock, waited for: the runner skips the projection, and another holder
+    waits, until this transaction ends."""
+    session.execute(text(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})"), {"n": name})
 
 
 def _checkpoint(session: Session, name: str) -> tuple[int, int]:

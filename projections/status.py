@@ -59,7 +59,7 @@ def retry_dead_letters(session: Session, projection: str | None = None) -> int:
     through the projector; one that fails again stays dead-lettered with its new error.
     """
     from projections.registry import by_name
-    from projections.runner import ChangeRow, apply_isolating_poison
+    from projections.runner import ChangeRow, apply_isolating_poison, lock_projection
 
     rows = (
         session.execute(
@@ -76,11 +76,7 @@ def retry_dead_letters(session: Session, projection: str | None = None) -> int:
         .all()
     )
     for name in sorted({row["projection"] for row in rows}):
-        # Hold the projection's writer lock: the runner must not interleave.
-        session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext('evotrack.projection.' || :n))"),
-            {"n": name},
-        )
+        lock_projection(session, name)  # the runner must not interleave
     resolved = 0
     for row in rows:
         change = ChangeRow(

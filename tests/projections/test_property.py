@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from projections.rebuild import verify
 from projections.registry import PROJECTIONS
 from projections.runner import advance
+from projections.status import projection_status
 from tests.conftest import LiveServer
 from tests.factories import OrgHandle, UserHandle, add_member, make_org
 from tests.projections.conftest import drain
@@ -213,14 +214,12 @@ def database_now(db: Engine) -> datetime:
 
 
 def log_position(db: Engine, world: World) -> dict[str, Any]:
-    """For a failure: the checkpoints, the current snapshot xmin and the world's user and
-    membership change rows (was a change skipped, or never logged?)."""
-    with db.connect() as conn:
-        checkpoints = conn.execute(
-            text("SELECT name, tx::text, change_id, watermark::text FROM projection_checkpoints")
-        ).all()
-        xmin = conn.execute(text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")).scalar()
-        changes = conn.execute(
+    """For a failure: each projection's status (checkpoint, watermark, lag, dead letters)
+    and the world's user and membership change rows (was a change skipped, or never
+    logged?)."""
+    with Session(db) as session:
+        status = [s.as_dict() for s in projection_status(session)]
+        changes = session.execute(
             text(
                 "SELECT id, tx::text, entity, op FROM changes"
                 " WHERE entity_id = ANY(:users) OR (org_id = :org AND entity = 'membership')"
@@ -228,7 +227,7 @@ def log_position(db: Engine, world: World) -> dict[str, Any]:
             ),
             {"users": [world.org.owner.id, world.member.id], "org": world.org.id},
         ).all()
-    return {"checkpoints": checkpoints, "xmin": xmin, "changes": changes}
+    return {"status": status, "changes": changes}
 
 
 def dead_letters_since(db: Engine, since: datetime) -> list[tuple[str, str, str]]:

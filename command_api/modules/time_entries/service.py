@@ -102,10 +102,6 @@ class EntryView:
         """What projections group by or display. Ids and instants stay objects: the change
         log serializes them in pydantic-core (RFC 3339 in UTC with "Z", as the API writes
         them), which is several times cheaper than str() and isoformat() here."""
-        duration = self.duration_seconds
-        amount = (
-            None if duration is None else billed_amount(duration, self.hourly_rate, self.billable)
-        )
         return {
             "user_id": self.user_id,
             "project_id": self.project_id,
@@ -113,9 +109,9 @@ class EntryView:
             "billable": self.billable,
             "start_at": self.start_at,
             "end_at": self.end_at,
-            "duration_seconds": duration,
+            "duration_seconds": self.duration_seconds,
             "hourly_rate": self.hourly_rate,
-            "amount": amount,
+            "amount": self.amount,
             "tag_ids": self.tag_ids,
             "description": self.description,
         }
