@@ -143,7 +143,7 @@ class EntryReferenceService:
     ) -> list[EntryReferences | EvoTrackError]:
         """Bulk variant for new entries: per item, the references or the error it would raise.
 
-        Items are (user_id, project_id, task_id, tag_ids). At most four queries whatever
+        Items are (user_id, project_id, task_id, tag_ids). At most three queries whatever
         the number of items; the referenced rows are locked FOR SHARE as in `resolve`.
         """
         catalog = self._load(org_id, items, share_lock=True)
@@ -168,14 +168,10 @@ class EntryReferenceService:
         task_ids = {task_id for _, _, task_id, _ in items if task_id is not None}
         tasks = {t.id: t for t in self.repo.live_tasks(org_id, task_ids, share_lock=share_lock)}
         project_ids = {pid for pid in (_project_of(item, tasks) for item in items) if pid}
-        projects = {
-            p.id: p for p in self.repo.live_projects(org_id, project_ids, share_lock=share_lock)
-        }
-        pairs = {
-            (project_id, item[0])
-            for item in items
-            if (project_id := _project_of(item, tasks)) is not None and project_id in projects
-        }
+        user_ids = {item[0] for item in items}
+        projects, member_rates = self.repo.live_projects(
+            org_id, project_ids, user_ids, share_lock=share_lock
+        )
         tag_ids = {tag_id for *_, tags in items for tag_id in tags}
         live_tags = frozenset(self.repo.live_tag_ids(org_id, tag_ids, share_lock=share_lock))
-        return _Catalog(tasks, projects, self.repo.project_member_rates(pairs), live_tags)
+        return _Catalog(tasks, {p.id: p for p in projects}, member_rates, live_tags)

@@ -6,7 +6,19 @@ import uuid
 from collections.abc import Collection, Sequence
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import Row, Select, any_, delete, exists, select, update
+from sqlalchemy import (
+    ARRAY,
+    UUID,
+    Row,
+    Select,
+    and_,
+    any_,
+    bindparam,
+    delete,
+    exists,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -35,6 +47,38 @@ class TaskRef(NamedTuple):
     project_id: uuid.UUID
     name: str
     done: bool
+
+
+def _projects_with_rates() -> Select[Any]:
+    """`ProjectRef`'s columns of the live projects `:ids` of `:org_id`, each with the links to
+    the users `:user_ids` that have a rate of their own (user_id and rate, else NULLs).
+    Built once on the tables: its cache key is computed once, and no ORM layer runs."""
+    projects, members = Project.__table__, ProjectMember.__table__
+    link = and_(
+        members.c.project_id == projects.c.id,
+        members.c.user_id == any_(bindparam("user_ids", type_=_UUIDS)),
+        members.c.hourly_rate_amount.is_not(None),
+    )
+    return (
+        select(
+            *(projects.c[name] for name in ProjectRef._fields),
+            members.c.user_id,
+            members.c.hourly_rate_amount,
+        )
+        .select_from(projects.outerjoin(members, link))
+        .where(
+            projects.c.id == any_(bindparam("ids", type_=_UUIDS)),
+            projects.c.org_id == bindparam("org_id"),
+            projects.c.deleted_at.is_(None),
+        )
+    )
+
+
+_UUIDS = ARRAY(UUID(as_uuid=True))
+_PROJECT_FIELDS = len(ProjectRef._fields)
+_PROJECTS_WITH_RATES = _projects_with_rates()
+# FOR SHARE of the projects only: the links are read, never locked.
+_LOCKED_PROJECTS_WITH_RATES = _PROJECTS_WITH_RATES.with_for_update(read=True, of=Project.__table__)
 
 
 def _locked(statement: Selected, model: type[Client | Project | Task | Tag]) -> Selected:
@@ -165,10 +209,31 @@ class ProjectsRepository:
     # --- Batch loads for entry references (one query per kind) -------------------------
 
     def live_projects(
-        self, org_id: uuid.UUID, ids: Collection[uuid.UUID], *, share_lock: bool = False
-    ) -> list[ProjectRef]:
-        rows = self._live_many(Project, ProjectRef._fields, org_id, ids, share_lock)
-        return [ProjectRef._make(row) for row in rows]
+        self,
+        org_id: uuid.UUID,
+        ids: Collection[uuid.UUID],
+        user_ids: Collection[uuid.UUID],
+        *,
+        share_lock: bool = False,
+    ) -> tuple[list[ProjectRef], dict[tuple[uuid.UUID, uuid.UUID], int]]:
+        """The live projects among `ids`, and the own rates of their links to `user_ids`
+        (a link without a rate of its own, most of them, is absent), in one query.
+        `share_lock` takes FOR SHARE on the projects (see `_live_many`)."""
+        if not ids:
+            return [], {}
+        statement = _LOCKED_PROJECTS_WITH_RATES if share_lock else _PROJECTS_WITH_RATES
+        rows = self.session.execute(
+            statement, {"org_id": org_id, "ids": list(ids), "user_ids": list(user_ids)}
+        )
+        projects: dict[uuid.UUID, ProjectRef] = {}
+        rates: dict[tuple[uuid.UUID, uuid.UUID], int] = {}
+        for row in rows:
+            project = ProjectRef._make(row[:_PROJECT_FIELDS])
+            projects.setdefault(project.id, project)
+            user_id, rate = row[_PROJECT_FIELDS:]
+            if user_id is not None:
+                rates[(project.id, user_id)] = rate
+        return list(projects.values()), rates
 
     def live_tasks(
         self, org_id: uuid.UUID, ids: Collection[uuid.UUID], *, share_lock: bool = False
@@ -190,14 +255,14 @@ class ProjectsRepository:
 
     def _live_many(
         self,
-        model: type[Project | Task],
+        model: type[Task],
         fields: tuple[str, ...],
         org_id: uuid.UUID,
         ids: Collection[uuid.UUID],
         share_lock: bool,
     ) -> Sequence[Row[Any]]:
         """`fields` of the live records among `ids`, as rows: an entry reads a few of them,
-        and ORM objects for every project of a 1000-entry bulk cost ~5 ms to build and read.
+        and ORM objects for every record of a 1000-entry bulk cost ~5 ms to build and read.
         `share_lock` takes FOR SHARE: the rows cannot be archived, closed or deleted until
         this transaction ends (a change already waiting is seen once it commits)."""
         if not ids:
@@ -208,31 +273,3 @@ class ProjectsRepository:
         if share_lock:
             statement = statement.with_for_update(read=True)
         return self.session.execute(statement).all()
-
-    def project_member_rates(
-        self, pairs: Collection[tuple[uuid.UUID, uuid.UUID]]
-    ) -> dict[tuple[uuid.UUID, uuid.UUID], int]:
-        """The own rates of the (project_id, user_id) links among `pairs`; a link without
-        a rate of its own (most of them) is absent, as it sets no rate."""
-        if not pairs:
-            return {}
-        # Every such link between the projects and the users named (at most their product,
-        # and a bulk names few of each), filtered here: `(project, user) IN (…)` with one
-        # pair per item was compiled anew for each batch, 14 % of a 1000-entry bulk create.
-        projects = {project_id for project_id, _ in pairs}
-        users = {user_id for _, user_id in pairs}
-        rows = self.session.execute(
-            select(
-                ProjectMember.project_id, ProjectMember.user_id, ProjectMember.hourly_rate_amount
-            ).where(
-                ProjectMember.project_id == any_(uuid_array(projects)),
-                ProjectMember.user_id == any_(uuid_array(users)),
-                ProjectMember.hourly_rate_amount.is_not(None),
-            )
-        )
-        wanted = set(pairs)
-        return {
-            (project_id, user_id): rate
-            for project_id, user_id, rate in rows
-            if rate is not None and (project_id, user_id) in wanted
-        }
