@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, bindparam, select
 
 from command_api.modules.auth.models import ApiToken
 from command_api.modules.auth.service import (
@@ -27,18 +27,33 @@ from shared.security import decode_access_token, hash_opaque_token, is_api_token
 bearer_scheme = HTTPBearer(auto_error=False, description="JWT access token or API token")
 
 
-def _api_token_user(token: str) -> ColumnElement[uuid.UUID]:
-    """The user of a live personal API token, as a scalar subquery (NULL when none)."""
-    now = datetime.now(UTC)
-    return (
-        select(ApiToken.user_id)
-        .where(
-            ApiToken.token_hash == hash_opaque_token(token),
-            ApiToken.revoked_at.is_(None),
-            (ApiToken.expires_at.is_(None)) | (ApiToken.expires_at > now),
-        )
-        .scalar_subquery()
+# The user of a live personal API token, as a scalar subquery (NULL when none).
+_API_TOKEN_USER = (
+    select(ApiToken.user_id)
+    .where(
+        ApiToken.token_hash == bindparam("token_hash"),
+        ApiToken.revoked_at.is_(None),
+        (ApiToken.expires_at.is_(None)) | (ApiToken.expires_at > bindparam("now")),
     )
+    .scalar_subquery()
+)
+
+
+# Which user a token names, as a condition on `users` with bind parameters, by whether it
+# is a personal API token. Built once: a statement built on one (once, at import) runs as
+# is, its cache key is not computed again for every request.
+CALLER_CONDITIONS: dict[bool, ColumnElement[bool]] = {
+    False: User.id == bindparam("caller_id"),
+    True: User.id == _API_TOKEN_USER,
+}
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a bearer token names: `CALLER_CONDITIONS[by_api_token]` with these values."""
+
+    by_api_token: bool
+    params: dict[str, Any]
 
 
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
@@ -50,19 +65,23 @@ def get_current_user(session: SessionDep, credentials: Credentials) -> User:
 
 def authenticate(session: WriteSession, credentials: HTTPAuthorizationCredentials | None) -> User:
     """The active user the bearer token names (401 otherwise)."""
-    user = session.execute(select(User).where(caller(credentials))).scalar_one_or_none()
+    found = caller(credentials)
+    user = session.execute(_USER_OF[found.by_api_token], found.params).scalar_one_or_none()
     return active_caller(user)
 
 
-def caller(credentials: HTTPAuthorizationCredentials | None) -> ColumnElement[bool]:
-    """Which user the bearer token names, as a condition on `users`, to load the caller in
-    the same query as what a command needs with it (401 when there is no usable token)."""
+def caller(credentials: HTTPAuthorizationCredentials | None) -> Caller:
+    """Which user the bearer token names, to load the caller in the same query as what a
+    command needs with it (401 when there is no usable token)."""
     if credentials is None or not credentials.credentials:
         raise UnauthorizedError("Authentication required")
     token = credentials.credentials
     if is_api_token(token):
-        return User.id == _api_token_user(token)
-    return User.id == decode_access_token(token).user_id
+        return Caller(True, {"token_hash": hash_opaque_token(token), "now": datetime.now(UTC)})
+    return Caller(False, {"caller_id": decode_access_token(token).user_id})
+
+
+_USER_OF = {kind: select(User).where(condition) for kind, condition in CALLER_CONDITIONS.items()}
 
 
 def active_caller(user: User | None) -> User:

@@ -12,10 +12,15 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials
-from sqlalchemy import and_, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, select
 from starlette.concurrency import run_in_threadpool
 
-from command_api.modules.auth.dependencies import Credentials, active_caller, caller
+from command_api.modules.auth.dependencies import (
+    CALLER_CONDITIONS,
+    Credentials,
+    active_caller,
+    caller,
+)
 from command_api.modules.organizations.models import Membership, Organization, Role
 from command_api.modules.organizations.service import (
     MemberService,
@@ -57,18 +62,16 @@ async def get_org_context(
     return context
 
 
-def _org_context(
-    session: WriteSession, credentials: HTTPAuthorizationCredentials | None, org_id: uuid.UUID
-) -> OrgContext:
-    """The caller, the organization and the membership in one query (every organization
-    command pays for this round trip)."""
-    row = session.execute(
+def _org_context_of(
+    caller_condition: ColumnElement[bool],
+) -> Select[User, Organization, Membership]:
+    return (
         select(User, Organization, Membership)
         .outerjoin(
             Membership,
             and_(
                 Membership.user_id == User.id,
-                Membership.org_id == org_id,
+                Membership.org_id == bindparam("org_id"),
                 Membership.deleted_at.is_(None),
             ),
         )
@@ -76,7 +79,22 @@ def _org_context(
             Organization,
             and_(Organization.id == Membership.org_id, Organization.deleted_at.is_(None)),
         )
-        .where(caller(credentials))
+        .where(caller_condition)
+    )
+
+
+# Built once for each kind of token (see `CALLER_CONDITIONS`).
+_ORG_CONTEXT = {kind: _org_context_of(condition) for kind, condition in CALLER_CONDITIONS.items()}
+
+
+def _org_context(
+    session: WriteSession, credentials: HTTPAuthorizationCredentials | None, org_id: uuid.UUID
+) -> OrgContext:
+    """The caller, the organization and the membership in one query (every organization
+    command pays for this round trip)."""
+    found = caller(credentials)
+    row = session.execute(
+        _ORG_CONTEXT[found.by_api_token], {**found.params, "org_id": org_id}
     ).one_or_none()
     user, organization, membership = row if row is not None else (None, None, None)
     user = active_caller(user)
