@@ -6,12 +6,12 @@ checkpoint back to the snapshot's xmin so that every change the snapshot may hav
 is applied again (applying is idempotent). Readers see the old tables until the commit,
 then the new ones: never an empty or half-built table.
 
-A projection whose plan has lanes (the entries) loads its first table in a session of its
-own on the snapshot the swapping transaction exports, commits it, and then loads the lanes
-(the tables derived from it, each lane in order) and indexes the first table in parallel
-sessions, each committing its tables under their `__new` names; the swapping transaction
-renames them all at once. A failed rebuild drops what it committed; a crashed one leaves
-`__new` tables that the next rebuild replaces.
+A projection whose plan has lanes (the entries) loads its first table in sessions of its
+own (a part of it each) on the snapshot the swapping transaction exports, commits it, and
+then loads the lanes (the tables derived from it, each lane in order) and indexes the first
+table in parallel sessions, each committing its tables under their `__new` names; the
+swapping transaction renames them all at once. A failed rebuild drops what it committed; a
+crashed one leaves `__new` tables that the next rebuild replaces.
 
 `verify` recomputes a projection from the normalized tables into temporary tables and
 diffs them against the live ones.
@@ -54,6 +54,9 @@ class Plan:
     # Tables after the first that parallel sessions may load, each lane in order once the
     # first table is committed; every table but the first is in exactly one lane.
     lanes: tuple[tuple[str, ...], ...] = ()
+    # With lanes: the first table's load as statements over disjoint parts of it, which
+    # parallel sessions run on the snapshot (its single statement when not given).
+    first_parts: Callable[[Tables], list[str]] | None = None
 
     def scope(self, table: str) -> str:
         return self.scope_predicates.get(table, "org_id = ANY(:orgs)")
@@ -62,7 +65,11 @@ class Plan:
 PLANS: dict[str, Plan] = {
     catalog.NAME: Plan(catalog.TABLES, catalog.rebuild_statements, catalog.SCOPE_PREDICATES),
     entries.NAME: Plan(
-        entries.TABLES, entries.rebuild_statements, entries.SCOPE_PREDICATES, entries.LANES
+        entries.TABLES,
+        entries.rebuild_statements,
+        entries.SCOPE_PREDICATES,
+        entries.LANES,
+        entries.entries_parts,
     ),
     notifications.NAME: Plan(
         notifications.TABLES, notifications.rebuild_statements, notifications.SCOPE_PREDICATES
@@ -70,10 +77,13 @@ PLANS: dict[str, Plan] = {
 }
 
 
-# The most connections a rebuild holds at once: the swapping transaction, the first
-# table's index build and one session per lane. A session factory with a smaller pool
-# would wait for its own connections.
-CONNECTIONS = 2 + max(len(plan.lanes) for plan in PLANS.values())
+# The most connections a rebuild holds at once: the swapping transaction, and then either
+# the sessions loading the first table's parts or its index build and one session per
+# lane. A session factory with a smaller pool would wait for its own connections.
+CONNECTIONS = 1 + max(
+    max(len(plan.first_parts(Tables())) if plan.first_parts else 1, 1 + len(plan.lanes))
+    for plan in PLANS.values()
+)
 
 
 @dataclass
@@ -210,19 +220,26 @@ def _load_in_lanes(
     snapshot: str,
     progress: Progress,
 ) -> dict[str, int]:
-    """The first table from the normalized tables on the exported snapshot, committed; then
-    its indexes and each lane of derived tables in parallel sessions (PostgreSQL runs each
-    session on a core of its own). Every table is committed under its `__new` name."""
+    """The first table from the normalized tables on the exported snapshot (its parts in
+    parallel sessions), committed; then its indexes and each lane of derived tables in
+    parallel sessions (PostgreSQL runs each session on a core of its own). Every table is
+    committed under its `__new` name."""
     statements = dict(zip(plan.tables, plan.statements(new), strict=True))
     first = plan.tables[0]
+    parts = plan.first_parts(new) if plan.first_parts else [statements[first]]
     steps = _StepCounter(progress, len(plan.tables) * 2)
-    rows: dict[str, int] = {}
     with session_factory() as session, session.begin():
-        session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
-        session.execute(text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
         steps.start(f"load {first}")
         _create_empty(session, f"proj_{first}", getattr(new, first))
-        rows[first] = _load(session, statements[first])
+
+    def load_part(statement: str) -> int:
+        with session_factory() as session, session.begin():
+            session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+            session.execute(text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
+            return _load(session, statement)
+
+    with ThreadPoolExecutor(max_workers=len(parts)) as pool:
+        rows = {first: sum(pool.map(load_part, parts))}
 
     def index_first() -> dict[str, int]:
         with session_factory() as session, session.begin():
