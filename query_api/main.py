@@ -24,6 +24,7 @@ from shared.metrics import register_projection_metrics
 from shared.redis_client import redis_client
 
 API_PREFIX = "/api/v1"
+DOCUMENTED_TAGS = ("catalog", "system", "entries", "reports", "dashboard", "notifications")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Every read of EvoTrack, served from the projections.",
         docs_url=None if settings.is_production else "/docs",
         redoc_url=None,
+        openapi_tags=[{"name": tag} for tag in DOCUMENTED_TAGS],
     )
     register_projection_metrics(read_engine, redis_client, lambda: get_settings().wakeup_queue)
     configure_app(app, settings, app_name="query_api")
@@ -43,13 +45,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"database": database_check(read_engine), "redis": redis_check(redis_client)}
         )
     )
+    # Requests are matched against the routes in the order they are included, one by one:
+    # the busiest first. The documentation keeps the order of `DOCUMENTED_TAGS`.
     for router in (
-        catalog_router,
-        system_router,
         entries_router,
         reports_router,
         dashboard_router,
+        catalog_router,
         notifications_router,
+        system_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     settle_heap()
