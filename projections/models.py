@@ -228,6 +228,7 @@ proj_tags = Table(
 
 # Entries and totals ------------------------------------------------------------------------
 
+ENTRIES_FILLFACTOR = 85
 proj_entries = Table(
     "proj_entries",
     Base.metadata,
@@ -272,6 +273,9 @@ proj_entries = Table(
         "user_id",
         postgresql_where=text("end_at IS NULL"),
     ),
+    # Room in each page for a re-derived row to be updated in place, touching no index
+    # (most edits change no indexed column); migration 0012.
+    postgresql_with={"fillfactor": ENTRIES_FILLFACTOR},
 )
 
 # Every totals table is a bucket: the organization, a period (day or month), key columns,

@@ -124,9 +124,22 @@ def _constraints(session: Session, table: str) -> list[tuple[str, str]]:
 
 
 def _create_empty(session: Session, live: str, new: str) -> None:
+    """An empty copy of the live table: columns, defaults, checks and storage parameters
+    (a fillfactor, say: LIKE does not copy those); indexes come after the load."""
+    options = session.execute(
+        text(
+            "SELECT array_to_string(reloptions, ', ') FROM pg_class"
+            " WHERE oid = CAST(:t AS regclass)"
+        ),
+        {"t": live},
+    ).scalar_one()
+    with_options = f" WITH ({options})" if options else ""
     session.execute(text(f"DROP TABLE IF EXISTS {new}"))
     session.execute(
-        text(f"CREATE TABLE {new} (LIKE {live} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
+        text(
+            f"CREATE TABLE {new} (LIKE {live} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+            f"{with_options}"
+        )
     )
 
 

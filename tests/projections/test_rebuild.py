@@ -14,6 +14,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from projections.models import ENTRIES_FILLFACTOR
 from projections.rebuild import rebuild
 from projections.registry import PROJECTIONS
 from projections.runner import prune_change_log
@@ -165,3 +166,21 @@ def test_a_rebuild_failing_in_a_parallel_lane_swaps_nothing_and_leaves_no_new_ta
     assert count_entries(db, org) == 25
     assert not table_exists(db, "proj_entries__new")
     assert_verified(org.id)
+
+
+def test_a_rebuild_keeps_the_storage_parameters_of_the_live_tables(
+    db: Engine, sessions: sessionmaker[Session]
+) -> None:
+    """The entries table keeps room in its pages for in-place updates (migration 0012);
+    the rebuilt table must keep it too (CREATE TABLE … LIKE does not copy it)."""
+
+    def options() -> list[str]:
+        with db.connect() as conn:
+            found = conn.execute(
+                text("SELECT reloptions FROM pg_class WHERE oid = 'proj_entries'::regclass")
+            ).scalar_one()
+        return list(found or [])
+
+    assert options() == [f"fillfactor={ENTRIES_FILLFACTOR}"]
+    rebuild(sessions, "entries")
+    assert options() == [f"fillfactor={ENTRIES_FILLFACTOR}"]
