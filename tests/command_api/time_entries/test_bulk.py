@@ -10,6 +10,7 @@ import httpx
 from sqlalchemy import Engine, event, text
 
 from tests.command_api.time_entries.helpers import (
+    add_project_member,
     count_entries,
     create_entry,
     entry_row,
@@ -80,6 +81,30 @@ def test_bulk_creates_every_entry_in_input_order(api: httpx.Client, db: Engine) 
     first = next(c for c in changes if str(c.entity_id) == data["ids"][0])
     assert first.payload["new"]["amount"] == 3600
     assert first.payload["new"]["tag_ids"] == [tag]
+
+
+def test_bulk_resolves_each_members_own_project_rate(api: httpx.Client, db: Engine) -> None:
+    """One lookup reads every project with its rated members: several members of one
+    project, a member without a rate of their own, and a writer in no project at all."""
+    org = make_org(db, hourly_rate_amount=1000)
+    first = add_member(db, org, "member", hourly_rate_amount=2000)
+    second = add_member(db, org, "member", hourly_rate_amount=2500)
+    rated = make_project(db, org, hourly_rate_amount=3000)
+    add_project_member(db, org, rated, first, 4000)
+    add_project_member(db, org, rated, second, 5000)
+    other = make_project(db, org, hourly_rate_amount=3500)
+    add_project_member(db, org, other, first, None)
+    entries = [
+        item(0, user_id=str(first.id), project_id=str(rated)),
+        item(1, user_id=str(second.id), project_id=str(rated)),
+        item(2, project_id=str(rated)),  # the owner: no project member
+        item(3, user_id=str(first.id), project_id=str(other)),  # a link without a rate
+        item(4, user_id=str(second.id), project_id=str(other)),  # no link
+        item(5, user_id=str(second.id)),  # no project: the member's rate
+    ]
+    ids = ok_data(bulk(api, org, entries))["ids"]
+    rates = [entry_row(db, entry_id)["hourly_rate_amount"] for entry_id in ids]
+    assert rates == [4000, 5000, 3000, 3500, 3500, 2500]
 
 
 def test_any_failing_item_writes_nothing_and_every_failure_is_listed(
