@@ -14,6 +14,7 @@ from alembic.script import ScriptDirectory
 
 from evotrack.embedded import free_port
 from evotrack.migrations import alembic_config
+from projections.registry import PROJECTIONS
 
 SERVER_URLS = {"DATABASE_URL", "QUERY_DATABASE_URL", "REDIS_URL"}
 
@@ -97,6 +98,9 @@ def test_migrate_brings_an_empty_database_to_head_twice_over(
     with psycopg.connect(empty_database) as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(head,)]
         assert conn.execute("SELECT to_regclass('time_entries')").fetchone() == ("time_entries",)
+        # Every projection has its checkpoint before any worker ran: lag shows from the start.
+        names = {row[0] for row in conn.execute("SELECT name FROM projection_checkpoints")}
+        assert names == {projector.name for projector in PROJECTIONS}
 
 
 def test_run_refuses_a_port_in_use(tmp_path: Path, redis_url: str) -> None:
