@@ -8,11 +8,14 @@ writes to be kept, such as revoking a refresh-token family).
 
 Dependencies that only build a service around the session are `async def`: FastAPI runs a
 plain `def` dependency in the thread pool, a hop that costs more than the constructor.
-Anything that touches the database runs in the pool (it must not block the loop).
+Anything that touches the database runs in the pool (it must not block the loop): command
+endpoints are plain `def`s, which `CommandRoute` runs in the pool in one hop.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -93,7 +96,28 @@ def _commit(request: Request, response: Response | None) -> str:
     return token
 
 
+def _in_the_thread_pool(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """A plain `def` endpoint as a coroutine that runs it in the thread pool.
+
+    FastAPI runs a sync endpoint in the pool and then validates its response in the pool
+    again, a second hop; a coroutine endpoint's response is validated on the loop. The
+    endpoint still never blocks the loop, and FastAPI reads its signature and docstring
+    through `functools.wraps` (the OpenAPI document is the same). With 16 clients, A/B on
+    the bench data: 222 -> 258 entries/s, p99 143 -> 113 ms (no change at 1 or 4)."""
+    if inspect.iscoroutinefunction(endpoint):
+        return endpoint
+
+    @functools.wraps(endpoint)
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        return await run_in_threadpool(endpoint, *args, **kwargs)
+
+    return run
+
+
 class CommandRoute(APIRoute):
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, _in_the_thread_pool(endpoint), **kwargs)
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         original = super().get_route_handler()
 
