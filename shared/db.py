@@ -106,11 +106,15 @@ def read_session() -> Iterator[ReadSession]:
         yield session
 
 
+# The type of a uuid[] parameter (`bindparam("ids", type_=UUIDS)` in a statement built once).
+UUIDS = ARRAY(UUID(as_uuid=True))
+
+
 def uuid_array(ids: Iterable[uuid.UUID]) -> BindParameter[Any]:
     """Ids as one uuid[] parameter, for `column == any_(uuid_array(ids))`: one statement
     text whatever their number, and one value to dump, where an expanding `IN` renders a
     parameter per id into a new statement text (a bulk create names hundreds of users)."""
-    return bindparam(None, list(ids), type_=ARRAY(UUID(as_uuid=True)))
+    return bindparam(None, list(ids), type_=UUIDS)
 
 
 def copy_rows(

@@ -7,8 +7,6 @@ from collections.abc import Collection, Sequence
 from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import (
-    ARRAY,
-    UUID,
     Row,
     Select,
     and_,
@@ -24,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from command_api.modules.organizations.models import Membership
 from command_api.modules.projects.models import Client, Project, ProjectMember, Tag, Task
-from shared.db import uuid_array
+from shared.db import UUIDS, uuid_array
 
 Record = TypeVar("Record", Client, Project, Task, Tag)
 Selected = TypeVar("Selected", bound=Select[Any])
@@ -56,7 +54,7 @@ def _projects_with_rates() -> Select[Any]:
     projects, members = Project.__table__, ProjectMember.__table__
     link = and_(
         members.c.project_id == projects.c.id,
-        members.c.user_id == any_(bindparam("user_ids", type_=_UUIDS)),
+        members.c.user_id == any_(bindparam("user_ids", type_=UUIDS)),
         members.c.hourly_rate_amount.is_not(None),
     )
     return (
@@ -67,14 +65,13 @@ def _projects_with_rates() -> Select[Any]:
         )
         .select_from(projects.outerjoin(members, link))
         .where(
-            projects.c.id == any_(bindparam("ids", type_=_UUIDS)),
+            projects.c.id == any_(bindparam("ids", type_=UUIDS)),
             projects.c.org_id == bindparam("org_id"),
             projects.c.deleted_at.is_(None),
         )
     )
 
 
-_UUIDS = ARRAY(UUID(as_uuid=True))
 _PROJECT_FIELDS = len(ProjectRef._fields)
 _PROJECTS_WITH_RATES = _projects_with_rates()
 # FOR SHARE of the projects only: the links are read, never locked.
