@@ -1,9 +1,9 @@
 """`evotrack run`: the whole product in one command.
 
 Migrations, then the command API, the query API and two workers (projections,
-notifications) as child processes. Without `DATABASE_URL` / `REDIS_URL` it first starts an
-embedded PostgreSQL and Redis whose data live under the data directory, so a second start
-finds everything where it was left.
+notifications) as child processes, each started again if it dies. Without `DATABASE_URL` /
+`REDIS_URL` it first starts an embedded PostgreSQL and Redis whose data live under the data
+directory, so a second start finds everything where it was left.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ from psycopg import sql
 from evotrack.embedded import EmbeddedPostgres, EmbeddedRedis, free_port, port_is_free
 from evotrack.errors import CliError
 from evotrack.migrations import redacted, upgrade_to_head
-from evotrack.supervisor import ChildSpec, StopRequested, StopSignals, Supervisor
+from evotrack.supervisor import ChildKeepsDying, ChildSpec, StopRequested, StopSignals, Supervisor
 from shared.config import Settings
+from shared.supervision_metrics import SUPERVISOR_STATE_ENV
 
 log = logging.getLogger("evotrack.run")
 
@@ -58,7 +59,8 @@ class BackingServices:
 
 
 def run(settings: Settings, options: RunOptions) -> int:
-    """Start everything, watch it, stop it. 0 after a requested stop, 1 when a child died."""
+    """Start everything, watch it, stop it. 0 after a requested stop, 1 when a child keeps
+    dying at start."""
     with StopSignals() as signals:
         try:
             return _run(settings, options, signals)
@@ -73,11 +75,16 @@ def _run(settings: Settings, options: RunOptions, signals: StopSignals) -> int:
         try:
             services = _backing_services(stack, settings, options)
             upgrade_to_head(services.database_url)
-            supervisor = Supervisor(_child_env(services), options.stop_timeout_seconds)
-            stack.callback(supervisor.stop, lambda: signals.hurry)
             # Per run, outside the data directory (which holds only embedded servers' data).
             metrics_root = Path(tempfile.mkdtemp(prefix="evotrack-metrics-"))
             stack.callback(shutil.rmtree, metrics_root, ignore_errors=True)
+            state_path = metrics_root / "supervisor.json"
+            supervisor = Supervisor(
+                _child_env(services, state_path),
+                options.stop_timeout_seconds,
+                state_path=state_path,
+            )
+            stack.callback(supervisor.stop, lambda: signals.hurry)
             for spec in child_specs(options, metrics_root):
                 supervisor.start(spec)
             return _watch(supervisor, _health_urls(options), banner(settings, options, services))
@@ -168,11 +175,12 @@ def _stop_embedded(name: str, stop: Callable[[], None]) -> None:
 
 def api_argv(app: str, host: str, port: int, workers: int) -> list[str]:
     """How an API is served: uvicorn, `workers` processes, no access log (the apps log
-    every request themselves, with its id). The benchmarks serve the APIs the same way."""
+    every request themselves, with its id), no `server: uvicorn` header (it only tells a
+    scanner what to try). The benchmarks serve the APIs the same way."""
     return [
         sys.executable, "-m", "uvicorn", f"{app}:create_app", "--factory",
         "--host", host, "--port", str(port), "--workers", str(workers),
-        "--no-access-log",
+        "--no-access-log", "--no-server-header",
     ]  # fmt: skip
 
 
@@ -199,13 +207,14 @@ def child_specs(options: RunOptions, metrics_root: Path) -> list[ChildSpec]:
     ]
 
 
-def _child_env(services: BackingServices) -> dict[str, str]:
+def _child_env(services: BackingServices, supervisor_state: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         DATABASE_URL=services.database_url,
         REDIS_URL=services.redis_url,
         PYTHONUNBUFFERED="1",
     )
+    env[SUPERVISOR_STATE_ENV] = str(supervisor_state)  # read by the APIs' /metrics
     return env
 
 
@@ -223,16 +232,15 @@ def _answers(url: str) -> bool:
 
 
 def _watch(supervisor: Supervisor, health_urls: list[str], ready_banner: str) -> int:
-    """Print the banner once both APIs answer; return 1 as soon as any child exits."""
+    """Restart the children that die; print the banner once both APIs answer. Returns 1
+    when a child keeps dying at start, after saying which and how it ended."""
     started = time.monotonic()
     announced = warned = False
     while True:
-        child = supervisor.first_exited()
-        if child is not None:
-            code = child.process.returncode
-            log.error(
-                "%s exited unexpectedly (exit code %s): stopping everything", child.name, code
-            )
+        try:
+            supervisor.tend()
+        except ChildKeepsDying as exc:
+            log.error("%s", exc)
             return 1
         if not announced and all(_answers(url) for url in health_urls):
             print(ready_banner, flush=True)

@@ -1,5 +1,6 @@
 """Prometheus gauges read at scrape time: projection lag and dead letters from PostgreSQL,
-the wake-up queue's depth from Redis. A failing source is skipped, never a failed scrape."""
+the wake-up queue's depth from Redis, and (query API) the replay lag of the replica it
+reads. A failing source is skipped, never a failed scrape."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from prometheus_client.registry import REGISTRY, Collector
 from rq import Queue
 from sqlalchemy import Engine
 
-from shared.changes import projection_lag
+from shared.changes import projection_lag, replica_lag
+from shared.supervision_metrics import supervision_collector
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +72,44 @@ class ProjectionCollector(Collector):
         yield gauge
 
 
+class ReplicaCollector(Collector):
+    """The replay of the streaming replica `engine` reads; nothing when it is a primary.
+    The projection gauges read on a replica are as of its replay: these say how old that is."""
+
+    def __init__(self, engine: Callable[[], Engine]) -> None:
+        self.engine = engine
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            with self.engine().connect() as conn:
+                replica = replica_lag(conn)
+        except Exception as exc:  # a scrape reports what it can
+            log.warning("replica metrics unavailable: %s", exc)
+            return
+        if replica is None:
+            return
+        yield GaugeMetricFamily(
+            "evotrack_replica_replay_paused",
+            "1 while the replica's WAL replay is paused",
+            value=int(replica["replay_paused"]),
+        )
+        for key, name, documentation in _REPLICA_LAGS:
+            if replica[key] is not None:  # unknown while the replica receives nothing
+                yield GaugeMetricFamily(name, documentation, value=replica[key])
+
+
+_REPLICA_LAGS = (
+    ("lag_bytes", "evotrack_replica_replay_lag_bytes", "WAL received and not yet replayed"),
+    (
+        "lag_seconds",
+        "evotrack_replica_replay_lag_seconds",
+        "0 when replay has caught up with the WAL received, else the time since the last"
+        " replayed transaction committed on the primary",
+    ),
+)
+
 _collector: ProjectionCollector | None = None
+_replica_collector: ReplicaCollector | None = None
 
 
 def register_projection_metrics(
@@ -81,6 +120,15 @@ def register_projection_metrics(
     if _collector is None:
         _collector = ProjectionCollector(engine, redis, queue_name)
         REGISTRY.register(_collector)
+        REGISTRY.register(supervision_collector)  # restarts counted by `evotrack run`
+
+
+def register_replica_metrics(engine: Callable[[], Engine]) -> None:
+    """Once per process, by the query API: the replica lag of the database it reads."""
+    global _replica_collector
+    if _replica_collector is None:
+        _replica_collector = ReplicaCollector(engine)
+        REGISTRY.register(_replica_collector)
 
 
 def metrics_payload() -> bytes:
@@ -93,6 +141,8 @@ def metrics_payload() -> bytes:
         return generate_latest()
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
-    if _collector is not None:
-        registry.register(_collector)
+    for collector in (_collector, _replica_collector):
+        if collector is not None:
+            registry.register(collector)
+    registry.register(supervision_collector)
     return generate_latest(registry)
