@@ -20,7 +20,7 @@ from shared.http import (
     settle_heap,
 )
 from shared.logging import configure_logging
-from shared.metrics import register_projection_metrics
+from shared.metrics import register_projection_metrics, register_replica_metrics
 from shared.redis_client import redis_client
 
 API_PREFIX = "/api/v1"
@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_tags=[{"name": tag} for tag in DOCUMENTED_TAGS],
     )
     register_projection_metrics(read_engine, redis_client, lambda: get_settings().wakeup_queue)
+    register_replica_metrics(read_engine)  # QUERY_DATABASE_URL may be a streaming replica
     configure_app(app, settings, app_name="query_api")
     app.include_router(
         operations_router(

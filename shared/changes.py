@@ -222,3 +222,37 @@ def projection_lag(
     changes and seconds, open dead letters, last error."""
     rows = connection.execute(text(_LAG), {"names": names}).mappings()
     return [dict(row) for row in rows]
+
+
+# --- Replica replay lag --------------------------------------------------------------------
+#
+# On a streaming replica the query above runs against what the replica has replayed: the
+# change log and the checkpoints are frozen together, so a replica whose replay is paused or
+# behind shows no projection lag at all. Its own replay lag has to be reported beside it.
+
+_REPLAY = """
+    SELECT pg_get_wal_replay_pause_state() <> 'not paused' AS replay_paused,
+           CASE WHEN received IS NOT NULL  -- replay may run ahead of streaming at start
+                THEN GREATEST(pg_wal_lsn_diff(received, replayed), 0)
+           END::bigint AS lag_bytes,
+           CASE WHEN received IS NULL THEN NULL
+                WHEN replayed >= received THEN 0.0
+                ELSE GREATEST(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0)
+           END::float AS lag_seconds,
+           pg_last_xact_replay_timestamp() AS last_replayed_at
+    FROM (SELECT pg_last_wal_receive_lsn() AS received, pg_last_wal_replay_lsn() AS replayed) wal
+"""
+
+
+def replica_lag(connection: Session | Connection) -> dict[str, Any] | None:
+    """Where a streaming replica's replay stands, or None on a primary.
+
+    `lag_bytes`: WAL received from the primary and not yet replayed. `lag_seconds`: 0 when
+    replay has caught up with everything received; else the time since the last replayed
+    transaction committed on the primary, an upper bound (the WAL waiting may be younger,
+    if the primary was idle before it). Both are None while the replica receives nothing
+    (not streaming yet, or replaying from an archive)."""
+    if not connection.execute(text("SELECT pg_is_in_recovery()")).scalar_one():
+        return None
+    row = connection.execute(text(_REPLAY)).mappings().one()
+    return {"in_recovery": True, **row}

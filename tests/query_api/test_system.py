@@ -36,6 +36,7 @@ def test_an_admin_reads_the_projections_state_after_their_write(
     names = {p["name"] for p in response.json()["data"]}
     assert {"catalog", "entries"} <= names
     assert all(p["lag_changes"] >= 0 for p in response.json()["data"])
+    assert response.json()["replica"] is None  # a primary; tests/e2e/test_replica.py: a replica
 
 
 def test_a_member_may_not_and_an_api_token_authenticates(

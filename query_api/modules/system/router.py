@@ -4,16 +4,26 @@ from fastapi import APIRouter
 
 from query_api.dependencies import ReadSessionDep
 from query_api.modules.system.dependencies import Operator
-from query_api.modules.system.queries import projection_statuses
-from query_api.modules.system.schemas import ProjectionStatusRead
-from shared.responses import Envelope, ok
+from query_api.modules.system.queries import projection_statuses, replica_status
+from query_api.modules.system.schemas import (
+    ProjectionsEnvelope,
+    ProjectionStatusRead,
+    ReplicaStatusRead,
+)
 
 router = APIRouter(prefix="/system", tags=["system"])
 
 
-@router.get("/projections", response_model=Envelope[list[ProjectionStatusRead]])
-def get_projections(session: ReadSessionDep, _: Operator) -> Envelope[list[ProjectionStatusRead]]:
+@router.get("/projections", response_model=ProjectionsEnvelope)
+def get_projections(session: ReadSessionDep, _: Operator) -> ProjectionsEnvelope:
     """Per projection: checkpoint, watermark, lag in changes and seconds, dead letters and
-    the last error. For admins of any organization, or with the ops token of the settings."""
-    rows = projection_statuses(session)
-    return ok([ProjectionStatusRead.model_validate(row) for row in rows])
+    the last error. Beside them, `replica`: when the query API reads a streaming replica,
+    whether its replay is paused and how far it is behind the primary (bytes of WAL received
+    and not replayed, seconds), else null. On a replica the projections' figures are as of
+    what it has replayed: a replica that stopped replaying shows them frozen, lag 0.
+    For admins of any organization, or with the ops token of the settings."""
+    replica = replica_status(session)
+    return ProjectionsEnvelope(
+        data=[ProjectionStatusRead.model_validate(row) for row in projection_statuses(session)],
+        replica=None if replica is None else ReplicaStatusRead.model_validate(replica),
+    )

@@ -4,6 +4,8 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
+from shared.responses import Envelope
+
 
 class ProjectionStatusRead(BaseModel):
     name: str
@@ -16,3 +18,20 @@ class ProjectionStatusRead(BaseModel):
     last_error: str | None
     last_error_at: datetime | None
     updated_at: datetime
+
+
+class ReplicaStatusRead(BaseModel):
+    """The replay of the streaming replica the query API reads (see `replica_lag`)."""
+
+    in_recovery: bool
+    replay_paused: bool
+    lag_bytes: int | None
+    lag_seconds: float | None
+    last_replayed_at: datetime | None
+
+
+class ProjectionsEnvelope(Envelope[list[ProjectionStatusRead]]):
+    """The projections in `data`; beside them the replica's own replay, null on a primary.
+    On a replica both figures count: the projections' lag is as of what it has replayed."""
+
+    replica: ReplicaStatusRead | None
