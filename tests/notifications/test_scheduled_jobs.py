@@ -21,6 +21,7 @@ from tests.factories import OrgHandle, UserHandle, add_member, make_org
 from tests.notifications.helpers import clock_at, inbox, notification_rows, sessions, work_off
 from tests.projections.conftest import drain
 from worker.notification_scheduler import (
+    JOB_RETRY_DELAYS_SECONDS,
     SCHEDULER_LOCK,
     NotificationScheduler,
     release_due_retries,
@@ -368,14 +369,25 @@ def test_a_failed_job_is_retried_by_rq_after_its_delay(
     report = scheduler.tick([org.id])
     assert report is not None
     [job_id] = [j for j in report.enqueued if "long_running_timers" in j]
+    # RQ schedules the retry at the wall-clock time of the failure plus the first delay,
+    # in whole seconds: bracket the failure rather than assume how long the run takes.
+    before = int(datetime.now(UTC).timestamp())
     work_off(notification_queue)
+    after = int(datetime.now(UTC).timestamp())
     job = Job.fetch(job_id, connection=notification_queue.connection)
-    assert job.get_status() == JobStatus.SCHEDULED  # waiting out its first delay (10 s)
+    assert job.get_status() == JobStatus.SCHEDULED  # waiting out its first delay
     assert notification_rows(db, member.id) == []
     registry = notification_queue.scheduled_job_registry
-    assert registry.get_jobs_to_schedule() == []  # not due yet
-    assert release_due_retries(notification_queue) == 0
+    first_delay = JOB_RETRY_DELAYS_SECONDS[0]
+    due = int(registry.get_scheduled_time(job).timestamp())
+    assert before + first_delay <= due <= after + first_delay
+    assert registry.get_jobs_to_schedule(timestamp=due - 1) == []  # not due a second early
+    assert registry.get_jobs_to_schedule(timestamp=due) == [job_id]
 
+    # The tick puts back only what is due by RQ's (wall) clock: an hour ahead, not yet.
+    registry.schedule(job, datetime.now(UTC) + timedelta(hours=1))
+    assert release_due_retries(notification_queue) == 0
+    assert job.get_status(refresh=True) == JobStatus.SCHEDULED
     registry.schedule(job, datetime.now(UTC))  # its delay is over
     assert release_due_retries(notification_queue) == 1
     assert work_off(notification_queue)
