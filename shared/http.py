@@ -1,13 +1,14 @@
 """What both FastAPI apps share: the error envelope for every error, request ids, body
-limits, metrics, health and readiness."""
+limits, security headers, metrics, health and readiness."""
 
 from __future__ import annotations
 
 import gc
+import hmac
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -21,8 +22,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.config import Settings
-from shared.errors import EvoTrackError
+from shared.config import Settings, get_settings
+from shared.errors import EvoTrackError, UnauthorizedError
 from shared.logging import request_id_var
 from shared.metrics import metrics_payload
 from shared.responses import error_body
@@ -175,6 +176,10 @@ async def _on_database_down(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+    return _internal_error(exc)
+
+
+def _internal_error(exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return envelope_response(500, "An internal error occurred", "INTERNAL_ERROR")
 
@@ -190,13 +195,48 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _on_unexpected)
 
 
-class RequestContextMiddleware:
-    """Request id, body-size limit, metrics and one access-log line per request."""
+Header = tuple[bytes, bytes]
+_CACHE_CONTROL = b"cache-control"
+_NO_STORE: Header = (_CACHE_CONTROL, b"no-store")
+HSTS: Header = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 
-    def __init__(self, app: ASGIApp, *, app_name: str, max_body_bytes: int) -> None:
+
+def security_headers(*, production: bool) -> tuple[Header, ...]:
+    """What every response carries, as raw ASGI pairs built once per app.
+
+    `nosniff`: a browser never reads a JSON error as HTML or script. `DENY`: no other site
+    frames our pages (/docs). `no-referrer`: our URLs, which name records, are not sent to
+    the sites a page links to. HSTS only in production, behind TLS: over the plain http of
+    development it would only teach a browser to insist on https for localhost.
+    (No Content-Security-Policy: /docs loads Swagger UI from a CDN for now.)"""
+    headers = (
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-frame-options", b"DENY"),
+        (b"referrer-policy", b"no-referrer"),
+    )
+    return (*headers, HSTS) if production else headers
+
+
+class RequestContextMiddleware:
+    """Request id, body-size limit, security headers, metrics and one access-log line per
+    request; an unexpected error becomes the 500 envelope here, with those headers.
+
+    `Cache-Control: no-store` goes on every response that sets no cache policy of its own:
+    tokens (login, refresh, API tokens) and every authenticated read are private, and
+    nothing these APIs answer is worth a stale copy in a shared cache."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        app_name: str,
+        max_body_bytes: int,
+        response_headers: Sequence[Header] = security_headers(production=False),
+    ) -> None:
         self.app = app
         self.app_name = app_name
         self.max_body_bytes = max_body_bytes
+        self.response_headers = tuple(response_headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -206,12 +246,13 @@ class RequestContextMiddleware:
         request_id = headers.get(b"x-request-id", b"").decode()[:64] or uuid.uuid4().hex
         token = request_id_var.set(request_id)
         started = time.perf_counter()
-        status = {"code": 500}
+        status = {"code": 500, "sent": False}
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
-                message.setdefault("headers", [])
+                status["sent"] = True
+                message["headers"] = self._with_our_headers(message.get("headers", ()))
                 message["headers"].append((b"x-request-id", request_id.encode()))
             await send(message)
 
@@ -225,9 +266,23 @@ class RequestContextMiddleware:
                 await response(scope, receive, send_with_id)
                 return
             await self.app(scope, self._limited(receive), send_with_id)
+        except Exception as exc:
+            # Starlette answers an unhandled error outside every middleware (without our
+            # headers); answer it here. Once a response has started, only closing is left.
+            if status["sent"]:
+                raise
+            await _internal_error(exc)(scope, receive, send_with_id)
         finally:
             self._observe(scope, status["code"], time.perf_counter() - started)
             request_id_var.reset(token)
+
+    def _with_our_headers(self, headers: Sequence[Header]) -> list[Header]:
+        """The response's headers (copied: a response object may be sent again), ours
+        appended, and no-store unless the response chose its own cache policy."""
+        merged = [*headers, *self.response_headers]
+        if not any(name.lower() == _CACHE_CONTROL for name, _ in headers):
+            merged.append(_NO_STORE)
+        return merged
 
     def _too_large(self, headers: dict[bytes, bytes]) -> bool:
         length = headers.get(b"content-length")
@@ -275,7 +330,10 @@ def configure_app(app: FastAPI, settings: Settings, *, app_name: str) -> None:
             expose_headers=["X-Consistency-Token", "X-Request-ID", "Retry-After"],
         )
     app.add_middleware(
-        RequestContextMiddleware, app_name=app_name, max_body_bytes=settings.max_request_body_bytes
+        RequestContextMiddleware,
+        app_name=app_name,
+        max_body_bytes=settings.max_request_body_bytes,
+        response_headers=security_headers(production=settings.is_production),
     )
 
 
@@ -323,10 +381,30 @@ def operations_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
         )
 
     @router.get("/metrics", include_in_schema=False)
-    def metrics() -> Response:
+    def metrics(request: Request) -> Response:
+        """Prometheus exposition. In production only for the ops token (none set: for
+        nobody): it tells whoever asks the routes, the traffic and the backlog."""
+        if get_settings().is_production and not is_ops_token(bearer_credentials(request)):
+            raise UnauthorizedError("/metrics requires the ops token in production")
         return Response(metrics_payload(), media_type=CONTENT_TYPE_LATEST)
 
     return router
+
+
+def bearer_credentials(request: Request) -> str:
+    """The credentials of an `Authorization: Bearer …` header; "" without one."""
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" else ""
+
+
+def is_ops_token(presented: str) -> bool:
+    """Whether `presented` is the operators' token (OPS_TOKEN; never when it is unset),
+    compared in constant time."""
+    ops_token = get_settings().ops_token
+    if ops_token is None or not presented:
+        return False
+    # As bytes: compare_digest refuses str with non-ASCII characters (a header may have).
+    return hmac.compare_digest(presented.encode(), ops_token.get_secret_value().encode())
 
 
 def database_check(engine_factory: Callable[[], Any]) -> ReadinessCheck:

@@ -1,4 +1,5 @@
-"""Redis: the doorbell that wakes projection workers, and a small fixed-window limiter.
+"""Redis: the doorbell that wakes projection workers, and a small fixed-window limiter
+(with a fallback in the process while Redis is down).
 
 Redis is never the record of work: when it is down, commands still succeed and the
 worker's sweeper finds the changes in PostgreSQL.
@@ -14,6 +15,7 @@ import redis
 from rq import Queue
 
 from shared.config import get_settings
+from shared.rate_limit import LOCAL_RATE_LIMITER, seconds_to_wait, window_of
 
 log = logging.getLogger(__name__)
 
@@ -86,22 +88,22 @@ def clear_pending_wakeup() -> None:
 def hit_rate_limit(key: str, limit: int, window_seconds: int) -> int | None:
     """Count one attempt against `key`; return seconds to wait when over the limit.
 
-    Fails open when Redis is unreachable: an outage of the limiter must not lock
-    everyone out.
+    Counted in Redis, shared by every process. While Redis is unreachable (this call
+    finds it down, or the breaker is open and no request waits for its timeout) the
+    attempt is counted in this process instead (shared.rate_limit): an outage must not
+    turn the sign-in limits off.
     """
     if _breaker_open():
-        return None
-    bucket = int(time.time() // window_seconds)
-    full_key = f"evotrack:ratelimit:{key}:{bucket}"
+        return LOCAL_RATE_LIMITER.hit(key, limit, window_seconds)
+    now = time.time()
+    full_key = f"evotrack:ratelimit:{key}:{window_of(now, window_seconds)}"
     try:
         pipe = redis_client().pipeline()
         pipe.incr(full_key)
         pipe.expire(full_key, window_seconds + 1)
         count, _ = pipe.execute()
-    except (redis.RedisError, OSError) as exc:
+    except (redis.RedisError, OSError, ValueError) as exc:  # ValueError: no usable REDIS_URL
         _trip_breaker()
-        log.warning("rate limiter unavailable, allowing the request: %s", exc)
-        return None
-    if int(count) > limit:
-        return window_seconds - int(time.time()) % window_seconds
-    return None
+        log.warning("rate limiter unreachable, counting in this process: %s", exc)
+        return LOCAL_RATE_LIMITER.hit(key, limit, window_seconds)
+    return seconds_to_wait(int(count), limit, now, window_seconds)

@@ -45,11 +45,17 @@ def _token_pair(tokens: IssuedTokens, response: Response) -> TokenPair:
 
 
 @router.post(
-    "/auth/register", status_code=201, response_model=Envelope[UserRead], responses={409: _ERROR}
+    "/auth/register",
+    status_code=201,
+    response_model=Envelope[UserRead],
+    responses={409: _ERROR, 429: _ERROR},
 )
-def register(data: RegisterRequest, auth: AuthServiceDep) -> Envelope[UserRead]:
-    """Create an account. Emails are unique whatever their case (409 ALREADY_EXISTS)."""
-    return ok(UserRead.model_validate(auth.register(data)))
+def register(
+    data: RegisterRequest, auth: AuthServiceDep, client_ip: ClientIP
+) -> Envelope[UserRead]:
+    """Create an account. Emails are unique whatever their case (409 ALREADY_EXISTS).
+    Rate limited per client IP, on the same budget as login (429 with Retry-After)."""
+    return ok(UserRead.model_validate(auth.register(data, client_ip)))
 
 
 @router.post("/auth/login", response_model=Envelope[TokenPair], responses=SIGN_IN_ERRORS)

@@ -52,7 +52,9 @@ def _now() -> datetime:
 
 
 class AuthRateLimiter:
-    """Attempts at login, token and refresh, counted per client IP and per account."""
+    """Attempts at login, token and refresh, counted per client IP and per account; and
+    at registration, counted against the same per-IP budget (an address cannot spend one
+    budget signing in and another probing which emails exist)."""
 
     def check_ip(self, client_ip: str | None) -> None:
         settings = get_settings()
@@ -68,7 +70,7 @@ class AuthRateLimiter:
         window = get_settings().auth_rate_limit_window_seconds
         wait_seconds = hit_rate_limit(key, limit, window)
         if wait_seconds is not None:
-            raise RateLimitedError(wait_seconds, "Too many sign-in attempts; try again later")
+            raise RateLimitedError(wait_seconds, "Too many attempts; try again later")
 
 
 class SessionService:
@@ -128,7 +130,8 @@ class AuthService:
         self.sessions = sessions
         self.limiter = limiter
 
-    def register(self, data: RegisterRequest) -> User:
+    def register(self, data: RegisterRequest, client_ip: str | None) -> User:
+        self.limiter.check_ip(client_ip)
         return self.users.register(
             email=str(data.email),
             password=data.password,
