@@ -13,6 +13,10 @@ table in parallel sessions, each committing its tables under their `__new` names
 swapping transaction renames them all at once. A failed rebuild drops what it committed; a
 crashed one leaves `__new` tables that the next rebuild replaces.
 
+The swap never makes a read fail: it locks every live table up front, under a time limit
+shorter than PostgreSQL's deadlock_timeout, and gives way to the readers when it cannot
+(see `_swap_all`).
+
 `verify` recomputes a projection from the normalized tables into temporary tables and
 diffs them against the live ones.
 """
@@ -20,6 +24,7 @@ diffs them against the live ones.
 from __future__ import annotations
 
 import logging
+import random
 import re
 import threading
 import time
@@ -29,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from projections import catalog, entries, notifications
@@ -154,6 +159,68 @@ def _index_new(session: Session, live: str, new: str) -> None:
         session.execute(text(renamed))
 
 
+# Why the swap's lock may fail: PostgreSQL chose the swap as a deadlock's victim, or the
+# swap's own time limit ended its wait. Either way it gives way to the readers.
+_GAVE_WAY = {"40P01": "deadlock", "57014": "time limit"}
+
+
+def _swap_all(session: Session, name: str, plan: Plan) -> None:
+    """Rename every `__new` table over the live one, giving way to readers until it can.
+
+    A reader holds an ACCESS SHARE lock on each table it has read until its transaction
+    ends; the renames need ACCESS EXCLUSIVE. Taken table by table, the swap would hold one
+    while waiting for another, and a reader holding that other one and then asking for the
+    first closes a deadlock, which PostgreSQL breaks by aborting the first of the two to
+    have waited deadlock_timeout: often the reader, whose GET then failed. So every lock is
+    taken in one statement cancelled after a quarter of deadlock_timeout. A reader can only
+    wait for the swap once that statement has begun, so in any such cycle the swap gives up
+    first, by three quarters of deadlock_timeout: it releases what it took (the savepoint)
+    and tries again a moment later, while the reader carries on."""
+    limit_ms = _lock_limit_ms(session)
+    attempt = 0
+    while True:
+        try:
+            with session.begin_nested():
+                _lock_live_tables(session, plan, limit_ms)
+                for table in plan.tables:
+                    _swap(session, f"proj_{table}")
+            return
+        except DBAPIError as exc:
+            reason = _GAVE_WAY.get(str(getattr(exc.orig, "sqlstate", None)))
+            if reason is None:
+                raise
+        attempt += 1
+        if attempt % 10 == 1:
+            log.warning("the swap of %s gave way to readers (%s), %d times", name, reason, attempt)
+        # Random, so that the swap does not keep meeting the same readers at the same moment.
+        time.sleep(random.uniform(0, min(1.0, 0.02 * 2**attempt)))
+
+
+def _lock_limit_ms(session: Session) -> int:
+    """A quarter of the server's deadlock_timeout (1 s by default), at least 10 ms."""
+    deadlock_ms = session.execute(
+        text("SELECT setting::int FROM pg_settings WHERE name = 'deadlock_timeout'")
+    ).scalar_one()
+    return max(10, int(deadlock_ms) // 4)
+
+
+def _lock_live_tables(session: Session, plan: Plan, limit_ms: int) -> None:
+    """ACCESS EXCLUSIVE on every live table, or a cancellation after `limit_ms`.
+
+    Readers read the roll-ups before the entries (the detailed report, the dashboard), so
+    the first table (the one the others derive from) is locked last: the swap then waits
+    behind such readers instead of closing a cycle with them."""
+    order = plan.tables[1:] + plan.tables[:1]
+    previous = session.execute(text("SELECT current_setting('statement_timeout')")).scalar_one()
+    session.execute(text(f"SET LOCAL statement_timeout = {int(limit_ms)}"))
+    session.execute(
+        text(f"LOCK TABLE {', '.join(f'proj_{t}' for t in order)} IN ACCESS EXCLUSIVE MODE")
+    )
+    session.execute(
+        text("SELECT set_config('statement_timeout', :previous, true)"), {"previous": previous}
+    )
+
+
 def _swap(session: Session, live: str) -> None:
     constraints = _constraints(session, live)
     indexes = _indexes(session, live)
@@ -199,8 +266,7 @@ def _rebuild_once(
                 rows = _load_in_lanes(session_factory, plan, new, snapshot, progress)
             else:
                 rows = _load_here(session, plan, new, progress)
-            for table in plan.tables:
-                _swap(session, f"proj_{table}")
+            _swap_all(session, name, plan)
             _restart_from(session, name, xmin)
             progress("swap", 1, 1)
     except BaseException:
