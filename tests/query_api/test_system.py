@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine
 
 from shared.config import get_settings
-from tests.conftest import BackgroundProjector
+from tests.conftest import BackgroundProjector, LiveServer
 from tests.factories import add_member, make_org
 
 
@@ -24,7 +24,11 @@ def short_wait(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def test_an_admin_reads_the_projections_state_after_their_write(
-    api: httpx.Client, qapi: httpx.Client, db: Engine, projector_running: BackgroundProjector
+    api: httpx.Client,
+    qapi: httpx.Client,
+    query_server: LiveServer,
+    db: Engine,
+    projector_running: BackgroundProjector,
 ) -> None:
     org = make_org(db)
     write = api.post(org.path("/tags"), json={"name": "x"}, headers=org.owner.headers)
@@ -36,7 +40,11 @@ def test_an_admin_reads_the_projections_state_after_their_write(
     names = {p["name"] for p in response.json()["data"]}
     assert {"catalog", "entries"} <= names
     assert all(p["lag_changes"] >= 0 for p in response.json()["data"])
-    assert response.json()["replica"] is None  # a primary; tests/e2e/test_replica.py: a replica
+    # A primary: no replica lag (tests/e2e/test_replica.py shows it on a replica).
+    assert response.json()["replica"] is None
+    metrics = httpx.get(f"{query_server.url}/metrics", timeout=30)
+    assert "evotrack_projection_lag_changes" in metrics.text
+    assert "evotrack_replica_" not in metrics.text
 
 
 def test_a_member_may_not_and_an_api_token_authenticates(
@@ -46,10 +54,13 @@ def test_a_member_may_not_and_an_api_token_authenticates(
     member = add_member(db, org, "member")
     created = api.post("/auth/api-tokens", json={"name": "script"}, headers=member.headers)
     assert created.status_code == 201, created.text
-    headers = {
-        "Authorization": f"Bearer {created.json()['data']['token']}",
-        "X-Consistency-Token": created.headers["X-Consistency-Token"],
-    }
+    # The read side knows the API token once projected: wait for it with the member's JWT.
+    waited = qapi.get(
+        "/system/projections",
+        headers={**member.headers, "X-Consistency-Token": created.headers["X-Consistency-Token"]},
+    )
+    assert waited.status_code == 403, waited.text
+    headers = {"Authorization": f"Bearer {created.json()['data']['token']}"}
     response = qapi.get("/system/projections", headers=headers)
     assert response.status_code == 403  # authenticated by the API token, but not an admin
     assert response.json()["error_code"] == "FORBIDDEN"
