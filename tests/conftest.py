@@ -6,10 +6,14 @@ Tests never share state: every test creates its own users and organizations.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 import httpx
@@ -124,9 +128,11 @@ class LiveServer:
         from evotrack.embedded import free_port
 
         self.port = free_port()
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        # No `server: uvicorn` banner, as the production command lines run it.
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", server_header=False
         )
+        self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     @property
@@ -179,39 +185,153 @@ def query_server(environment: None) -> Iterator[LiveServer]:
 
 @pytest.fixture
 def qapi(query_server: LiveServer) -> Iterator[httpx.Client]:
-    """An HTTP client of the query API, `/api/v1` as base."""
-    with httpx.Client(base_url=f"{query_server.url}/api/v1", timeout=30) as client:
+    """An HTTP client of the query API, `/api/v1` as base; see `WatchedTransport`."""
+    with httpx.Client(
+        base_url=f"{query_server.url}/api/v1", timeout=60, transport=WatchedTransport()
+    ) as client:
         yield client
+
+
+log = logging.getLogger("tests.projector")
+
+
+class ProjectorFailed(AssertionError):
+    """A projection the background projector could not advance: the test's reads would
+    only wait for it (503 PROJECTION_LAG after CONSISTENCY_WAIT_SECONDS)."""
 
 
 class BackgroundProjector:
     """What the worker does, in a thread of the test process: advance every projection
-    as soon as there is something to advance."""
+    as soon as there is something to advance.
+
+    A failure is logged (pytest shows it under a failed test) and retried on the next tick,
+    as the worker does: a deadlock or a dropped connection heals. A projection that fails
+    `STUCK_AFTER` ticks in a row is stuck: `check()` raises its error, so a read waiting
+    for it ends with that error at once (see `WatchedTransport`), and the fixture's
+    teardown fails a test whose projection never recovered.
+    """
+
+    STUCK_AFTER = 3
 
     def __init__(self, db: Engine) -> None:
         from sqlalchemy.orm import sessionmaker
 
         self.sessions = sessionmaker(bind=db)
         self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread = threading.Thread(target=self._run, name="projector", daemon=True)
+        self._guard = threading.Lock()
+        # projection name -> (failures in a row, the last error); gone once it advances
+        self._failing: dict[str, tuple[int, BaseException]] = {}
 
     def _run(self) -> None:
         from projections.registry import PROJECTIONS
-        from projections.runner import advance
 
         while not self.stop.wait(0.01):
             for projector in PROJECTIONS:
-                try:
-                    advance(self.sessions, projector)
-                except Exception:  # the next tick retries; tests assert on the results
-                    time.sleep(0.1)
+                if not self._advance(projector):
+                    self.stop.wait(0.1)  # back off a little, as the worker's retries do
+
+    def _advance(self, projector: Any) -> bool:
+        from projections.runner import advance
+
+        try:
+            advance(self.sessions, projector)
+        except Exception as exc:
+            with self._guard:
+                count = self._failing.get(projector.name, (0, exc))[0] + 1
+                self._failing[projector.name] = (count, exc)
+            log.warning("projection %s failed (%d in a row)", projector.name, count, exc_info=exc)
+            return False
+        with self._guard:
+            self._failing.pop(projector.name, None)
+        return True
+
+    def check(self, at_least: int = STUCK_AFTER) -> None:
+        """Raise the error of a projection that failed `at_least` ticks in a row."""
+        with self._guard:
+            failing = [(n, c, e) for n, (c, e) in self._failing.items() if c >= at_least]
+        if failing:
+            name, count, error = failing[0]
+            raise ProjectorFailed(
+                f"projection {name} failed {count} times in a row: {error!r}"
+            ) from error
+
+    def finish(self) -> None:
+        """Stop the thread, then give each projection that was still failing one more try
+        in this thread: an error that does not heal fails the test, with its traceback."""
+        self.stop.set()
+        self.thread.join(60)
+        if self.thread.is_alive():
+            raise ProjectorFailed("the background projector did not stop within 60 s")
+        from projections.registry import PROJECTIONS
+
+        for projector in PROJECTIONS:
+            if projector.name in self._failing:
+                self._advance(projector)
+        self.check(at_least=1)
+
+
+_active_projectors: list[BackgroundProjector] = []
+
+
+def active_projector() -> BackgroundProjector | None:
+    """The background projector of the running test, if it has one."""
+    return _active_projectors[-1] if _active_projectors else None
+
+
+class WatchedTransport(httpx.BaseTransport):
+    """The query API client's transport. While a test's background projector runs, a
+    request (which may wait up to CONSISTENCY_WAIT_SECONDS for a projection) ends at once
+    with the error of a projection that keeps failing, and a 503 PROJECTION_LAG comes
+    with the projector's last error, if it had one: the failure says why, not "timeout".
+    """
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        projector = active_projector()
+        if projector is None:
+            return self.inner.handle_request(request)
+        projector.check()
+        pending: Future[httpx.Response] = Future()
+        threading.Thread(target=self._send, args=(request, pending), daemon=True).start()
+        while True:
+            try:
+                response = pending.result(timeout=0.05)
+                break
+            except FutureTimeout:
+                projector.check()  # the request is left to finish on its own
+        if response.status_code == 503:
+            response.read()
+            if b"PROJECTION_LAG" in response.content:
+                projector.check(at_least=1)
+        return response
+
+    def _send(self, request: httpx.Request, pending: Future[httpx.Response]) -> None:
+        try:
+            pending.set_result(self.inner.handle_request(request))
+        except BaseException as exc:  # handed to the waiting test thread
+            pending.set_exception(exc)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@contextlib.contextmanager
+def running(projector: BackgroundProjector) -> Iterator[BackgroundProjector]:
+    """Run `projector` as the test's background projector; `finish()` it at the end."""
+    projector.thread.start()
+    _active_projectors.append(projector)
+    try:
+        yield projector
+    finally:
+        _active_projectors.remove(projector)
+        projector.finish()
 
 
 @pytest.fixture
 def projector_running(db: Engine) -> Iterator[BackgroundProjector]:
     """Keep the projections advancing during the test (the worker's job)."""
-    projector = BackgroundProjector(db)
-    projector.thread.start()
-    yield projector
-    projector.stop.set()
-    projector.thread.join(10)
+    with running(BackgroundProjector(db)) as projector:
+        yield projector
