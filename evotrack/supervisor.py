@@ -189,10 +189,10 @@ class Supervisor:
         child.started_at = now
         child.restart_at = None
         child.restarts += 1
+        self._write_state()  # before the log line: whoever reads it finds /metrics agree
         log.warning(
             "restarted %s (pid %d), restart %d", child.name, child.process.pid, child.restarts
         )
-        self._write_state()
 
     def _write_state(self) -> None:
         if self.state_path is not None:

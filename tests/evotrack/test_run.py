@@ -100,9 +100,8 @@ def is_gone(pid: int) -> bool:
         return True
 
 
-def stop_and_check_nothing_remains(
-    run: Run, pg_dir: Path, stop: Callable[[list[psutil.Process]], None], exit_code: int
-) -> None:
+def stop_and_check_nothing_remains(run: Run, pg_dir: Path) -> None:
+    """SIGTERM stops the run with exit code 0, and every process it started with it."""
     children = psutil.Process(run.process.pid).children(recursive=True)
     postmaster = postmaster_pid(pg_dir)
     assert postmaster is not None
@@ -116,24 +115,14 @@ def stop_and_check_nothing_remains(
     ):
         assert part in names
 
-    started = time.monotonic()
-    stop(children)
-    assert run.process.wait(30) == exit_code, run.output()
-    assert time.monotonic() - started < 20
+    run.process.send_signal(signal.SIGTERM)
+    assert run.process.wait(60) == 0, run.output()
     pids = [child.pid for child in children] + [postmaster]
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 60  # bounds a failure only
     while not all(is_gone(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert [pid for pid in pids if not is_gone(pid)] == []
     assert postmaster_pid(pg_dir) is None  # PostgreSQL shut down cleanly
-
-
-def terminate(run: Run) -> Callable[[list[psutil.Process]], None]:
-    return lambda _: run.process.send_signal(signal.SIGTERM)
-
-
-def kill_worker(children: list[psutil.Process]) -> None:
-    next(c for c in children if "worker.main" in " ".join(c.cmdline())).kill()
 
 
 def check_apis(run: Run) -> None:
@@ -175,7 +164,7 @@ def test_run_embeds_the_servers_stops_cleanly_and_reuses_the_data(data_dir: Path
             conn.execute("CREATE TABLE run_marker (value text)")
             conn.execute("INSERT INTO run_marker VALUES (%s)", (marker,))
         redis.Redis(port=first.redis_port).set("run-marker", marker)
-        stop_and_check_nothing_remains(first, pg_dir, terminate(first), exit_code=0)
+        stop_and_check_nothing_remains(first, pg_dir)
     finally:
         kill_if_running(first)
 
@@ -188,7 +177,7 @@ def test_run_embeds_the_servers_stops_cleanly_and_reuses_the_data(data_dir: Path
         ) as conn:
             assert conn.execute("SELECT value FROM run_marker").fetchall() == [(marker,)]
         assert redis.Redis(port=second.redis_port).get("run-marker") == marker.encode()
-        stop_and_check_nothing_remains(second, pg_dir, terminate(second), exit_code=0)
+        stop_and_check_nothing_remains(second, pg_dir)
     finally:
         kill_if_running(second)
 
@@ -334,13 +323,15 @@ def test_a_killed_worker_is_restarted_while_the_apis_keep_serving(
         assert killed is not None
         with HealthPoller(run) as poller:
             os.kill(killed, signal.SIGKILL)
-            wait_for(lambda: worker_pid(run) not in (None, killed), "a new worker", run)
+            wait_for(lambda: "restarted worker" in run.output(), "a restart", run)
             rounds_at_restart = poller.rounds
             wait_for(lambda: poller.rounds > rounds_at_restart, "a health round", run)
         assert poller.failures == []
         output = run.output()
         assert f"worker (pid {killed}) died, killed by SIGKILL" in output
-        assert f"restarted worker (pid {worker_pid(run)}), restart 1" in output
+        restarted = worker_pid(run)
+        assert restarted not in (None, killed)
+        assert f"restarted worker (pid {restarted}), restart 1" in output
 
         for port in (run.command_port, run.query_port):
             assert child_restarts(run, port) == {
