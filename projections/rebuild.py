@@ -62,9 +62,16 @@ class Plan:
     # With lanes: the first table's load as statements over disjoint parts of it, which
     # parallel sessions run on the snapshot (its single statement when not given).
     first_parts: Callable[[Tables], list[str]] | None = None
+    # The order readers read the tables in, where it matters: the swap locks them in it,
+    # so that it queues behind such readers instead of closing a cycle with them.
+    read_order: tuple[str, ...] = ()
 
     def scope(self, table: str) -> str:
         return self.scope_predicates.get(table, "org_id = ANY(:orgs)")
+
+    @property
+    def lock_order(self) -> tuple[str, ...]:
+        return self.read_order or self.tables
 
 
 PLANS: dict[str, Plan] = {
@@ -75,6 +82,8 @@ PLANS: dict[str, Plan] = {
         entries.SCOPE_PREDICATES,
         entries.LANES,
         entries.entries_parts,
+        # The detailed report and the dashboard read the roll-ups before the entries.
+        read_order=(*entries.TABLES[1:], entries.TABLES[0]),
     ),
     notifications.NAME: Plan(
         notifications.TABLES, notifications.rebuild_statements, notifications.SCOPE_PREDICATES
@@ -205,12 +214,9 @@ def _lock_limit_ms(session: Session) -> int:
 
 
 def _lock_live_tables(session: Session, plan: Plan, limit_ms: int) -> None:
-    """ACCESS EXCLUSIVE on every live table, or a cancellation after `limit_ms`.
-
-    Readers read the roll-ups before the entries (the detailed report, the dashboard), so
-    the first table (the one the others derive from) is locked last: the swap then waits
-    behind such readers instead of closing a cycle with them."""
-    order = plan.tables[1:] + plan.tables[:1]
+    """ACCESS EXCLUSIVE on every live table, in the readers' order, or a cancellation
+    after `limit_ms`."""
+    order = plan.lock_order
     previous = session.execute(text("SELECT current_setting('statement_timeout')")).scalar_one()
     session.execute(text(f"SET LOCAL statement_timeout = {int(limit_ms)}"))
     session.execute(
