@@ -117,11 +117,7 @@ def stop_and_check_nothing_remains(run: Run, pg_dir: Path) -> None:
 
     run.process.send_signal(signal.SIGTERM)
     assert run.process.wait(60) == 0, run.output()
-    pids = [child.pid for child in children] + [postmaster]
-    deadline = time.monotonic() + 60  # bounds a failure only
-    while not all(is_gone(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert [pid for pid in pids if not is_gone(pid)] == []
+    wait_for_gone([child.pid for child in children] + [postmaster])
     assert postmaster_pid(pg_dir) is None  # PostgreSQL shut down cleanly
 
 
@@ -180,6 +176,13 @@ def test_run_embeds_the_servers_stops_cleanly_and_reuses_the_data(data_dir: Path
         stop_and_check_nothing_remains(second, pg_dir)
     finally:
         kill_if_running(second)
+
+
+def wait_for_gone(pids: list[int]) -> None:
+    deadline = time.monotonic() + 60  # bounds a failure only
+    while not all(is_gone(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [pid for pid in pids if not is_gone(pid)] == []
 
 
 def kill_if_running(run: Run) -> None:
@@ -339,7 +342,10 @@ def test_a_killed_worker_is_restarted_while_the_apis_keep_serving(
             }  # fmt: skip
         write_and_read_back(run)
 
+        # The restarted worker is stopped with the rest.
+        children = psutil.Process(run.process.pid).children(recursive=True)
         run.process.send_signal(signal.SIGTERM)
-        assert run.process.wait(30) == 0, run.output()
+        assert run.process.wait(60) == 0, run.output()
+        wait_for_gone([child.pid for child in children])
     finally:
         kill_if_running(run)
