@@ -123,8 +123,10 @@ class Processes:
         return (self.logs / f"{name}.log").read_text(errors="replace")[-4000:]
 
     def stop(self) -> None:
-        for _, child in reversed(self.children):
+        for name, child in reversed(self.children):
             child.terminate()
+            # Captured by pytest, shown when the test failed.
+            sys.stderr.write(f"--- {name} ---\n{self.output(name)}\n")
         for _, child in reversed(self.children):
             try:
                 child.wait(15)
