@@ -12,10 +12,18 @@ The API is small on purpose:
   memory stays flat whatever the size.
 - `export_response(format, header, rows, filename_stem)`: picks one of the two.
 
-Cells may be None, str, bool, int, float, Decimal, date, datetime or UUID. CSV writes them as
-text (None as empty, booleans as `true`/`false`, timestamps as RFC 3339 in UTC); XLSX keeps
-numbers and booleans typed, dates as Excel dates, and timestamps as RFC 3339 text (Excel has
-no time zones). An XLSX string cell is never a formula, whatever it starts with.
+Cells may be None, str, bool, int, float, Decimal, date, datetime or UUID. CSV writes numbers
+bare and everything else as quoted text (None as empty, booleans as `true`/`false`,
+timestamps as RFC 3339 in UTC); XLSX keeps numbers and booleans typed, dates as Excel dates,
+and timestamps as RFC 3339 text (Excel has no time zones).
+
+Formula injection (OWASP "CSV Injection"): a spreadsheet runs a cell that starts with `=`,
+`+`, `-`, `@`, a tab or a carriage return as a formula, and descriptions and names are
+anyone's text. So a CSV text cell starting with one of them gets a leading `'` (shown as
+text, never run), and every text cell is quoted, so that a separator inside it (`,` or a
+locale's `;`) cannot start a new cell. Numbers are typed values, never user text: they stay
+bare, and a negative amount stays a number. An XLSX text cell is a string cell, never a
+formula, whatever it starts with.
 """
 
 from __future__ import annotations
@@ -46,6 +54,8 @@ _CHUNK_BYTES = 64 * 1024
 # An XLSX workbook is finished (zipped) before its first byte leaves: it is built in a
 # temporary file that spills to disk past this size.
 _SPOOL_BYTES = 8 * 1024 * 1024
+# What makes a spreadsheet read a cell as a formula (OWASP, CSV Injection).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 class ExportFormat(StrEnum):
@@ -80,22 +90,33 @@ def _timestamp(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-def csv_cell(value: Any) -> str:
+def neutralized(text: str) -> str:
+    """`text` as a spreadsheet shows it and never runs it: a leading `'` when it starts like
+    a formula (OWASP's list)."""
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
+def csv_cell(value: Any) -> str | int | float | Decimal:
+    """A number as itself (written bare), anything else as text safe to open in a
+    spreadsheet (written quoted)."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, int | float | Decimal):
+        return value
     if isinstance(value, datetime):
         return _timestamp(value)
     if isinstance(value, date):
         return value.isoformat()
-    return str(value)
+    return neutralized(str(value))
 
 
 def _csv_chunks(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Iterator[bytes]:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(header)
+    # Every text cell quoted, numbers bare: see "Formula injection" above.
+    writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_NONNUMERIC)
+    writer.writerow([neutralized(name) for name in header])
     for row in rows:
         writer.writerow([csv_cell(value) for value in row])
         if buffer.tell() >= _CHUNK_BYTES:

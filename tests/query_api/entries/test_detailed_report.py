@@ -362,19 +362,30 @@ def test_csv_and_xlsx_exports_parse_back_to_the_numbers_of_the_json(
     )
 
 
+# Text a spreadsheet would read as a formula (OWASP's CSV injection list; the command API
+# strips the leading tab or CR of a description, tests/query_api/test_exports.py has them).
+FORMULAS = ["=cmd|' /C calc'!A0", "+1+2", "-2+3", "@SUM(1+1)"]
+PLAIN = ['Überstunden, "quoted"\nline ✓', "a;=1+2", "it's fine"]
+
+
 def test_exports_keep_text_as_text(client: Client) -> None:
-    formula = client.entry(at("2026-11-02"), 60, description='=HYPERLINK("http://x","y")')
-    client.entry(at("2026-11-03"), 60, description='Überstunden, "quoted"\nline ✓')
+    """CSV: text a spreadsheet would run as a formula starts with a quote (OWASP), every
+    other cell is as written, numbers too. XLSX: every text is a string cell, never a
+    formula."""
+    descriptions = [*FORMULAS, *PLAIN]
+    for day, description in enumerate(descriptions, start=1):
+        client.entry(at(f"2026-11-{day:02d}"), 60, description=description)
     dates = span("2026-11-01", "2026-11-30", sort="start_at")
     rows = _csv_rows(client.get("/reports/detailed", format="csv", **dates))
-    assert [r[8] for r in rows] == ['=HYPERLINK("http://x","y")', 'Überstunden, "quoted"\nline ✓']
+    assert [r[8] for r in rows] == [*("'" + text for text in FORMULAS), *PLAIN]
+    assert [r[9] for r in rows] == [60] * len(descriptions)
 
     response = client.get("/reports/detailed", format="xlsx", **dates)
     sheet = load_workbook(io.BytesIO(response.content)).worksheets[0]
-    cell = sheet.cell(row=2, column=COLUMNS.index("description") + 1)
-    assert cell.value == '=HYPERLINK("http://x","y")'
-    assert cell.data_type == "s"  # a string, never a formula
-    assert formula
+    column = COLUMNS.index("description") + 1
+    cells = [sheet.cell(row=row, column=column) for row in range(2, len(descriptions) + 2)]
+    assert [cell.value for cell in cells] == descriptions
+    assert {cell.data_type for cell in cells} == {"s"}  # strings, never formulas
 
 
 def test_an_export_past_the_cap_is_a_422_naming_format(

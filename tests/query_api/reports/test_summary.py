@@ -592,3 +592,47 @@ def test_a_group_whose_days_all_lie_outside_the_range_is_left_out(
     assert answered(data) == oracle(world, selected(world, date_from, date_to, Filters()), dims)
     assert data["totals"]["entries"] == 1
     assert len(data["groups"]) == 1
+
+
+def test_a_csv_export_escapes_labels_a_spreadsheet_would_run(
+    api: httpx.Client, qapi: httpx.Client, reader: tuple[OrgHandle, dict[str, str]]
+) -> None:
+    """Project names are user text: one starting with = + - @ tab or CR gets a leading quote
+    (OWASP's rule), while the sums stay plain numbers. XLSX keeps the name as a string."""
+    org, headers = reader
+    names = ['=HYPERLINK("http://x","y")', "-1", "Plain"]
+    token = ""
+    for day, name in enumerate(names, start=1):
+        project = api.post(org.path("/projects"), json={"name": name}, headers=org.owner.headers)
+        assert project.status_code == 201, project.text
+        start = datetime(2026, 3, day, 9, tzinfo=UTC)
+        entry = api.post(
+            org.path("/time-entries"),
+            json={
+                "start_at": start.isoformat(),
+                "end_at": (start + timedelta(minutes=day)).isoformat(),
+                "project_id": project.json()["data"]["id"],
+            },
+            headers=org.owner.headers,
+        )
+        assert entry.status_code == 201, entry.text
+        token = entry.headers["X-Consistency-Token"]
+    query = {"from": "2026-03-01", "to": "2026-03-31", "group_by": "project"}
+    headers = {**headers, "X-Consistency-Token": token}
+
+    as_csv = qapi.get(
+        org.path("/reports/summary"), params={**query, "format": "csv"}, headers=headers
+    )
+    assert as_csv.status_code == 200, as_csv.text
+    rows = list(csv.reader(io.StringIO(as_csv.content.decode("utf-8"))))[1:]
+    assert sorted((row[0], int(row[1])) for row in rows) == sorted(
+        [('\'=HYPERLINK("http://x","y")', 60), ("'-1", 120), ("Plain", 180)]
+    )
+
+    as_xlsx = qapi.get(
+        org.path("/reports/summary"), params={**query, "format": "xlsx"}, headers=headers
+    )
+    sheet = load_workbook(io.BytesIO(as_xlsx.content)).worksheets[0]
+    labels = [sheet.cell(row=row, column=1) for row in range(2, 5)]
+    assert sorted(str(cell.value) for cell in labels) == sorted(names)
+    assert {cell.data_type for cell in labels} == {"s"}
