@@ -1,21 +1,29 @@
-"""What every query endpoint needs: a read-only session, the consistency wait, the caller
-(JWT or API token, resolved from projections), their membership and what they may see.
+"""What every query endpoint needs: a read-only session, the caller (JWT or API token,
+resolved from projections), the consistency wait, their membership and what they may see.
+
+The order matters: the credential is checked first (a JWT needs no database, an API token
+one short query), so a forged or missing one is a 401 at once, whatever
+`X-Consistency-Token` it brings; only then does the request wait for the projections.
 
 Read only projection tables: the query API never touches the write side's tables.
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+import weakref
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import ColumnElement, select, text, true
+from sqlalchemy import ColumnElement, exists, select, text, true
 from sqlalchemy.engine import RowMapping
 
 from projections.models import (
@@ -28,7 +36,7 @@ from projections.models import (
 )
 from shared.changes import decode_consistency_token
 from shared.config import get_settings
-from shared.db import ReadSession, read_session
+from shared.db import ReadSession, read_engine, read_session
 from shared.errors import (
     ForbiddenError,
     NotFoundError,
@@ -46,67 +54,9 @@ ENTRIES = ("catalog", "entries")
 
 _POLL_SECONDS = 0.02
 
-
-def _watermarks_pass(session: ReadSession, names: tuple[str, ...], xid: int) -> bool:
-    passed = session.execute(
-        text(
-            "SELECT count(*) FILTER (WHERE watermark > CAST(:x AS xid8)) = count(*)"
-            " AND count(*) = :n FROM projection_checkpoints WHERE name = ANY(:names)"
-        ),
-        {"x": str(xid), "names": list(names), "n": len(names)},
-    ).scalar_one()
-    return bool(passed)
-
-
-def wait_for_projections(session: ReadSession, token: str | None, names: tuple[str, ...]) -> None:
-    """Answer only once the projections `names` include the write behind `token`.
-
-    Bounded by CONSISTENCY_WAIT_SECONDS; past it, 503 PROJECTION_LAG with Retry-After:
-    never silently stale data."""
-    if token is None:
-        return
-    xid = decode_consistency_token(token)
-    if xid is None:
-        raise ValidationFailedError(
-            "X-Consistency-Token is not a token this service issued",
-            details=[
-                {
-                    "field": "X-Consistency-Token",
-                    "location": "header",
-                    "message": "malformed consistency token",
-                    "type": "value_error",
-                }
-            ],
-        )
-    deadline = time.monotonic() + get_settings().consistency_wait_seconds
-    while not _watermarks_pass(session, names, xid):
-        if time.monotonic() >= deadline:
-            raise ProjectionLagError(retry_after_seconds=1)
-        time.sleep(_POLL_SECONDS)
-    session.rollback()  # end the polling transaction: the reads below see the newest data
-
-
-def consistent_with(names: tuple[str, ...]) -> Callable[..., None]:
-    """A dependency that applies the consistency wait for the projections an endpoint reads."""
-
-    def dependency(
-        session: ReadSessionDep,
-        x_consistency_token: Annotated[str | None, Header()] = None,
-    ) -> None:
-        wait_for_projections(session, x_consistency_token, names)
-
-    return dependency
-
+# --- Authentication ----------------------------------------------------------------------
 
 bearer_scheme = HTTPBearer(auto_error=False, description="JWT access token or API token")
-
-
-@dataclass(frozen=True)
-class Reader:
-    id: uuid.UUID
-    email: str
-    full_name: str
-    timezone: str
 
 
 def _user_id_for(session: ReadSession, token: str) -> uuid.UUID:
@@ -122,20 +72,202 @@ def _user_id_for(session: ReadSession, token: str) -> uuid.UUID:
     return uuid.UUID(str(row.user_id))
 
 
-def get_reader(
-    request: Request,
+def authenticate(session: ReadSession, token: str | None) -> uuid.UUID:
+    """Who the bearer token names, checked before anything waits: a 401 costs no wait.
+
+    An API token unknown to the read side is a 401 even when it was created a moment ago:
+    waiting for it would let any made-up token wait too."""
+    if not token:
+        raise UnauthorizedError("Authentication required")
+    return _user_id_for(session, token)
+
+
+def authenticated_user_id(
     session: ReadSessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-    _: Annotated[None, Depends(consistent_with(CATALOG))],
-) -> Reader:
-    if credentials is None or not credentials.credentials:
-        raise UnauthorizedError("Authentication required")
-    user_id = _user_id_for(session, credentials.credentials)
+) -> uuid.UUID:
+    return authenticate(session, None if credentials is None else credentials.credentials)
+
+
+AuthenticatedUserId = Annotated[uuid.UUID, Depends(authenticated_user_id)]
+
+
+# --- The consistency wait ----------------------------------------------------------------
+
+
+def _read_watermarks() -> dict[str, int]:
+    # Its own short connection, back to the pool at once: no request holds one to wait.
+    # Raw SQL: projection_checkpoints is bookkeeping with no Table object to build from.
+    with read_engine().connect() as connection:
+        rows = connection.execute(
+            text("SELECT name, watermark::text FROM projection_checkpoints")
+        ).all()
+    return {str(name): int(watermark) for name, watermark in rows}
+
+
+def _all_passed(watermarks: dict[str, int], names: tuple[str, ...], xid: int) -> bool:
+    """A watermark above `xid` covers it and every write that committed before it began."""
+    return all(watermarks.get(name, 0) > xid for name in names)
+
+
+@dataclass
+class _WatermarkPoll:
+    """The watermarks of one event loop's waiters: at most one query per poll interval,
+    shared by every request that waits meanwhile."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    watermarks: dict[str, int] = field(default_factory=dict)
+    fetched_at: float = float("-inf")
+
+    async def fresh(self) -> dict[str, int]:
+        async with self.lock:
+            if time.monotonic() - self.fetched_at >= _POLL_SECONDS:
+                self.watermarks = await run_in_threadpool(_read_watermarks)
+                self.fetched_at = time.monotonic()
+            return self.watermarks
+
+
+class ConsistencyWaits:
+    """Every consistency wait of this process.
+
+    A waiting request holds no database connection and no worker thread: it sleeps on the
+    event loop and reads watermarks that one short query fetched for every waiter of the
+    last poll interval. So the waits' total cost is bounded whatever their number (one
+    query per 20 ms), and waiting requests cannot starve the others of connections or
+    threads; that is why their number needs no cap of its own. `waiting` counts them (for
+    tests and operators)."""
+
+    def __init__(self) -> None:
+        self.waiting = 0
+        self._count_lock = threading.Lock()
+        self._polls: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _WatermarkPoll] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _poll(self) -> _WatermarkPoll:
+        # One poll per event loop: an asyncio lock belongs to the loop it first waits in.
+        return self._polls.setdefault(asyncio.get_running_loop(), _WatermarkPoll())
+
+    def _count(self, delta: int) -> None:
+        with self._count_lock:
+            self.waiting += delta
+
+    async def until_passed(self, names: tuple[str, ...], xid: int, deadline: float) -> None:
+        """Return once every projection in `names` has a watermark above `xid`; past
+        `deadline` (monotonic), 503 PROJECTION_LAG with Retry-After."""
+        poll = self._poll()
+        self._count(+1)
+        try:
+            while not _all_passed(await poll.fresh(), names, xid):
+                if time.monotonic() >= deadline:
+                    raise ProjectionLagError(retry_after_seconds=1)
+                await asyncio.sleep(_POLL_SECONDS)
+        finally:
+            self._count(-1)
+
+
+consistency_waits = ConsistencyWaits()
+
+
+@dataclass
+class _RequestWait:
+    """One request's wait: one deadline however many dependencies wait, and the
+    projections it has already seen pass the token."""
+
+    xid: int
+    deadline: float
+    passed: set[str] = field(default_factory=set)
+
+
+def _parse_token(token: str) -> int:
+    xid = decode_consistency_token(token)
+    if xid is None:
+        raise ValidationFailedError(
+            "X-Consistency-Token is not a token this service issued",
+            details=[
+                {
+                    "field": "X-Consistency-Token",
+                    "location": "header",
+                    "message": "malformed consistency token",
+                    "type": "value_error",
+                }
+            ],
+        )
+    return xid
+
+
+def _request_wait(request: Request, token: str) -> _RequestWait:
+    wait: _RequestWait | None = getattr(request.state, "consistency_wait", None)
+    if wait is None:
+        deadline = time.monotonic() + get_settings().consistency_wait_seconds
+        wait = _RequestWait(_parse_token(token), deadline)
+        request.state.consistency_wait = wait
+    return wait
+
+
+async def wait_for_projections(
+    request: Request, session: ReadSession, token: str | None, names: tuple[str, ...]
+) -> None:
+    """Answer only once the projections `names` include the write behind `token`.
+
+    Call it after authentication. Bounded by CONSISTENCY_WAIT_SECONDS per request (several
+    dependencies share the bound); past it, 503 PROJECTION_LAG with Retry-After: never
+    silently stale data. The request's session ends its transaction first, so its
+    connection goes back to the pool while it waits and the reads after it see the newest
+    data."""
+    if token is None:
+        return
+    wait = _request_wait(request, token)
+    missing = tuple(name for name in names if name not in wait.passed)
+    if not missing:
+        return
+    if session.in_transaction():
+        await run_in_threadpool(session.rollback)
+    await consistency_waits.until_passed(missing, wait.xid, wait.deadline)
+    wait.passed.update(missing)
+
+
+def consistent_with(names: tuple[str, ...]) -> Callable[..., Awaitable[None]]:
+    """A dependency that applies the consistency wait for the projections an endpoint
+    reads, after the caller is authenticated."""
+
+    async def dependency(
+        request: Request,
+        session: ReadSessionDep,
+        _: AuthenticatedUserId,
+        x_consistency_token: Annotated[str | None, Header()] = None,
+    ) -> None:
+        await wait_for_projections(request, session, x_consistency_token, names)
+
+    return dependency
+
+
+# --- The caller --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reader:
+    id: uuid.UUID
+    email: str
+    full_name: str
+    timezone: str
+
+
+def reader_for(session: ReadSession, user_id: uuid.UUID) -> Reader:
+    """The authenticated user as the read side knows them (after the consistency wait)."""
     row = session.execute(select(proj_users).where(proj_users.c.id == user_id)).one_or_none()
     if row is None:
         # A valid token for an account the read side has not seen yet: it will, shortly.
         raise ProjectionLagError("Your account is not visible to the read side yet")
     return Reader(row.id, row.email, row.full_name, row.timezone)
+
+
+def get_reader(
+    session: ReadSessionDep,
+    user_id: AuthenticatedUserId,
+    _: Annotated[None, Depends(consistent_with(CATALOG))],
+) -> Reader:
+    return reader_for(session, user_id)
 
 
 CurrentReader = Annotated[Reader, Depends(get_reader)]
@@ -170,10 +302,19 @@ class OrgReader:
             return true()
         return column.in_(list(self.visible_user_ids))
 
-    def narrow_to(self, user_id: uuid.UUID | None) -> None:
-        """A filter on someone outside the caller's scope is a 404, not an empty answer."""
-        if user_id is not None and not self.can_see(user_id):
+    def narrow_to(self, session: ReadSession, user_id: uuid.UUID | None) -> None:
+        """A filter on someone outside the caller's scope is a 404, not an empty answer
+        (API.md): outside the teams they see, outside the organization, or no one at all.
+        Admins see the whole organization, not every user id there is."""
+        if user_id is None or user_id == self.reader.id:
+            return
+        if not (self.can_see(user_id) and is_member(session, self.org_id, user_id)):
             raise NotFoundError.for_entity("User", user_id)
+
+
+def is_member(session: ReadSession, org_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    member = exists().where(proj_members.c.org_id == org_id, proj_members.c.user_id == user_id)
+    return bool(session.execute(select(member)).scalar_one())
 
 
 def visible_users(

@@ -105,7 +105,7 @@ def covered_users(
 ) -> frozenset[uuid.UUID] | None:
     """The users whose entries the request covers: what the caller may see, narrowed by the
     user and team filters. None means the whole organization."""
-    org.narrow_to(filters.user_id)
+    org.narrow_to(session, filters.user_id)
     users = org.visible_user_ids
     if filters.user_id is not None:
         users = frozenset({filters.user_id})

@@ -8,6 +8,7 @@ of minutes today on one project, so any total names exactly the set of people it
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -242,3 +243,40 @@ def test_a_client_reads_its_own_writes_every_time(
         assert read.status_code == 200, read.text
         assert written.json()["data"]["id"] in {e["id"] for e in read.json()["data"]}
         assert len(read.json()["data"]) == i + 1
+
+
+def _reads_taking_user_id(w: World) -> dict[str, tuple[str, dict[str, str]]]:
+    """Every read that takes `user_id`, with the other parameters it needs."""
+    days = {"from": w.today, "to": w.today}
+    return {
+        "time-entries": ("/time-entries", {}),
+        "detailed": ("/reports/detailed", days),
+        "detailed csv": ("/reports/detailed", {**days, "format": "csv"}),
+        "detailed xlsx": ("/reports/detailed", {**days, "format": "xlsx"}),
+        "summary": ("/reports/summary", {**days, "group_by": "user"}),
+        "summary csv": ("/reports/summary", {**days, "group_by": "user", "format": "csv"}),
+        "timesheet": ("/reports/timesheet", {"week": week_of(w.today)}),
+        "dashboard": ("/dashboard", {}),
+    }
+
+
+@pytest.mark.parametrize("role", ["owner", "admin", "manager"])
+def test_a_user_filter_outside_the_organization_is_a_404_on_every_read(
+    role: str, world: World, qapi: httpx.Client
+) -> None:
+    """Admins and owners see the whole organization, not every user id there is: a user of
+    another organization, or no one at all, is a 404 (API.md), never an empty 200."""
+    headers = {**world.people[role].headers, "X-Consistency-Token": world.token}
+    strangers = {"another organization's user": world.outsider.id, "no one": uuid.uuid4()}
+    answers = {}
+    for read, (path, params) in _reads_taking_user_id(world).items():
+        for who, user_id in strangers.items():
+            response = qapi.get(
+                world.org.path(path), params={**params, "user_id": str(user_id)}, headers=headers
+            )
+            body = response.json() if response.status_code != 200 else {}
+            answers[read, who] = (response.status_code, body.get("error_code"))
+        # The caller themselves, a member in their scope, stays a 200.
+        mine = {**params, "user_id": str(world.people[role].id)}
+        assert qapi.get(world.org.path(path), params=mine, headers=headers).status_code == 200
+    assert answers == {key: (404, "NOT_FOUND") for key in answers}

@@ -83,6 +83,6 @@ def get_timesheet(
     """One user's finished time of an ISO week (Monday to Sunday, local dates): a row per
     project and task with the seconds of each day, and the day totals."""
     target = user_id or org.reader.id
-    org.narrow_to(target)
+    org.narrow_to(session, target)
     cells = timesheet_cells(session, org.org_id, target, monday)
     return ok(build_timesheet(cells, monday, target))

@@ -1,37 +1,54 @@
-"""Who may see the system's state: an admin of any organization, or the ops token."""
+"""Who may see the system's state: an admin of any organization, or the ops token.
+
+The credential is checked before the consistency wait, as everywhere in the query API."""
 
 from __future__ import annotations
 
-import hmac
+import uuid
 from typing import Annotated
 
 from fastapi import Depends, Request
 
-from query_api.dependencies import CATALOG, ReadSessionDep, get_reader, wait_for_projections
+from query_api.dependencies import (
+    CATALOG,
+    ReadSessionDep,
+    authenticate,
+    reader_for,
+    wait_for_projections,
+)
 from query_api.modules.system.queries import is_admin_anywhere
-from shared.config import get_settings
 from shared.errors import ForbiddenError
+from shared.http import is_ops_token
 
 
-def require_operator(request: Request, session: ReadSessionDep) -> None:
-    wait_for_projections(session, request.headers.get("x-consistency-token"), CATALOG)
-    ops_token = get_settings().ops_token
+def operator_identity(request: Request, session: ReadSessionDep) -> uuid.UUID | None:
+    """None for the ops token, else the id of the user the credential names (or a 401)."""
     presented = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-    if (
-        ops_token is not None
-        and presented
-        and hmac.compare_digest(presented, ops_token.get_secret_value())
-    ):
+    if is_ops_token(presented):
+        return None
+    return authenticate(session, presented)
+
+
+OperatorIdentity = Annotated[uuid.UUID | None, Depends(operator_identity)]
+
+
+async def operator_consistency(
+    request: Request, session: ReadSessionDep, _: OperatorIdentity
+) -> None:
+    token = request.headers.get("x-consistency-token")
+    await wait_for_projections(request, session, token, CATALOG)
+
+
+def require_operator(
+    session: ReadSessionDep,
+    user_id: OperatorIdentity,
+    _: Annotated[None, Depends(operator_consistency)],
+) -> None:
+    if user_id is None:
         return
-    reader = get_reader(request, session, _credentials(presented), None)
+    reader = reader_for(session, user_id)
     if not is_admin_anywhere(session, reader.id):
         raise ForbiddenError("Only organization admins or operators see the system's state")
-
-
-def _credentials(token: str):  # type: ignore[no-untyped-def]
-    from fastapi.security import HTTPAuthorizationCredentials
-
-    return HTTPAuthorizationCredentials(scheme="Bearer", credentials=token) if token else None
 
 
 Operator = Annotated[None, Depends(require_operator)]
