@@ -181,9 +181,10 @@ def _swap_all(session: Session, name: str, plan: Plan) -> None:
     while waiting for another, and a reader holding that other one and then asking for the
     first closes a deadlock, which PostgreSQL breaks by aborting the first of the two to
     have waited deadlock_timeout: often the reader, whose GET then failed. So every lock is
-    taken in one statement cancelled after a quarter of deadlock_timeout. A reader can only
-    wait for the swap once that statement has begun, so in any such cycle the swap gives up
-    first, by three quarters of deadlock_timeout: it releases what it took (the savepoint)
+    taken in one statement cancelled after a quarter of deadlock_timeout. Before it the
+    swapping transaction holds nothing a reader asks for, so a reader can only wait for the
+    swap once that statement has begun: in any such cycle the swap gives up first, three
+    quarters of deadlock_timeout ahead of the reader, releases what it took (the savepoint)
     and tries again a moment later, while the reader carries on."""
     limit_ms = _lock_limit_ms(session)
     attempt = 0
@@ -200,7 +201,7 @@ def _swap_all(session: Session, name: str, plan: Plan) -> None:
                 raise
         attempt += 1
         if attempt % 10 == 1:
-            log.warning("the swap of %s gave way to readers (%s), %d times", name, reason, attempt)
+            log.warning("swap of %s gave way to readers (%s; attempt %d)", name, reason, attempt)
         # Random, so that the swap does not keep meeting the same readers at the same moment.
         time.sleep(random.uniform(0, min(1.0, 0.02 * 2**attempt)))
 
