@@ -158,8 +158,22 @@ async def _on_integrity_error(_: Request, exc: Exception) -> JSONResponse:
 _RETRYABLE = {"40P01": "deadlock", "40001": "serialization failure", "55P03": "lock timeout"}
 
 
-async def _on_database_down(_: Request, exc: Exception) -> JSONResponse:
+_READ_METHODS = frozenset({"GET", "HEAD"})
+
+
+async def _on_database_down(request: Request, exc: Exception) -> JSONResponse:
     sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if sqlstate in _RETRYABLE and request.method in _READ_METHODS:
+        # A read changes nothing, so it conflicts with no client's write: only maintenance
+        # (a rebuild's swap, a replica replaying one) can make it give way. The service is
+        # briefly busy, not the request wrong: 503, never a 409 on a GET.
+        log.warning("read gave way to maintenance: %s", _RETRYABLE[sqlstate])
+        return envelope_response(
+            503,
+            "The data is briefly locked by maintenance; retry the request",
+            "SERVICE_UNAVAILABLE",
+            headers={"Retry-After": "1"},
+        )
     if sqlstate in _RETRYABLE:
         # Two requests collided; the database chose this one to give way. Retrying works.
         log.warning("concurrent conflict: %s", _RETRYABLE[sqlstate])

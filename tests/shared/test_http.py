@@ -113,7 +113,7 @@ def _client_raising(exc: Exception) -> TestClient:
     app = FastAPI()
     configure_app(app, Settings(), app_name="test")
 
-    @app.get("/fail")
+    @app.api_route("/fail", methods=["GET", "POST"])
     def fail() -> None:
         raise exc
 
@@ -129,14 +129,28 @@ def test_a_value_the_database_cannot_store_is_422_not_500() -> None:
     assert "22021" in response.json()["details"][0]["message"]
 
 
-def test_a_deadlock_is_a_retryable_409_not_a_503() -> None:
+def test_a_deadlock_of_a_command_is_a_retryable_409_not_a_503() -> None:
     from sqlalchemy.exc import OperationalError
 
-    response = _client_raising(OperationalError("UPDATE", {}, _FakeDriverError("40P01"))).get(
+    response = _client_raising(OperationalError("UPDATE", {}, _FakeDriverError("40P01"))).post(
         "/fail"
     )
     assert response.status_code == 409
     assert response.json()["error_code"] == "CONFLICT"
+    assert response.headers["retry-after"] == "1"
+
+
+@pytest.mark.parametrize("sqlstate", ["40P01", "40001", "55P03"])
+def test_a_read_that_gives_way_is_a_retryable_503_never_a_409(sqlstate: str) -> None:
+    # A GET conflicts with no client's write, only with maintenance (a rebuild's swap, or
+    # a replica cancelling a query that blocks replay with 40001).
+    from sqlalchemy.exc import OperationalError
+
+    response = _client_raising(OperationalError("SELECT", {}, _FakeDriverError(sqlstate))).get(
+        "/fail"
+    )
+    assert response.status_code == 503
+    assert response.json()["error_code"] == "SERVICE_UNAVAILABLE"
     assert response.headers["retry-after"] == "1"
 
 
