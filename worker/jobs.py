@@ -26,6 +26,11 @@ log = logging.getLogger(__name__)
 # Set when the worker is asked to stop: a running job finishes its batch and returns.
 stop_requested = threading.Event()
 
+# Set while this process's RQ worker takes wake-up jobs: Redis answered its last heartbeat
+# and it waits for a job or works one. Clear while it has lost Redis, is reconnecting or
+# is suspended: the sweeper then advances the projections itself (worker/sweeper.py).
+rq_listening = threading.Event()
+
 # Transient failures (the database restarting, a dropped connection) are retried here
 # with a growing delay; what still fails fails the job, and the sweeper tries again.
 RETRY_DELAYS_SECONDS = (0.2, 1.0, 3.0)

@@ -7,6 +7,10 @@ for the forking worker). Notification jobs are bounded too (an email delivery ru
 claiming after 20 s) and wait behind wake-ups, which come from the first queue. SIGTERM
 or SIGINT asks for RQ's warm shutdown: the job in hand finishes, then the process exits;
 a second signal stops it at once.
+
+Redis going away, at any moment and for any time, never ends the process: the RQ worker
+leaves its loop (worker/rq_worker.py), the sweeper advances the projections meanwhile,
+and a new RQ worker starts within about a second of Redis answering again.
 """
 
 from __future__ import annotations
@@ -21,19 +25,22 @@ from types import FrameType
 
 import redis
 from pydantic import ValidationError
-from rq import Queue
-from rq.worker import SimpleWorker
+from rq.exceptions import StopRequested
 
 from shared.config import Settings, get_settings
 from shared.logging import configure_logging
-from worker.jobs import stop_requested
+from worker.jobs import rq_listening, stop_requested
 from worker.notification_scheduler import NotificationScheduler
+from worker.rq_worker import REDIS_ERRORS, RedisLostError, WakeupWorker
 from worker.sweeper import Sweeper
 
 log = logging.getLogger("evotrack.worker")
 
 FIRST_RETRY_SECONDS = 0.5
-MAX_RETRY_SECONDS = 30.0
+# Bounds how long after Redis returns the worker is back on RQ (issue 12).
+MAX_RETRY_SECONDS = 1.0
+CONNECT_TIMEOUT_SECONDS = 2.0
+REPORT_UNREACHABLE_EVERY_SECONDS = 60.0
 
 
 def _redis_address(connection: redis.Redis) -> str:
@@ -44,67 +51,55 @@ def _redis_address(connection: redis.Redis) -> str:
 
 
 class EarlyStop:
-    """A stop request that arrives before RQ's own signal handlers are in place (while
-    waiting for Redis, or while the worker registers) is remembered, not lost."""
-
-    requested = False
+    """Signal handlers for the moments outside RQ's work loop (while waiting for Redis,
+    while a worker registers, between losing Redis and working again): a stop request
+    then is remembered in `stop_requested`, not lost and not raised mid-reconnect."""
 
     @classmethod
     def install(cls) -> None:
-        cls.requested = False
         signal.signal(signal.SIGTERM, cls._remember)
         signal.signal(signal.SIGINT, cls._remember)
 
     @classmethod
     def _remember(cls, signum: int, _: FrameType | None) -> None:
-        log.info("%s received while starting: stopping", signal.Signals(signum).name)
-        cls.requested = True
+        log.info(
+            "%s received while starting or reconnecting: stopping", signal.Signals(signum).name
+        )
         stop_requested.set()
-
-
-class WakeupWorker(SimpleWorker):
-    """RQ's SimpleWorker, honouring a stop request that arrived while it was starting, and
-    telling a running job to stop after its current batch."""
-
-    def request_stop(self, signum: int, frame: FrameType | None) -> None:
-        stop_requested.set()
-        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
-
-    def _install_signal_handlers(self) -> None:
-        super()._install_signal_handlers()  # type: ignore[no-untyped-call]
-        if EarlyStop.requested:
-            # What RQ itself records for a warm shutdown requested in the middle of a job:
-            # the work loop checks it before taking the next job, then deregisters.
-            self._stop_requested = True
 
 
 def connect_redis(url: str, *, max_retry_seconds: float = MAX_RETRY_SECONDS) -> redis.Redis | None:
-    """A Redis connection that answers PING, or None when asked to stop first. Waits for
-    Redis with a growing delay and says so in the log each time: a worker started before
-    Redis must wait, not crash-loop."""
+    """A Redis connection that answers PING, or None when asked to stop first.
+
+    Waits for Redis, trying again at least every `max_retry_seconds`: once Redis is back
+    the worker is back within about that long (until then the sweeper projects). A worker
+    started before Redis waits, it does not crash-loop; the log says so when the wait
+    starts and every minute after."""
     # No socket timeout: RQ sets one that fits its blocking dequeue.
-    connection = redis.Redis.from_url(url, socket_connect_timeout=5)
+    connection = redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS)
     delay = FIRST_RETRY_SECONDS
-    while not EarlyStop.requested:
+    next_report_at = 0.0
+    while not stop_requested.is_set():
         try:
             connection.ping()
             return connection
-        except (redis.RedisError, OSError) as exc:
-            log.warning(
-                "Redis at %s is unreachable (%s); retrying in %.1f s",
-                _redis_address(connection),
-                exc,
-                delay,
-            )
+        except REDIS_ERRORS as exc:
+            if time.monotonic() >= next_report_at:
+                log.warning(
+                    "Redis at %s is unreachable (%s); retrying every %.1f s",
+                    _redis_address(connection),
+                    exc,
+                    max_retry_seconds,
+                )
+                next_report_at = time.monotonic() + REPORT_UNREACHABLE_EVERY_SECONDS
         _sleep_unless_stopped(delay)
         delay = min(delay * 2, max_retry_seconds)
+    connection.close()
     return None
 
 
 def _sleep_unless_stopped(seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not EarlyStop.requested and time.monotonic() < deadline:
-        time.sleep(min(0.1, seconds))
+    stop_requested.wait(seconds)
 
 
 ROLES = ("all", "projections", "notifications")
@@ -115,39 +110,83 @@ def run_worker(settings: Settings, *, burst: bool = False, role: str = "all") ->
 
     "projections": the wake-up queue and the sweeper; "notifications": the notifications
     queue and its scheduler; "all": both, wake-ups first. `evotrack run` starts one worker
-    of each role, so a slow email delivery never holds a projection back."""
-    EarlyStop.install()
+    of each role, so a slow email delivery never holds a projection back. Redis going
+    away never ends it: see `_work_until_stopped`."""
     stop_requested.clear()
+    rq_listening.clear()
+    EarlyStop.install()
     projections = role in ("all", "projections")
     notifications = role in ("all", "notifications")
     # The sweeper runs even while Redis is away: it advances projections itself then.
-    sweeper = Sweeper(settings, stop_requested).start() if projections and not burst else None
+    sweeper = (
+        Sweeper(settings, stop_requested, rq_listening=rq_listening).start()
+        if projections and not burst
+        else None
+    )
     scheduler = (
         NotificationScheduler(settings, stop_requested).start()
         if notifications and not burst
         else None
     )
+    # Wake-ups first: RQ takes the next job from the first queue that has one.
+    names = [settings.wakeup_queue] if projections else []
+    names += [settings.notifications_queue] if notifications else []
     try:
-        connection = connect_redis(settings.redis_url)
-        if connection is None:
-            return 0
-        # Wake-ups first: RQ takes the next job from the first queue that has one.
-        names = [settings.wakeup_queue] if projections else []
-        names += [settings.notifications_queue] if notifications else []
-        queues = [Queue(name, connection=connection) for name in names]
-        worker = WakeupWorker(queues, connection=connection)
-        log.info(
-            "worker listening on queues %s",
-            ", ".join(q.name for q in queues),
-            extra={"burst": burst},
-        )
-        worker.work(burst=burst, logging_level=settings.log_level.upper())
+        _work_until_stopped(settings, names, burst=burst)
+    except StopRequested:
+        pass  # a stop signal caught by RQ's handler just outside its loop: a stop like any
     finally:
         stop_requested.set()
         for helper in (sweeper, scheduler):
             if helper is not None:
                 helper.thread.join(10)
     return 0
+
+
+def _work_until_stopped(settings: Settings, queue_names: list[str], *, burst: bool) -> None:
+    """One RQ worker after another until a stop request (or, with `burst`, until the queues
+    are empty): a worker that lost Redis is followed by a new one, registered anew, as soon
+    as Redis answers again."""
+    while not stop_requested.is_set():
+        connection = connect_redis(settings.redis_url)
+        if connection is None:
+            return
+        try:
+            ended = _work_one_worker(connection, queue_names, settings, burst=burst)
+        finally:
+            EarlyStop.install()  # RQ's handlers belong to the worker that just ended
+            connection.close()
+        if ended:
+            return
+
+
+def _work_one_worker(
+    connection: redis.Redis, queue_names: list[str], settings: Settings, *, burst: bool
+) -> bool:
+    """Register one RQ worker and work the queues with it. True when it ended for good (a
+    stop request, or a burst that emptied the queues); False when Redis failed or RQ's loop
+    broke off, so that the caller starts another."""
+    try:
+        worker = WakeupWorker(
+            queue_names, connection=connection, wakeup_queue=settings.wakeup_queue
+        )
+        log.info("worker listening on queues %s", ", ".join(queue_names), extra={"burst": burst})
+        worker.work(burst=burst, logging_level=settings.log_level.upper())
+    except (RedisLostError, *REDIS_ERRORS) as exc:  # while it registered
+        _log_lost_redis(exc)
+        return False
+    if worker.lost_redis is not None:
+        _log_lost_redis(worker.lost_redis)
+        return False
+    if stop_requested.is_set() or burst:
+        return True
+    log.error("RQ's work loop ended on its own (see above); starting a new worker")
+    _sleep_unless_stopped(FIRST_RETRY_SECONDS)  # no busy loop if it keeps doing so
+    return False
+
+
+def _log_lost_redis(exc: BaseException) -> None:
+    log.warning("lost Redis (%s); RQ resumes once it answers, the sweeper projects meanwhile", exc)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,12 +1,16 @@
 """The sweeper: the reason Redis can be a mere doorbell.
 
 Every `interval` seconds it looks for projections with committed changes beyond their
-checkpoint. For each one it rings the doorbell (a wake-up job, enqueued even when the
-doorbell believes one is pending: that one may be lost); when Redis cannot take
-the job, it advances the projection itself. Lost jobs, Redis outages and killed workers
-therefore delay a projection by at most about one interval. Every few minutes it also
-prunes the change log behind every checkpoint past the retention, and expired
-idempotency keys.
+checkpoint. When this process's RQ worker takes wake-up jobs (`rq_listening`), it rings
+the doorbell (a wake-up job, enqueued even when the doorbell believes one is pending:
+that one may be lost). Otherwise, or when Redis cannot take the job, it advances the
+projections itself. A ring that Redis accepts proves nothing about who will answer it:
+after an outage Redis is back before the RQ worker is, and trusting the ring stalled the
+projections until the worker reconnected (issue 12). Lost jobs, Redis outages and killed
+workers therefore delay a projection by at most about one interval; when the sweeper and
+a job advance at once, the projection's lock lets one of them through and the other
+skips it. Every few minutes it also prunes the change log behind every checkpoint past
+the retention, and expired idempotency keys.
 """
 
 from __future__ import annotations
@@ -30,10 +34,16 @@ PRUNE_EVERY_SECONDS = 300.0
 
 class Sweeper:
     def __init__(
-        self, settings: Settings, stop: threading.Event, *, interval_seconds: float = 1.0
+        self,
+        settings: Settings,
+        stop: threading.Event,
+        *,
+        rq_listening: threading.Event,
+        interval_seconds: float = 1.0,
     ) -> None:
         self.settings = settings
         self.stop = stop
+        self.rq_listening = rq_listening
         self.interval_seconds = interval_seconds
         self._last_prune = 0.0
         self.thread = threading.Thread(target=self._run, name="sweeper", daemon=True)
@@ -58,12 +68,16 @@ class Sweeper:
         projectors = {p.name: p for p in registered_projections()}
         with write_sessionmaker()() as session:
             behind = projections_behind(session, list(projectors))
-        if behind and not ring_doorbell(force=True):
+        if behind and not self._rq_answers_the_doorbell():
             for name in behind:
                 if self.stop.is_set():
                     break
                 advance_with_retries(projectors[name])
         return behind
+
+    def _rq_answers_the_doorbell(self) -> bool:
+        """Whether a wake-up job is on its way to a worker that takes it now."""
+        return self.rq_listening.is_set() and ring_doorbell(force=True)
 
     def prune(self) -> int:
         names = [p.name for p in registered_projections()]
