@@ -4,6 +4,7 @@ processes, never the machine's shared ones."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -51,11 +52,15 @@ class WorkerProcess:
         )
         return self
 
+    def send(self, sig: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(sig)
+
     def stop(self, sig: int = signal.SIGTERM) -> int:
         assert self.process is not None
         if self.process.poll() is None:
             self.process.send_signal(sig)
-        return self.process.wait(20)
+        return self.process.wait(60)
 
 
 @pytest.fixture
@@ -118,7 +123,7 @@ def add_entries(api: httpx.Client, org: OrgHandle, first_day: int, count: int) -
         assert response.status_code == 201, response.text
 
 
-def wait_caught_up(db: Engine, org: OrgHandle, timeout_seconds: float = 30) -> None:
+def wait_caught_up(db: Engine, org: OrgHandle, timeout_seconds: float = 60) -> None:
     """Until the projections show exactly what the normalized rows say."""
     deadline = time.monotonic() + timeout_seconds
     while projected(db, org.id) != oracle(db, org.id):
@@ -155,8 +160,30 @@ def test_redis_down_during_writes_then_back(
     assert_verified(db, org)
 
 
-def _worker_in_transaction(db: Engine) -> bool:
-    """The worker is in the middle of applying a batch to the projection tables."""
+@contextlib.contextmanager
+def entries_batches_held(db: Engine) -> Iterator[Callable[[], None]]:
+    """Hold writes to proj_entries (reads go on) until the block ends: a worker that starts
+    a batch waits inside it, its transaction open. Yields a wait for that moment.
+
+    Watching for the moment a batch runs instead missed it on a loaded machine: the
+    worker finished the whole backlog between two looks ("the worker never started a
+    batch")."""
+    with db.connect() as conn:
+        conn.execute(text("LOCK TABLE proj_entries IN EXCLUSIVE MODE"))
+        holder = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        yield lambda: wait_until_a_worker_waits_on(db, holder)
+        conn.rollback()
+
+
+def wait_until_a_worker_waits_on(db: Engine, holder: int) -> None:
+    """Until the test's worker (its application name, in this database) waits for `holder`."""
+    deadline = time.monotonic() + 60  # bounds a failure only
+    while not _worker_waits_on(db, holder):
+        assert time.monotonic() < deadline, "the worker never started a batch"
+        time.sleep(0.05)
+
+
+def _worker_waits_on(db: Engine, holder: int) -> bool:
     with db.connect() as conn:
         return bool(
             conn.execute(
@@ -164,9 +191,9 @@ def _worker_in_transaction(db: Engine) -> bool:
                     "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = :a"
                     # This test's database: another test worker's worker shares the name.
                     " AND datname = current_database()"
-                    " AND state = 'active' AND query LIKE '%proj\\_%')"
+                    " AND CAST(:h AS int) = ANY(pg_blocking_pids(pid)))"
                 ),
-                {"a": WORKER_APP},
+                {"a": WORKER_APP, "h": holder},
             ).scalar_one()
         )
 
@@ -176,12 +203,10 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
 ) -> None:
     org = make_org(db, hourly_rate_amount=4500)
     add_entries(api_with_own_redis, org, 0, 3000)  # a backlog of several batches
-    worker = workers()
-    deadline = time.monotonic() + 20
-    while not _worker_in_transaction(db):
-        assert time.monotonic() < deadline, "the worker never started a batch"
-        time.sleep(0.005)
-    worker.stop(signal.SIGKILL)
+    with entries_batches_held(db) as in_a_batch:
+        worker = workers()
+        in_a_batch()
+        worker.stop(signal.SIGKILL)  # its batch never commits
 
     workers()
     wait_caught_up(db, org, timeout_seconds=60)
@@ -198,12 +223,11 @@ def test_sigterm_finishes_the_batch_and_exits(
 ) -> None:
     org = make_org(db)
     add_entries(api_with_own_redis, org, 0, 2000)
-    worker = workers()
-    deadline = time.monotonic() + 20
-    while not _worker_in_transaction(db):
-        assert time.monotonic() < deadline, "the worker never started a batch"
-        time.sleep(0.005)
-    assert worker.stop(signal.SIGTERM) == 0
+    with entries_batches_held(db) as in_a_batch:
+        worker = workers()
+        in_a_batch()
+        worker.send(signal.SIGTERM)
+    assert worker.stop(signal.SIGTERM) == 0  # the batch in hand went on once released
     workers()
     wait_caught_up(db, org, timeout_seconds=60)
     assert_verified(db, org)
