@@ -27,7 +27,7 @@ def inbox(
 ) -> list[dict[str, Any]]:
     """The user's inbox, read once the write behind `token` is visible."""
     headers = {**user.headers, **({"X-Consistency-Token": token} if token else {})}
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90
     while True:
         response = qapi.get("/notifications", params=params, headers=headers)
         # 503 PROJECTION_LAG says "retry": on a loaded machine the bounded wait can pass.

@@ -197,7 +197,7 @@ def test_the_check_waits_for_the_entries_projection_it_reads(api: httpx.Client, 
     world.track(0.9)
     # A projector thread of an earlier test may be finishing, and a transaction open
     # anywhere in the cluster holds the watermark back for a moment: wait, don't flake.
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while not notification_rows(db, world.org.owner.id, "budget_threshold"):
         assert time.monotonic() < deadline, "the notifications projection never advanced"
         advance(sessions(db), NotificationsProjector())
