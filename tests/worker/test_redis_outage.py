@@ -236,12 +236,18 @@ def rq_states(server: EmbeddedRedis) -> list[str]:
     return [w.get_state() for w in rq_workers(server)]
 
 
+def wait_until_listening(server: EmbeddedRedis, worker: ProjectionsWorker) -> None:
+    """Until the worker is registered and waits for a job (RQ's "idle"), so that the
+    doorbell, not the sweeper, hands it the next changes."""
+    wait_for(lambda: rq_states(server) == ["idle"], "the worker to listen on RQ", worker)
+
+
 def test_redis_shut_down_during_a_job_leaves_the_worker_projecting(
     db: Engine, own_redis: EmbeddedRedis, command_api: httpx.Client, worker: ProjectionsWorker
 ) -> None:
     org = make_org(db, hourly_rate_amount=3000)
     worker.start()
-    wait_for(lambda: len(rq_workers(own_redis)) == 1, "the worker to listen on RQ", worker)
+    wait_until_listening(own_redis, worker)
 
     with checkpoint_row_locked(db, "entries"):
         add_entries(command_api, org, 0, 24)  # the doorbell hands RQ a wake-up job
@@ -264,7 +270,7 @@ def test_back_on_rq_as_soon_as_redis_returns(
 ) -> None:
     org = make_org(db)
     worker.start()
-    wait_for(lambda: len(rq_workers(own_redis)) == 1, "the worker to listen on RQ", worker)
+    wait_until_listening(own_redis, worker)
     shutdown_nosave(own_redis)  # while the worker waits for a job
     add_entries(command_api, org, 0, 12)
     wait_projected(db, org, 12, worker)
@@ -292,7 +298,7 @@ def test_the_sweeper_projects_while_rq_takes_no_wakeups(
     suspended with `rq suspend`, as it is between losing Redis and reconnecting."""
     org = make_org(db)
     worker.start()
-    wait_for(lambda: len(rq_workers(own_redis)) == 1, "the worker to listen on RQ", worker)
+    wait_until_listening(own_redis, worker)
     connection = redis.Redis.from_url(own_redis.url)
     suspend(connection)
     # The worker sees the suspension before it takes its next job.
