@@ -164,14 +164,14 @@ def command_server(environment: None) -> Iterator[LiveServer]:
 @pytest.fixture
 def api(command_server: LiveServer) -> Iterator[httpx.Client]:
     """An HTTP client of the command API, `/api/v1` as base."""
-    with httpx.Client(base_url=f"{command_server.url}/api/v1", timeout=30) as client:
+    with httpx.Client(base_url=f"{command_server.url}/api/v1", timeout=60) as client:
         yield client
 
 
 @pytest.fixture
 def raw_api(command_server: LiveServer) -> Iterator[httpx.Client]:
     """An HTTP client of the command API at its root (health, metrics, docs)."""
-    with httpx.Client(base_url=command_server.url, timeout=30) as client:
+    with httpx.Client(base_url=command_server.url, timeout=60) as client:
         yield client
 
 

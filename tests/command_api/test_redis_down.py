@@ -46,7 +46,7 @@ def test_a_command_succeeds_and_logs_its_change_with_redis_down(
 ) -> None:
     server, redis = server_with_own_redis
     org = make_org(db)
-    with httpx.Client(base_url=f"{server.url}/api/v1", timeout=30) as api:
+    with httpx.Client(base_url=f"{server.url}/api/v1", timeout=60) as api:
         assert api.get(f"{server.url}/ready").status_code == 200  # it was our Redis
         redis.stop()
         assert api.get(f"{server.url}/ready").status_code == 503

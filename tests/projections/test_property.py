@@ -321,7 +321,7 @@ def test_projections_equal_a_rebuild_and_the_oracle(
     random.seed(seed)
     sessions = sessionmaker(bind=db)
     started = database_now(db)
-    with httpx.Client(base_url=f"{command_server.url}/api/v1", timeout=30) as client:
+    with httpx.Client(base_url=f"{command_server.url}/api/v1", timeout=60) as client:
         world = build_world(client, db)
         for name, arg in commands:
             run(world, name, arg)

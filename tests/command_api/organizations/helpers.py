@@ -92,7 +92,7 @@ def race(base_url: str, calls: list[tuple[str, str, dict[str, Any], UserHandle]]
     statuses: list[int] = []
 
     def send(method: str, path: str, body: dict[str, Any], user: UserHandle) -> None:
-        with httpx.Client(base_url=f"{base_url}/api/v1", timeout=30) as client:
+        with httpx.Client(base_url=f"{base_url}/api/v1", timeout=60) as client:
             barrier.wait()
             statuses.append(
                 client.request(method, path, json=body, headers=user.headers).status_code

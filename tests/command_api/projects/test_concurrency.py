@@ -29,7 +29,7 @@ def _in_parallel(
 ) -> list[int]:
     def run(call: tuple[str, str, dict[str, Any], dict[str, str]]) -> int:
         method, path, body, headers = call
-        with httpx.Client(base_url=base_url, timeout=30) as client:
+        with httpx.Client(base_url=base_url, timeout=60) as client:
             return client.request(method, path, json=body, headers=headers).status_code
 
     with ThreadPoolExecutor(PARALLEL) as pool:
