@@ -206,9 +206,10 @@ class BackgroundProjector:
 
     A failure is logged (pytest shows it under a failed test) and retried on the next tick,
     as the worker does: a deadlock or a dropped connection heals. A projection that fails
-    `STUCK_AFTER` ticks in a row is stuck: `check()` raises its error, so a read waiting
-    for it ends with that error at once (see `WatchedTransport`), and the fixture's
-    teardown fails a test whose projection never recovered.
+    `STUCK_AFTER` ticks in a row with an error that is not one of those is stuck:
+    `check()` raises its error, so a read waiting for it ends with that error at once
+    (see `WatchedTransport`). The fixture's teardown fails a test whose projection never
+    recovered, whatever the error.
     """
 
     STUCK_AFTER = 3
@@ -238,7 +239,8 @@ class BackgroundProjector:
             advance(self.sessions, projector)
         except Exception as exc:
             with self._guard:
-                count = self._failing.get(projector.name, (0, exc))[0] + 1
+                count = self._failing.get(projector.name, (0, exc))[0]
+                count = count if _transient(exc) else count + 1
                 self._failing[projector.name] = (count, exc)
             log.warning("projection %s failed (%d in a row)", projector.name, count, exc_info=exc)
             return False
@@ -247,14 +249,13 @@ class BackgroundProjector:
         return True
 
     def check(self, at_least: int = STUCK_AFTER) -> None:
-        """Raise the error of a projection that failed `at_least` ticks in a row."""
+        """Raise the error of a projection that failed `at_least` ticks in a row (transient
+        errors not counted); with `at_least=0`, of any projection failing now."""
         with self._guard:
             failing = [(n, c, e) for n, (c, e) in self._failing.items() if c >= at_least]
         if failing:
-            name, count, error = failing[0]
-            raise ProjectorFailed(
-                f"projection {name} failed {count} times in a row: {error!r}"
-            ) from error
+            name, _, error = failing[0]
+            raise ProjectorFailed(f"projection {name} is failing: {error!r}") from error
 
     def finish(self) -> None:
         """Stop the thread, then give each projection that was still failing one more try
@@ -268,7 +269,16 @@ class BackgroundProjector:
         for projector in PROJECTIONS:
             if projector.name in self._failing:
                 self._advance(projector)
-        self.check(at_least=1)
+        self.check(at_least=0)
+
+
+def _transient(exc: BaseException) -> bool:
+    """The worker's rule (projections.runner): errors that retrying heals."""
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    return isinstance(exc, OperationalError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
 
 
 _active_projectors: list[BackgroundProjector] = []
@@ -305,7 +315,7 @@ class WatchedTransport(httpx.BaseTransport):
         if response.status_code == 503:
             response.read()
             if b"PROJECTION_LAG" in response.content:
-                projector.check(at_least=1)
+                projector.check(at_least=0)
         return response
 
     def _send(self, request: httpx.Request, pending: Future[httpx.Response]) -> None:
