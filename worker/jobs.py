@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 stop_requested = threading.Event()
 
 # Set while this process's RQ worker takes wake-up jobs: Redis answered its last heartbeat
-# and it waits for a job or works one. Clear while it has lost Redis, is reconnecting or
-# is suspended: the sweeper then advances the projections itself (worker/sweeper.py).
+# and it waits for a job or works a wake-up. Clear while it has lost Redis, reconnects, is
+# suspended or works a job of another queue: the sweeper then advances the projections
+# itself (worker/sweeper.py).
 rq_listening = threading.Event()
 
 # Transient failures (the database restarting, a dropped connection) are retried here
