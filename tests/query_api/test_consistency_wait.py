@@ -73,9 +73,16 @@ def org(db: Engine) -> OrgHandle:
 
 
 def is_projected_member(db: Engine, org: OrgHandle) -> bool:
+    """The owner, the organization and the membership on the read side (a member row can
+    show before its organization's: each table follows its own changes)."""
     with db.connect() as conn:
         found = conn.execute(
-            text("SELECT 1 FROM proj_members WHERE org_id = :org AND user_id = :user"),
+            text(
+                "SELECT 1 FROM proj_organizations o"
+                " JOIN proj_members m ON m.org_id = o.id"
+                " JOIN proj_users u ON u.id = m.user_id"
+                " WHERE o.id = :org AND m.user_id = :user"
+            ),
             {"org": org.id, "user": org.owner.id},
         )
         return found.first() is not None
