@@ -249,18 +249,20 @@ def advance(
     return AdvanceResult(projector.name, applied, dead)
 
 
-def projections_behind(session: Session, names: Sequence[str]) -> list[str]:
-    """The projections with committed changes beyond their checkpoint."""
+def projections_behind(session: Session, names: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """The projections with committed changes beyond their checkpoint, each with that
+    checkpoint `(tx, change_id)`: whoever compares two sweeps can tell whether it moved."""
     rows = session.execute(
         text(
-            "SELECT n.name FROM unnest(CAST(:names AS text[])) AS n(name)"
+            "SELECT n.name, COALESCE(p.tx, '0'::xid8)::text, COALESCE(p.change_id, 0)"
+            " FROM unnest(CAST(:names AS text[])) AS n(name)"
             " LEFT JOIN projection_checkpoints p ON p.name = n.name"
             " WHERE EXISTS (SELECT 1 FROM changes c WHERE (c.tx, c.id) >"
             " (COALESCE(p.tx, '0'::xid8), COALESCE(p.change_id, 0)))"
         ),
         {"names": list(names)},
     )
-    return [str(name) for name in rows.scalars()]
+    return {str(name): (int(tx), int(change_id)) for name, tx, change_id in rows}
 
 
 def prune_change_log(

@@ -6,7 +6,10 @@ the doorbell (a wake-up job, enqueued even when the doorbell believes one is pen
 that one may be lost). Otherwise, or when Redis cannot take the job, it advances the
 projections itself. A ring that Redis accepts proves nothing about who will answer it:
 after an outage Redis is back before the RQ worker is, and trusting the ring stalled the
-projections until the worker reconnected (issue 12). Lost jobs, Redis outages and killed
+projections until the worker reconnected (issue 12). So a ring must also be answered: a
+projection still behind at the checkpoint it had when the last sweep rang for it (a job
+lost, a worker stuck on a dead connection or busy elsewhere) is advanced by the sweeper
+on the next tick. Lost jobs, Redis outages and killed
 workers therefore delay a projection by at most about one interval; when the sweeper and
 a job advance at once, the projection's lock lets one of them through and the other
 skips it. Every few minutes it also prunes the change log behind every checkpoint past
@@ -46,6 +49,8 @@ class Sweeper:
         self.rq_listening = rq_listening
         self.interval_seconds = interval_seconds
         self._last_prune = 0.0
+        # The checkpoints of the projections the last sweep rang for.
+        self._rung_at: dict[str, tuple[int, int]] = {}
         self.thread = threading.Thread(target=self._run, name="sweeper", daemon=True)
 
     def start(self) -> Sweeper:
@@ -68,12 +73,16 @@ class Sweeper:
         projectors = {p.name: p for p in registered_projections()}
         with write_sessionmaker()() as session:
             behind = projections_behind(session, list(projectors))
-        if behind and not self._rq_answers_the_doorbell():
-            for name in behind:
-                if self.stop.is_set():
-                    break
-                advance_with_retries(projectors[name])
-        return behind
+        unanswered = [name for name, at in behind.items() if self._rung_at.get(name) == at]
+        if behind and self._rq_answers_the_doorbell():
+            self._rung_at, to_advance = behind, unanswered
+        else:
+            self._rung_at, to_advance = {}, list(behind)
+        for name in to_advance:
+            if self.stop.is_set():
+                break
+            advance_with_retries(projectors[name])
+        return list(behind)
 
     def _rq_answers_the_doorbell(self) -> bool:
         """Whether a wake-up job is on its way to a worker that takes it now."""

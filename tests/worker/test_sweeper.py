@@ -1,0 +1,93 @@
+"""The sweeper trusts a ring only once it has been answered: a projection still behind at
+the checkpoint it had when the last sweep rang for it is advanced by the sweeper itself
+(a lost job, a worker stuck on a dead connection or busy with something else)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from rq import Queue
+from sqlalchemy import Engine
+
+from evotrack.embedded import EmbeddedRedis
+from shared.config import get_settings
+from shared.redis_client import redis_client
+from tests.worker.test_jobs import CountingProjector, use_registry, write_change
+from worker.sweeper import Sweeper
+
+
+@pytest.fixture
+def queue(db: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Queue]:
+    """The wake-up queue on a Redis of the test's own, which no worker listens to."""
+    redis = EmbeddedRedis(tmp_path / "redis", persist=False).start()
+    monkeypatch.setenv("REDIS_URL", redis.url)
+    get_settings.cache_clear()
+    redis_client.cache_clear()
+    try:
+        yield Queue(get_settings().wakeup_queue, connection=redis_client())
+    finally:
+        redis.stop()
+        monkeypatch.undo()
+        get_settings.cache_clear()
+        redis_client.cache_clear()
+
+
+def _sweeper() -> Sweeper:
+    # RQ is believed to listen: the rings go to Redis, which takes them.
+    return Sweeper(get_settings(), threading.Event(), rq_listening=_set(threading.Event()))
+
+
+def _set(event: threading.Event) -> threading.Event:
+    event.set()
+    return event
+
+
+def _repeat_until(done: Callable[[], bool], step: Callable[[], object]) -> None:
+    """Other tests' open transactions may hold the watermark back for a while: repeat
+    `step` until `done`; the deadline only bounds a failure."""
+    deadline = time.monotonic() + 60
+    while not done() and time.monotonic() < deadline:
+        step()
+        time.sleep(0.05)
+
+
+def test_a_ring_nobody_answers_is_answered_by_the_next_sweep(
+    db: Engine, queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    projector = CountingProjector()
+    use_registry(monkeypatch, [projector])
+    change_id = write_change(db)
+    sweeper = _sweeper()
+
+    assert projector.name in sweeper.sweep()
+    assert queue.count == 1  # rung: the job is RQ's to run
+    assert projector.seen == []
+
+    # Nobody takes the job: the checkpoint stays where it was rung, so the sweeper projects.
+    _repeat_until(lambda: change_id in projector.seen, sweeper.sweep)
+    assert change_id in projector.seen
+
+
+def test_a_projection_that_moved_since_the_ring_is_left_to_rq(
+    db: Engine, queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from worker.jobs import advance_with_retries
+
+    projector = CountingProjector()
+    use_registry(monkeypatch, [projector])
+    first = write_change(db)
+    sweeper = _sweeper()
+    sweeper.sweep()
+    # What the worker's job does with the ring.
+    _repeat_until(lambda: first in projector.seen, lambda: advance_with_retries(projector))
+    seen = list(projector.seen)
+    assert first in seen
+    write_change(db)  # behind again, but from a checkpoint that moved
+
+    sweeper.sweep()
+    assert projector.seen == seen  # the sweeper rang again instead of projecting
+    assert queue.count == 2
