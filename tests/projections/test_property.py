@@ -14,6 +14,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pprint import pformat
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -330,8 +331,10 @@ def test_projections_equal_a_rebuild_and_the_oracle(
     assert dead_letters_since(db, started) == []
     for projector in PROJECTIONS:
         result = verify(sessions, projector.name, org_ids=[world.org.id])
-        assert result.ok, (
-            [(d.table, d.missing, d.unexpected, d.samples) for d in result.diffs],
-            log_position(db, world),
-        )
+        # A str message, which pytest shows whole (a tuple was cut to 240 characters).
+        assert result.ok, pformat(
+            ([(d.table, d.missing, d.unexpected, d.samples) for d in result.diffs],
+             log_position(db, world)),
+            width=100,
+        )  # fmt: skip
     assert projected(db, world.org.id) == oracle(db, world.org.id)
