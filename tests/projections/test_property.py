@@ -80,14 +80,25 @@ class World:
     teams: list[str] = field(default_factory=list)
     entries: list[str] = field(default_factory=list)
     member_removed: bool = False
+    # Every command sent and its answer, for a failure's diagnosis.
+    calls: list[str] = field(default_factory=list)
 
     @property
     def headers(self) -> dict[str, str]:
         return self.org.owner.headers
 
-    def call(self, method: str, path: str, body: Any = None) -> httpx.Response:
+    def call(
+        self, method: str, path: str, body: Any = None, *, expect: int | None = None
+    ) -> httpx.Response:
+        """Send a command. Most may be refused (an overlap, a timer already running);
+        `expect` names the answer of one that cannot be, so that a refusal fails here with
+        its reason instead of later as a difference nobody can explain."""
         response = self.client.request(method, self.org.path(path), json=body, headers=self.headers)
+        self.calls.append(f"{method} {path or '/'} -> {response.status_code}")
         assert response.status_code < 500, response.text
+        assert expect is None or response.status_code == expect, (
+            f"{method} {path}: {response.status_code} {response.text}"
+        )
         return response
 
     def pick(self, items: list[str], index: int | None) -> str | None:
@@ -176,13 +187,13 @@ def run(world: World, name: str, arg: Any) -> None:  # noqa: C901 - one branch p
         index, rate = arg
         world.call("PATCH", f"/projects/{world.pick(world.projects, index)}", {"hourly_rate": rate})
     elif name == "remove_member" and not world.member_removed:
-        world.call("DELETE", f"/members/{world.member.id}")
+        world.call("DELETE", f"/members/{world.member.id}", expect=204)
         world.member_removed = True
     elif name == "move_team":
         parent, child, other = world.teams
-        world.call("PATCH", f"/teams/{child}", {"parent_id": other})
+        world.call("PATCH", f"/teams/{child}", {"parent_id": other}, expect=200)
     elif name == "timezone":
-        world.call("PATCH", "", {"timezone": arg})
+        world.call("PATCH", "", {"timezone": arg}, expect=200)
 
 
 def project_randomly(sessions: sessionmaker[Session], plan: list[tuple[int, int, bool]]) -> None:
@@ -215,20 +226,43 @@ def database_now(db: Engine) -> datetime:
 
 
 def log_position(db: Engine, world: World) -> dict[str, Any]:
-    """For a failure: each projection's status (checkpoint, watermark, lag, dead letters)
-    and the world's user and membership change rows (was a change skipped, or never
-    logged?)."""
+    """For a failure: each projection's status (checkpoint, watermark, lag, dead letters),
+    every change row of the world (its users' and its organization's, with the catalog's
+    dead letters, if any, beside them: was a change skipped, set aside, or never logged?),
+    which of its users the live catalog has, and the commands sent with their answers."""
     with Session(db) as session:
         status = [s.as_dict() for s in projection_status(session)]
         changes = session.execute(
             text(
-                "SELECT id, tx::text, entity, op FROM changes"
-                " WHERE entity_id = ANY(:users) OR (org_id = :org AND entity = 'membership')"
-                " ORDER BY tx, id"
+                "SELECT c.id, c.tx::text, c.entity, c.op,"
+                " (SELECT string_agg(d.projection || CASE WHEN d.resolved_at IS NULL THEN ''"
+                "  ELSE ' (resolved)' END, ',')"
+                "  FROM projection_dead_letters d WHERE d.change_id = c.id) AS dead"
+                " FROM changes c WHERE c.entity_id = ANY(:users) OR c.org_id = :org"
+                " ORDER BY c.tx, c.id"
             ),
             {"users": [world.org.owner.id, world.member.id], "org": world.org.id},
         ).all()
-    return {"status": status, "changes": changes}
+        projected_users = (
+            session.execute(
+                text("SELECT id FROM proj_users WHERE id = ANY(:users)"),
+                {"users": [world.org.owner.id, world.member.id]},
+            )
+            .scalars()
+            .all()
+        )
+        xmin = session.execute(
+            text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
+        ).scalar_one()
+    return {
+        "status": status,
+        "xmin": xmin,
+        "changes": changes,
+        "owner": world.org.owner.id,
+        "member": world.member.id,
+        "proj_users": projected_users,
+        "calls": world.calls,
+    }
 
 
 def dead_letters_since(db: Engine, since: datetime) -> list[tuple[str, str, str]]:
