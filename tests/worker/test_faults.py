@@ -12,7 +12,6 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -23,9 +22,6 @@ import shared.redis_client
 from evotrack.embedded import EmbeddedRedis
 from projections.rebuild import verify
 from projections.registry import PROJECTIONS
-from shared.config import get_settings
-from shared.redis_client import redis_client
-from tests.conftest import LiveServer
 from tests.factories import OrgHandle, make_org
 from tests.projections.test_property import oracle, projected
 from tests.services import ROOT
@@ -61,33 +57,6 @@ class WorkerProcess:
         if self.process.poll() is None:
             self.process.send_signal(sig)
         return self.process.wait(60)
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[EmbeddedRedis]:
-    redis = EmbeddedRedis(tmp_path / "redis", persist=False).start()
-    monkeypatch.setenv("REDIS_URL", redis.url)
-    get_settings.cache_clear()
-    redis_client.cache_clear()
-    try:
-        yield redis
-    finally:
-        redis.stop()
-        monkeypatch.undo()
-        get_settings.cache_clear()
-        redis_client.cache_clear()
-        shared.redis_client._breaker_open_until = 0.0
-
-
-@pytest.fixture
-def api_with_own_redis(own_redis: EmbeddedRedis) -> Iterator[httpx.Client]:
-    from command_api.main import create_app
-
-    with (
-        LiveServer(create_app()) as server,
-        httpx.Client(base_url=f"{server.url}/api/v1", timeout=60) as client,
-    ):
-        yield client
 
 
 @pytest.fixture

@@ -32,9 +32,7 @@ from sqlalchemy import Engine, make_url, text
 import shared.redis_client
 from evotrack.embedded import EmbeddedRedis
 from projections.registry import PROJECTIONS
-from shared.config import get_settings
-from shared.redis_client import WAKEUP_JOB, redis_client
-from tests.conftest import LiveServer
+from shared.redis_client import WAKEUP_JOB
 from tests.factories import OrgHandle, make_org
 from tests.services import ROOT
 
@@ -83,36 +81,6 @@ class ProjectionsWorker:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(20)
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[EmbeddedRedis]:
-    """The Redis of this test, for the command API in this process and for the worker."""
-    server = EmbeddedRedis(tmp_path / "redis", persist=False).start()
-    monkeypatch.setenv("REDIS_URL", server.url)
-    get_settings.cache_clear()
-    redis_client.cache_clear()
-    try:
-        yield server
-    finally:
-        server.stop()
-        monkeypatch.undo()
-        get_settings.cache_clear()
-        redis_client.cache_clear()
-        # The outage tripped the doorbell's breaker; the shared Redis is fine.
-        shared.redis_client._breaker_open_until = 0.0
-
-
-@pytest.fixture
-def command_api(own_redis: EmbeddedRedis) -> Iterator[httpx.Client]:
-    """A command API whose doorbell is the test's Redis."""
-    from command_api.main import create_app
-
-    with (
-        LiveServer(create_app()) as server,
-        httpx.Client(base_url=f"{server.url}/api/v1", timeout=60) as client,
-    ):
-        yield client
 
 
 @pytest.fixture
@@ -243,14 +211,17 @@ def wait_until_listening(server: EmbeddedRedis, worker: ProjectionsWorker) -> No
 
 
 def test_redis_shut_down_during_a_job_leaves_the_worker_projecting(
-    db: Engine, own_redis: EmbeddedRedis, command_api: httpx.Client, worker: ProjectionsWorker
+    db: Engine,
+    own_redis: EmbeddedRedis,
+    api_with_own_redis: httpx.Client,
+    worker: ProjectionsWorker,
 ) -> None:
     org = make_org(db, hourly_rate_amount=3000)
     worker.start()
     wait_until_listening(own_redis, worker)
 
     with checkpoint_row_locked(db, "entries"):
-        add_entries(command_api, org, 0, 24)  # the doorbell hands RQ a wake-up job
+        add_entries(api_with_own_redis, org, 0, 24)  # the doorbell hands RQ a wake-up job
         wait_for(
             lambda: worker_waits_in_a_writing_transaction(db),
             "the job to wait in the middle of its transaction",
@@ -260,19 +231,22 @@ def test_redis_shut_down_during_a_job_leaves_the_worker_projecting(
         shutdown_nosave(own_redis)
     # The job commits its batch, then finds no Redis to report to.
 
-    add_entries(command_api, org, 10, 24)  # commands succeed; nobody can ring
+    add_entries(api_with_own_redis, org, 10, 24)  # commands succeed; nobody can ring
     wait_projected(db, org, 48, worker)  # the sweeper projects during the outage
     worker.assert_alive()
 
 
 def test_back_on_rq_as_soon_as_redis_returns(
-    db: Engine, own_redis: EmbeddedRedis, command_api: httpx.Client, worker: ProjectionsWorker
+    db: Engine,
+    own_redis: EmbeddedRedis,
+    api_with_own_redis: httpx.Client,
+    worker: ProjectionsWorker,
 ) -> None:
     org = make_org(db)
     worker.start()
     wait_until_listening(own_redis, worker)
     shutdown_nosave(own_redis)  # while the worker waits for a job
-    add_entries(command_api, org, 0, 12)
+    add_entries(api_with_own_redis, org, 0, 12)
     wait_projected(db, org, 12, worker)
 
     own_redis.start()  # on the same port, empty: nothing was saved
@@ -286,13 +260,16 @@ def test_back_on_rq_as_soon_as_redis_returns(
         "RQ to run a wake-up job",
         worker,
     )
-    add_entries(command_api, org, 10, 12)
+    add_entries(api_with_own_redis, org, 10, 12)
     wait_projected(db, org, 24, worker)
     worker.assert_alive()
 
 
 def test_the_sweeper_projects_while_rq_takes_no_wakeups(
-    db: Engine, own_redis: EmbeddedRedis, command_api: httpx.Client, worker: ProjectionsWorker
+    db: Engine,
+    own_redis: EmbeddedRedis,
+    api_with_own_redis: httpx.Client,
+    worker: ProjectionsWorker,
 ) -> None:
     """Redis answers, so every doorbell rings, but the RQ worker is not listening: here
     suspended with `rq suspend`, as it is between losing Redis and reconnecting."""
@@ -305,7 +282,7 @@ def test_the_sweeper_projects_while_rq_takes_no_wakeups(
     job = Queue(QUEUE, connection=connection).enqueue(WAKEUP_JOB)
     wait_for(lambda: rq_states(own_redis) == ["suspended"], "RQ to be suspended", worker)
 
-    add_entries(command_api, org, 0, 12)  # rings: the wake-up job waits in the queue
+    add_entries(api_with_own_redis, org, 0, 12)  # rings: the wake-up job waits in the queue
 
     wait_projected(db, org, 12, worker)
     assert Job.fetch(job.id, connection=connection).get_status() == JobStatus.FINISHED

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from rq import Queue
@@ -21,19 +20,9 @@ from worker.sweeper import Sweeper
 
 
 @pytest.fixture
-def queue(db: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Queue]:
+def queue(db: Engine, own_redis: EmbeddedRedis) -> Queue:
     """The wake-up queue on a Redis of the test's own, which no worker listens to."""
-    redis = EmbeddedRedis(tmp_path / "redis", persist=False).start()
-    monkeypatch.setenv("REDIS_URL", redis.url)
-    get_settings.cache_clear()
-    redis_client.cache_clear()
-    try:
-        yield Queue(get_settings().wakeup_queue, connection=redis_client())
-    finally:
-        redis.stop()
-        monkeypatch.undo()
-        get_settings.cache_clear()
-        redis_client.cache_clear()
+    return Queue(get_settings().wakeup_queue, connection=redis_client())
 
 
 def _sweeper() -> Sweeper:
