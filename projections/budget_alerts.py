@@ -28,8 +28,6 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from command_api.modules.notifications.schemas import NotificationDraft
-from command_api.modules.users.models import NotificationKind
 from projections.entries import EntriesProjector
 from projections.runner import (
     DEFAULT_BATCH_SIZE,
@@ -38,6 +36,7 @@ from projections.runner import (
     advance_one_batch,
     lock_projection,
 )
+from shared.notifications import NotificationDraft, NotificationKind
 
 THRESHOLDS = (80, 100)
 TIME, MONEY = "time", "money"

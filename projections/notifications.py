@@ -26,12 +26,12 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from command_api.modules.notifications.models import EmailStatus, Notification
-from command_api.modules.notifications.schemas import NotificationDraft, NotificationState
-from command_api.modules.users.models import NotificationKind, NotificationSetting
+from command_api.modules.users.models import NotificationSetting
 from projections.budget_alerts import budget_threshold_drafts
 from projections.entries import Tables
 from projections.runner import ChangeRow
 from shared.changes import ChangeOp, ChangeRecord, record_changes
+from shared.notifications import NotificationDraft, NotificationKind, NotificationState
 
 NAME = "notifications"
 NOTIFICATION_ENTITY = "notification"

@@ -56,14 +56,26 @@ def test_command_api_never_imports_the_read_side_or_the_worker() -> None:
     assert violations("command_api", ("query_api", "projections", "worker", "evotrack")) == []
 
 
-def test_projections_never_use_command_api_services_or_routers() -> None:
-    layers = ("service", "router", "repository", "dependencies", "main", "transaction")
+def _names_models(module: str) -> bool:
+    """`command_api.models` or `command_api.modules.<context>.models`, or a name in one."""
+    parts = module.split(".")
+    return parts[1:2] == ["models"] or (parts[1:2] == ["modules"] and parts[3:4] == ["models"])
+
+
+@pytest.mark.parametrize("package", ["projections", "worker"])
+def test_projections_and_the_worker_use_only_the_command_sides_models(package: str) -> None:
+    """They read and write the normalized tables, whose ORM models live in command_api;
+    nothing else of the command side (DESIGN.md §1 and §10). Contracts they share with it
+    live in shared/ (changes, notifications)."""
     found = [
         v
-        for v in violations("projections", ("command_api", "query_api"))
-        if any(f".{layer}" in v.split(" imports ")[1] for layer in layers) or "query_api" in v
+        for v in violations(package, ("command_api", "query_api"))
+        if not _names_models(v.split(" imports ")[1])
     ]
     assert found == []
+    # The rule itself tells a model from a schema.
+    assert _names_models("command_api.modules.users.models.User")
+    assert not _names_models("command_api.modules.notifications.schemas.NotificationDraft")
 
 
 def test_a_command_module_uses_other_modules_services_never_their_repositories() -> None:

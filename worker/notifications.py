@@ -23,11 +23,10 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from command_api.modules.notifications.schemas import NotificationDraft
-from command_api.modules.users.models import NotificationKind
 from projections.notifications import create_notifications
 from shared.config import get_settings
 from shared.db import write_sessionmaker
+from shared.notifications import NotificationDraft, NotificationKind
 from worker.notification_email import deliver_due_emails, mailer_for
 
 log = logging.getLogger("evotrack.notifications")

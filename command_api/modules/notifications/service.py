@@ -6,11 +6,11 @@ import uuid
 from datetime import datetime
 
 from command_api.modules.notifications.repository import NotificationRepository
-from command_api.modules.notifications.schemas import NotificationState
 from command_api.modules.users.models import User
 from shared.changes import ChangeOp, ChangeRecord, record_changes
 from shared.db import WriteSession
 from shared.errors import NotFoundError
+from shared.notifications import NotificationState
 
 NOTIFICATION_ENTITY = "notification"
 

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import uuid
-from enum import StrEnum
 
 from sqlalchemy import Boolean, ForeignKey, Index, String, false, func, text, true
 from sqlalchemy.orm import Mapped, mapped_column
@@ -19,16 +18,6 @@ class User(UUIDPrimaryKey, TimestampMixin, Base):
     password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
     timezone: Mapped[str] = mapped_column(String(64), nullable=False, default="UTC")
     is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
-
-
-class NotificationKind(StrEnum):
-    """What a notification is about (API.md, "Notifications")."""
-
-    BUDGET_THRESHOLD = "budget_threshold"
-    LONG_RUNNING_TIMER = "long_running_timer"
-    WEEKLY_SUMMARY = "weekly_summary"
-    MEMBER_ADDED = "member_added"
-    ROLE_CHANGED = "role_changed"
 
 
 class NotificationSetting(TimestampMixin, Base):

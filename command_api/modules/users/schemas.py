@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
 
-from command_api.modules.users.models import NotificationKind
+from shared.notifications import NotificationKind
 from shared.time import TimezoneName
 
 PASSWORD_MIN_LENGTH = 10

@@ -8,12 +8,13 @@ from typing import Any, Protocol
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.exc import IntegrityError
 
-from command_api.modules.users.models import NotificationKind, User
+from command_api.modules.users.models import User
 from command_api.modules.users.repository import Channels, UserRepository
 from command_api.modules.users.schemas import NotificationChannels, PasswordChange, UserUpdate
 from shared.changes import ChangeOp, ChangeRecord, record_changes
 from shared.db import WriteSession
 from shared.errors import AlreadyExistsError, BusinessRuleError
+from shared.notifications import NotificationKind
 from shared.security import dummy_password_hash, hash_password, verify_password
 
 USER_ENTITY = "user"

@@ -8,8 +8,8 @@ import httpx
 import pytest
 from sqlalchemy import Engine, text
 
-from command_api.modules.users.models import NotificationKind
 from command_api.modules.users.schemas import NotificationSettingsPut, NotificationSettingsRead
+from shared.notifications import NotificationKind
 from tests.command_api.locks import race
 from tests.factories import change_rows, make_user
 

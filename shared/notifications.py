@@ -1,14 +1,26 @@
-"""What a notification is made of, and what its change rows say about it."""
+"""The notification contract: the kinds, a notification to make (made by the command side,
+the notifications and budget projections and the worker's jobs alike) and what its change
+rows say about it. Shared, like shared/changes.py, so that the read side and the worker
+never import the command side's schemas."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from command_api.modules.users.models import NotificationKind
+
+class NotificationKind(StrEnum):
+    """What a notification is about (API.md, "Notifications")."""
+
+    BUDGET_THRESHOLD = "budget_threshold"
+    LONG_RUNNING_TIMER = "long_running_timer"
+    WEEKLY_SUMMARY = "weekly_summary"
+    MEMBER_ADDED = "member_added"
+    ROLE_CHANGED = "role_changed"
 
 
 class NotificationDraft(BaseModel):
