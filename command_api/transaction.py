@@ -18,10 +18,11 @@ import functools
 import inspect
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Annotated, Any
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request, Response
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
@@ -38,6 +39,7 @@ from shared.changes import CHANGES_WRITTEN, current_consistency_xid, encode_cons
 from shared.config import get_settings
 from shared.db import WriteSession, write_sessionmaker
 from shared.errors import EvoTrackError, ValidationFailedError
+from shared.openapi import ERROR_DESCRIPTIONS
 from shared.redis_client import ring_doorbell
 
 log = logging.getLogger(__name__)
@@ -114,9 +116,32 @@ def _in_the_thread_pool(endpoint: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
+Dependency = TypeVar("Dependency", bound=Callable[..., Any])
+_KEY_CLAIMERS: set[Callable[..., Any]] = set()
+
+
+def claims_idempotency_key(dependency: Dependency) -> Dependency:
+    """Mark a dependency that calls `claim_idempotency_key`: the POST commands that depend
+    on it declare the `Idempotency-Key` header, and its 409, in the OpenAPI document."""
+    _KEY_CLAIMERS.add(dependency)
+    return dependency
+
+
 class CommandRoute(APIRoute):
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, _in_the_thread_pool(endpoint), **kwargs)
+        self.openapi_extra = {**(self.openapi_extra or {}), **self._documented_headers()}
+
+    def _documented_headers(self) -> dict[str, Any]:
+        """The headers this route reads and writes outside FastAPI's parameters."""
+        success = str(self.status_code or 200)
+        headers: dict[str, Any] = {CONSISTENCY_HEADER: _CONSISTENCY_RESPONSE_HEADER}
+        extra: dict[str, Any] = {"responses": {success: {"headers": headers}}}
+        if "POST" in (self.methods or ()) and not _KEY_CLAIMERS.isdisjoint(_calls(self.dependant)):
+            headers["Idempotent-Replayed"] = _REPLAYED_RESPONSE_HEADER
+            extra["parameters"] = [_IDEMPOTENCY_KEY_PARAMETER]
+            extra["responses"]["409"] = {"description": ERROR_DESCRIPTIONS[409]}
+        return extra
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         original = super().get_route_handler()
@@ -150,6 +175,33 @@ class CommandRoute(APIRoute):
             return response
 
         return handle_command
+
+
+def _calls(dependant: Dependant) -> Iterator[Callable[..., Any] | None]:
+    yield dependant.call
+    for dependency in dependant.dependencies:
+        yield from _calls(dependency)
+
+
+_IDEMPOTENCY_KEY_PARAMETER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Any string of yours, kept 24 h: a retry with the same key and body "
+    "replays the first response (with `Idempotent-Replayed: true`) instead of running the "
+    "command again; the same key with another body is a 409.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+}
+_CONSISTENCY_RESPONSE_HEADER = {
+    "description": "Send it back on a query API read to see this write "
+    "(the read waits until the projections include it)",
+    "schema": {"type": "string"},
+}
+_REPLAYED_RESPONSE_HEADER = {
+    "description": "`true` when this is the stored answer to an earlier request with the "
+    "same Idempotency-Key",
+    "schema": {"type": "string", "enum": ["true"]},
+}
 
 
 def _canonical_body(body: bytes) -> bytes:

@@ -21,6 +21,7 @@ from shared.http import (
 )
 from shared.logging import configure_logging
 from shared.metrics import register_projection_metrics, register_replica_metrics
+from shared.openapi import install_openapi, operation_id
 from shared.redis_client import redis_client
 
 API_PREFIX = "/api/v1"
@@ -37,7 +38,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None if settings.is_production else "/docs",
         redoc_url=None,
         openapi_tags=[{"name": tag} for tag in DOCUMENTED_TAGS],
+        generate_unique_id_function=operation_id,
     )
+    install_openapi(app)
     register_projection_metrics(read_engine, redis_client, lambda: get_settings().wakeup_queue)
     register_replica_metrics(read_engine)  # QUERY_DATABASE_URL may be a streaming replica
     configure_app(app, settings, app_name="query_api")

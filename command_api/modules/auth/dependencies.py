@@ -19,7 +19,7 @@ from command_api.modules.auth.service import (
 )
 from command_api.modules.users.dependencies import UserServiceDep
 from command_api.modules.users.models import User
-from command_api.transaction import SessionDep, claim_idempotency_key
+from command_api.transaction import SessionDep, claim_idempotency_key, claims_idempotency_key
 from shared.db import WriteSession
 from shared.errors import UnauthorizedError
 from shared.security import decode_access_token, hash_opaque_token, is_api_token
@@ -94,6 +94,7 @@ def active_caller(user: User | None) -> User:
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
+@claims_idempotency_key
 async def get_command_user(request: Request, session: SessionDep, user: CurrentUser) -> User:
     """The caller of a command; claims the request's Idempotency-Key when it has one."""
     await claim_idempotency_key(request, session, user.id)

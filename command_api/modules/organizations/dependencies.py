@@ -28,7 +28,7 @@ from command_api.modules.organizations.service import (
     TeamService,
 )
 from command_api.modules.users.models import User
-from command_api.transaction import SessionDep, claim_idempotency_key
+from command_api.transaction import SessionDep, claim_idempotency_key, claims_idempotency_key
 from shared.db import WriteSession
 from shared.errors import ForbiddenError, NotFoundError
 
@@ -52,6 +52,7 @@ class OrgContext:
             raise ForbiddenError(f"This needs the {role.value} role or higher")
 
 
+@claims_idempotency_key
 async def get_org_context(
     org_id: uuid.UUID, request: Request, session: SessionDep, credentials: Credentials
 ) -> OrgContext:
