@@ -181,8 +181,9 @@ def _rename_schemas(spec: dict[str, Any], renames: dict[str, str]) -> None:
     schemas = spec["components"]["schemas"]
     for old, new in renames.items():
         schema = schemas.pop(old)
-        if schema.get("title") == old:
-            schema["title"] = new
+        # Generators name their classes after the title, not the key; pydantic titles a
+        # generic envelope `Envelope[TimeEntryRead]`, which would come out `EnvelopeTimeEntryRead`.
+        schema["title"] = new
         schemas[new] = schema
     spec["components"]["schemas"] = dict(sorted(schemas.items()))
     prefix = "#/components/schemas/"

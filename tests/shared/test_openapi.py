@@ -124,3 +124,11 @@ def test_renaming_rewrites_every_reference() -> None:
     assert response["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/TagPage"
     }
+
+
+def test_every_schema_is_titled_by_its_name(spec: dict[str, Any]) -> None:
+    """Generated clients name their classes after the title: `TimeEntryResponse`, not
+    pydantic's `Envelope[TimeEntryRead]` (`EnvelopeTimeEntryRead`)."""
+    schemas = spec["components"]["schemas"]
+    mistitled = [(name, s["title"]) for name, s in schemas.items() if s.get("title", name) != name]
+    assert mistitled == []
