@@ -1,12 +1,15 @@
-"""The `evotrack` command line: `run`, `migrate`, `worker`, `projections`.
+"""The `evotrack` command line: `run`, `migrate`, `worker`, `projections`, `reset`.
 
 Settings are loaded and validated before anything starts; a bad setting (for example a
 default `SECRET_KEY` with `ENVIRONMENT=production`) is reported as one clear message.
+A command that needs PostgreSQL or Redis and finds `DATABASE_URL` / `REDIS_URL` unset uses
+the embedded servers of the `evotrack run` (`make run`) of its data directory, and says so.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,8 +18,10 @@ from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 
 from evotrack.errors import CliError, describe_settings_error
+from evotrack.instance import RunState, running_state
 from evotrack.migrations import redacted, upgrade_to_head
 from evotrack.projections_cli import add_projections_parser
+from evotrack.reset import reset_command
 from evotrack.run import DEFAULT_REDIS_PORT, RunOptions, run
 from shared.config import Settings, get_settings
 from shared.logging import configure_logging
@@ -30,6 +35,49 @@ def load_settings() -> Settings:
         return get_settings()
     except ValidationError as exc:
         raise CliError(describe_settings_error(exc)) from None
+
+
+# Settings field -> (its variable, the server it names).
+SERVERS = {"database_url": ("DATABASE_URL", "PostgreSQL"), "redis_url": ("REDIS_URL", "Redis")}
+DATABASE = ("database_url",)
+DATABASE_AND_REDIS = ("database_url", "redis_url")
+
+
+def with_running_servers(settings: Settings, needs: Sequence[str], data_dir: Path) -> Settings:
+    """The settings, with the servers a command `needs` and finds unset taken from the
+    running `evotrack run` of `data_dir`. A URL that is set always wins."""
+    missing = [name for name in needs if not getattr(settings, name)]
+    if not missing:
+        return settings
+    state, stale = running_state(data_dir)
+    if state is None:
+        raise CliError(nothing_runs(missing, data_dir, stale))
+    for name in missing:
+        os.environ[SERVERS[name][0]] = _embedded_url(state, name, data_dir)
+    get_settings.cache_clear()
+    return load_settings()
+
+
+def _embedded_url(state: RunState, name: str, data_dir: Path) -> str:
+    variable, server = SERVERS[name]
+    url: str | None = getattr(state, name)
+    run_name = f"the `evotrack run` of {data_dir.resolve()} (pid {state.pid})"
+    if url is None:
+        raise CliError(f"{variable} is not set, and {run_name} embeds no {server}: set {variable}")
+    found = f"{variable} is not set: using the {server} of {run_name}: {redacted(url)}"
+    print(f"evotrack: {found}", file=sys.stderr)  # stderr: stdout may be --json
+    return url
+
+
+def nothing_runs(missing: Sequence[str], data_dir: Path, stale: RunState | None) -> str:
+    variables = " / ".join(SERVERS[name][0] for name in missing)
+    message = (
+        f"no {variables} and no running `make run` found in {data_dir.resolve()}: start "
+        f"`make run` (or `evotrack run`) in another terminal, or set {variables}"
+    )
+    if stale is not None:
+        message += f" (its run.json is left over from a run that has ended, pid {stale.pid})"
+    return message
 
 
 def migrate_command(settings: Settings, _: argparse.Namespace) -> int:
@@ -77,15 +125,30 @@ def _positive(value: str) -> int:
     return number
 
 
+def data_dir_option() -> argparse.ArgumentParser:
+    """`--data-dir`, shared by `run` and the commands that find a running `run` there."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(".evotrack"),
+        help="the data directory of `evotrack run` (default .evotrack): the embedded"
+        " PostgreSQL and Redis keep their data there, and the other commands find them"
+        " there when DATABASE_URL / REDIS_URL are not set",
+    )
+    return parent
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evotrack", description="EvoTrack command line")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    data_dir = [data_dir_option()]
 
-    migrate = commands.add_parser("migrate", help="apply the database migrations")
-    migrate.set_defaults(handler=migrate_command)
+    migrate = commands.add_parser("migrate", parents=data_dir, help="apply the database migrations")
+    migrate.set_defaults(handler=migrate_command, needs=DATABASE)
 
     run_parser = commands.add_parser(
-        "run", help="run everything: migrations, both APIs and the workers"
+        "run", parents=data_dir, help="run everything: migrations, both APIs and the workers"
     )
     run_parser.add_argument("--host", default="127.0.0.1")
     run_parser.add_argument("--command-port", type=int, default=8000)
@@ -97,12 +160,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="port of the embedded Redis (a free one when taken)",
     )
     run_parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path(".evotrack"),
-        help="where the embedded PostgreSQL and Redis keep their data",
-    )
-    run_parser.add_argument(
         "--api-workers",
         type=_positive,
         default=None,
@@ -110,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run_parser.set_defaults(handler=run_command)
 
-    worker = commands.add_parser("worker", help="run a worker in the foreground")
+    worker = commands.add_parser("worker", parents=data_dir, help="run a worker in the foreground")
     worker.add_argument(
         "--burst", action="store_true", help="exit once the queue is empty instead of waiting"
     )
@@ -121,9 +178,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="projections: the wake-up queue and the sweeper; notifications: the"
         " notifications queue and its scheduler; all (default): both",
     )
-    worker.set_defaults(handler=worker_command)
+    worker.set_defaults(handler=worker_command, needs=DATABASE_AND_REDIS)
 
-    add_projections_parser(commands)
+    projections = add_projections_parser(commands, parents=data_dir)
+    projections.set_defaults(needs=DATABASE)
+
+    reset = commands.add_parser(
+        "reset",
+        parents=data_dir,
+        help="delete the data of the embedded PostgreSQL and Redis (not while `run` uses them)",
+    )
+    reset.set_defaults(handler=reset_command)
     return parser
 
 
@@ -131,7 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Command = args.handler
     try:
-        return handler(load_settings(), args)
+        settings = with_running_servers(load_settings(), getattr(args, "needs", ()), args.data_dir)
+        return handler(settings, args)
     except CliError as exc:
         print(f"evotrack: {exc}", file=sys.stderr)
         return exc.exit_code

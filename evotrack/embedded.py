@@ -161,12 +161,12 @@ def _forget_dead_handles(pgdata: Path) -> None:
         pids = [int(pid) for pid in json.loads(path.read_text())]
     except (OSError, ValueError, TypeError):
         return
-    alive = [pid for pid in pids if _process_exists(pid)]
+    alive = [pid for pid in pids if process_exists(pid)]
     if alive != pids:
         path.write_text(json.dumps(alive))
 
 
-def _process_exists(pid: int) -> bool:
+def process_exists(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

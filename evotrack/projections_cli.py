@@ -236,21 +236,31 @@ def retry_command(settings: Settings, args: argparse.Namespace) -> int:
 # --- parser ------------------------------------------------------------------------------
 
 
-def add_projections_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register `projections` and its subcommands on the top-level subparsers."""
+def add_projections_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    parents: list[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
+    """Register `projections` and its subcommands (each with the `parents`' options) on the
+    top-level subparsers."""
     parser = commands.add_parser("projections", help="inspect, rebuild, verify projections")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     known = ", ".join(p.name for p in PROJECTIONS)
 
-    status = actions.add_parser("status", help="checkpoint, lag, dead letters per projection")
+    status = actions.add_parser(
+        "status", parents=parents, help="checkpoint, lag, dead letters per projection"
+    )
     status.add_argument("--json", action="store_true", help="machine-readable, full errors")
     status.set_defaults(handler=status_command)
 
-    rebuild_parser = actions.add_parser("rebuild", help="rebuild from the normalized tables")
+    rebuild_parser = actions.add_parser(
+        "rebuild", parents=parents, help="rebuild from the normalized tables"
+    )
     rebuild_parser.add_argument("name", nargs="?", help=f"one of {known}; all when omitted")
     rebuild_parser.set_defaults(handler=rebuild_command)
 
-    verify_parser = actions.add_parser("verify", help="diff against a recomputation")
+    verify_parser = actions.add_parser(
+        "verify", parents=parents, help="diff against a recomputation"
+    )
     verify_parser.add_argument("name", nargs="?", help=f"one of {known}; all when omitted")
     verify_parser.add_argument(
         "--org",
@@ -262,7 +272,10 @@ def add_projections_parser(commands: argparse._SubParsersAction[argparse.Argumen
     verify_parser.set_defaults(handler=verify_command)
 
     retry = actions.add_parser(
-        "retry", help="replay dead-lettered changes (exit 1 when some still fail)"
+        "retry",
+        parents=parents,
+        help="replay dead-lettered changes (exit 1 when some still fail)",
     )
     retry.add_argument("name", nargs="?", help=f"one of {known}; all when omitted")
     retry.set_defaults(handler=retry_command)
+    return parser

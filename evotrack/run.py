@@ -8,7 +8,6 @@ directory, so a second start finds everything where it was left.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import shutil
@@ -17,8 +16,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from psycopg import sql
 
 from evotrack.embedded import EmbeddedPostgres, EmbeddedRedis, free_port, port_is_free
 from evotrack.errors import CliError
+from evotrack.instance import RunState, data_dir_lock, published
 from evotrack.migrations import redacted, upgrade_to_head
 from evotrack.supervisor import ChildKeepsDying, ChildSpec, StopRequested, StopSignals, Supervisor
 from shared.config import Settings
@@ -74,6 +74,8 @@ def _run(settings: Settings, options: RunOptions, signals: StopSignals) -> int:
     with ExitStack() as stack:
         try:
             services = _backing_services(stack, settings, options)
+            if services.embedded_postgres or services.embedded_redis:
+                stack.enter_context(published(options.data_dir, run_state(options, services)))
             upgrade_to_head(services.database_url)
             # Per run, outside the data directory (which holds only embedded servers' data).
             metrics_root = Path(tempfile.mkdtemp(prefix="evotrack-metrics-"))
@@ -112,7 +114,7 @@ def _backing_services(stack: ExitStack, settings: Settings, options: RunOptions)
     database_url, redis_url = settings.database_url, settings.redis_url
     if database_url and redis_url:
         return BackingServices(database_url, redis_url)
-    stack.enter_context(_data_dir_lock(options.data_dir))
+    _hold_data_dir(stack, options.data_dir)
     pg_dir = redis_dir = None
     if not database_url:
         pg_dir = options.data_dir.resolve() / "pg"
@@ -123,16 +125,12 @@ def _backing_services(stack: ExitStack, settings: Settings, options: RunOptions)
     return BackingServices(database_url, redis_url, pg_dir, redis_dir)
 
 
-@contextmanager
-def _data_dir_lock(data_dir: Path) -> Iterator[None]:
+def _hold_data_dir(stack: ExitStack, data_dir: Path) -> None:
     """One `evotrack run` per data directory: two Redis servers must never share a file."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    with open(data_dir / "run.lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise CliError(f"another `evotrack run` is using {data_dir}") from None
-        yield
+    try:
+        stack.enter_context(data_dir_lock(data_dir))
+    except BlockingIOError:
+        raise CliError(f"another `evotrack run` is using {data_dir}") from None
 
 
 def _start_embedded_postgres(stack: ExitStack, pg_dir: Path) -> str:
@@ -168,6 +166,18 @@ def _start_embedded_redis(stack: ExitStack, redis_dir: Path, preferred_port: int
 def _stop_embedded(name: str, stop: Callable[[], None]) -> None:
     log.info("stopping the embedded %s", name)
     stop()
+
+
+def run_state(options: RunOptions, services: BackingServices) -> RunState:
+    """What the operator commands need to reach this run's embedded servers."""
+    command_url, query_url = _api_urls(options)
+    return RunState(
+        pid=os.getpid(),
+        database_url=services.database_url if services.embedded_postgres else None,
+        redis_url=services.redis_url if services.embedded_redis else None,
+        command_url=command_url,
+        query_url=query_url,
+    )
 
 
 # --- the children -----------------------------------------------------------------------
@@ -218,9 +228,13 @@ def _child_env(services: BackingServices, supervisor_state: Path) -> dict[str, s
     return env
 
 
-def _health_urls(options: RunOptions) -> list[str]:
+def _api_urls(options: RunOptions) -> tuple[str, str]:
     host = _display_host(options.host)
-    return [f"http://{host}:{port}/health" for port in (options.command_port, options.query_port)]
+    return f"http://{host}:{options.command_port}", f"http://{host}:{options.query_port}"
+
+
+def _health_urls(options: RunOptions) -> list[str]:
+    return [f"{url}/health" for url in _api_urls(options)]
 
 
 def _answers(url: str) -> bool:
@@ -265,9 +279,7 @@ def _server_line(url: str, embedded_dir: Path | None) -> str:
 
 
 def banner(settings: Settings, options: RunOptions, services: BackingServices) -> str:
-    host = _display_host(options.host)
-    command_url = f"http://{host}:{options.command_port}"
-    query_url = f"http://{host}:{options.query_port}"
+    command_url, query_url = _api_urls(options)
     docs = "" if settings.is_production else "  docs: {}/docs"
     return "\n".join(
         [

@@ -78,7 +78,9 @@ def test_an_invalid_setting_is_named_by_its_variable(tmp_path: Path) -> None:
 
 
 def test_migrate_needs_a_database_url(tmp_path: Path) -> None:
-    assert_clear_refusal(evotrack(["migrate"], tmp_path), "DATABASE_URL is not set")
+    assert_clear_refusal(
+        evotrack(["migrate"], tmp_path), "no DATABASE_URL and no running `make run` found"
+    )
 
 
 def test_migrate_reports_an_unreachable_database(tmp_path: Path) -> None:
