@@ -64,7 +64,7 @@ def _embedded_url(state: RunState, name: str, data_dir: Path) -> str:
     run_name = f"the `evotrack run` of {data_dir.resolve()} (pid {state.pid})"
     if url is None:
         raise CliError(f"{variable} is not set, and {run_name} embeds no {server}: set {variable}")
-    found = f"{variable} is not set: using the {server} of {run_name}: {redacted(url)}"
+    found = f"{variable} is not set: using the {server} of {run_name}: {url}"  # no password
     print(f"evotrack: {found}", file=sys.stderr)  # stderr: stdout may be --json
     return url
 
