@@ -8,6 +8,7 @@ directory, so a second start finds everything where it was left.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -30,6 +31,7 @@ from evotrack.instance import RunState, data_dir_lock, published
 from evotrack.migrations import redacted, upgrade_to_head
 from evotrack.supervisor import ChildKeepsDying, ChildSpec, StopRequested, StopSignals, Supervisor
 from shared.config import Settings
+from shared.logging import configure_logging, uvicorn_log_config
 from shared.supervision_metrics import SUPERVISOR_STATE_ENV
 
 log = logging.getLogger("evotrack.run")
@@ -60,7 +62,8 @@ class BackingServices:
 
 def run(settings: Settings, options: RunOptions) -> int:
     """Start everything, watch it, stop it. 0 after a requested stop, 1 when a child keeps
-    dying at start."""
+    dying at start. Every line it and its children log is in the format LOG_JSON chooses."""
+    configure_logging(settings.log_level, json_format=settings.log_json)
     with StopSignals() as signals:
         try:
             return _run(settings, options, signals)
@@ -85,11 +88,15 @@ def _run(settings: Settings, options: RunOptions, signals: StopSignals) -> int:
                 _child_env(services, state_path),
                 options.stop_timeout_seconds,
                 state_path=state_path,
+                relay_output=settings.log_json,
             )
             stack.callback(supervisor.stop, lambda: signals.hurry)
             for spec in child_specs(options, metrics_root):
                 supervisor.start(spec)
-            return _watch(supervisor, _health_urls(options), banner(settings, options, services))
+            ready_banner = banner(settings, options, services)
+            return _watch(
+                supervisor, _health_urls(options), ready_banner, log_banner=settings.log_json
+            )
         finally:
             # Whatever ends the run, a further signal must not interrupt the stop.
             signals.stopping()
@@ -134,7 +141,7 @@ def _hold_data_dir(stack: ExitStack, data_dir: Path) -> None:
 
 
 def _start_embedded_postgres(stack: ExitStack, pg_dir: Path) -> str:
-    log.info("starting the embedded PostgreSQL in %s", pg_dir)
+    log.info("starting the embedded PostgreSQL in %s (its log: %s)", pg_dir, pg_dir / "log")
     # Its INFO lines echo every pg_ctl command with its whole output.
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     server = EmbeddedPostgres(pg_dir)
@@ -156,7 +163,7 @@ def _start_embedded_redis(stack: ExitStack, redis_dir: Path, preferred_port: int
     port = preferred_port if port_is_free(preferred_port) else free_port()
     if port != preferred_port:
         log.warning("port %d is taken; the embedded Redis listens on %d", preferred_port, port)
-    log.info("starting the embedded Redis in %s", redis_dir)
+    log.info("starting the embedded Redis in %s (its log: %s)", redis_dir, redis_dir / "redis.log")
     server = EmbeddedRedis(redis_dir, port=port, persist=True, supervised=True)
     stack.callback(_stop_embedded, "Redis", server.stop)
     server.start()
@@ -183,15 +190,27 @@ def run_state(options: RunOptions, services: BackingServices) -> RunState:
 # --- the children -----------------------------------------------------------------------
 
 
-def api_argv(app: str, host: str, port: int, workers: int) -> list[str]:
+def api_argv(
+    app: str, host: str, port: int, workers: int, log_config: Path | None = None
+) -> list[str]:
     """How an API is served: uvicorn, `workers` processes, no access log (the apps log
     every request themselves, with its id), no `server: uvicorn` header (it only tells a
-    scanner what to try). The benchmarks serve the APIs the same way."""
-    return [
+    scanner what to try), uvicorn's own lines in our log format (`write_log_config`). The
+    benchmarks serve the APIs the same way."""
+    argv = [
         sys.executable, "-m", "uvicorn", f"{app}:create_app", "--factory",
         "--host", host, "--port", str(port), "--workers", str(workers),
         "--no-access-log", "--no-server-header",
     ]  # fmt: skip
+    return argv + (["--log-config", str(log_config)] if log_config else [])
+
+
+def write_log_config(directory: Path) -> Path:
+    """uvicorn's --log-config file: its lines (those of its parent process too, which never
+    builds the app) through the APIs' handler, in the LOG_JSON format and LOG_LEVEL."""
+    path = directory / "uvicorn-logging.json"
+    path.write_text(json.dumps(uvicorn_log_config()))
+    return path
 
 
 def metrics_dir(root: Path, name: str) -> Path:
@@ -204,9 +223,12 @@ def metrics_dir(root: Path, name: str) -> Path:
 
 
 def child_specs(options: RunOptions, metrics_root: Path) -> list[ChildSpec]:
+    log_config = write_log_config(metrics_root)
+
     def api(name: str, app: str, port: int) -> ChildSpec:
         env = {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir(metrics_root, name))}
-        return ChildSpec(name, api_argv(app, options.host, port, options.api_workers), env)
+        argv = api_argv(app, options.host, port, options.api_workers, log_config)
+        return ChildSpec(name, argv, env)
 
     return [
         api("command API", "command_api.main", options.command_port),
@@ -245,8 +267,11 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _watch(supervisor: Supervisor, health_urls: list[str], ready_banner: str) -> int:
-    """Restart the children that die; print the banner once both APIs answer. Returns 1
+def _watch(
+    supervisor: Supervisor, health_urls: list[str], ready_banner: str, *, log_banner: bool = False
+) -> int:
+    """Restart the children that die; print the banner once both APIs answer (with
+    `log_banner`, when the logs are JSON lines, log it: one more JSON line). Returns 1
     when a child keeps dying at start, after saying which and how it ended."""
     started = time.monotonic()
     announced = warned = False
@@ -257,7 +282,10 @@ def _watch(supervisor: Supervisor, health_urls: list[str], ready_banner: str) ->
             log.error("%s", exc)
             return 1
         if not announced and all(_answers(url) for url in health_urls):
-            print(ready_banner, flush=True)
+            if log_banner:
+                log.info("%s", ready_banner.strip())
+            else:
+                print(ready_banner, flush=True)
             announced = True
         elif not announced and not warned and time.monotonic() - started > STARTUP_WARNING_SECONDS:
             log.warning("the APIs do not answer yet: %s", ", ".join(health_urls))

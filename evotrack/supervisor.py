@@ -6,6 +6,9 @@ keep serving; only a child that keeps dying right after its start makes the supe
 give up. Each child runs in its own session, so a terminal's Ctrl-C reaches only the supervisor,
 which then stops the children (SIGTERM, a bounded wait, SIGKILL) before the servers they
 use. On Linux a child also gets SIGTERM if the supervisor itself dies.
+
+With `relay_output` (JSON logs) the children's stdout and stderr go through the supervisor,
+which makes every line of them a JSON record (evotrack/child_output.py).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import logging
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,12 +26,15 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from evotrack.child_output import relay_output
 from evotrack.embedded import die_with_parent
 from shared.supervision_metrics import write_restart_counts
 
 log = logging.getLogger("evotrack.run")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# How long a stop waits for the last lines of the children it stopped.
+RELAY_DRAIN_SECONDS = 5.0
 
 
 class StopRequested(BaseException):
@@ -133,7 +140,10 @@ class Supervisor:
     # Where the restart counts go for the APIs' /metrics (shared.supervision_metrics).
     state_path: Path | None = None
     clock: Callable[[], float] = field(default_factory=lambda: time.monotonic)
+    # The children's output through the supervisor (JSON logs) instead of its own terminal.
+    relay_output: bool = False
     children: list[Child] = field(default_factory=list)
+    _relays: list[threading.Thread] = field(default_factory=list)
 
     def start(self, spec: ChildSpec) -> Child:
         child = Child(spec, self._spawn(spec), self.clock())
@@ -154,13 +164,19 @@ class Supervisor:
                 self._restart(child, now)
 
     def _spawn(self, spec: ChildSpec) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
+        process = subprocess.Popen(
             spec.argv,
             env={**self.env, **spec.env},
             stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if self.relay_output else None,
+            stderr=subprocess.STDOUT if self.relay_output else None,
             start_new_session=True,
             preexec_fn=die_with_parent,
         )
+        if process.stdout is not None:
+            self._relays = [relay for relay in self._relays if relay.is_alive()]
+            self._relays.append(relay_output(spec.name, process.stdout))
+        return process
 
     def _schedule_restart(self, child: Child, now: float) -> None:
         # What it started may outlive it (uvicorn's worker processes, holding the port).
@@ -211,6 +227,9 @@ class Supervisor:
                 child.send(signal.SIGKILL)
         for child in self.children:
             child.process.wait()
+        deadline = time.monotonic() + RELAY_DRAIN_SECONDS
+        for relay in self._relays:
+            relay.join(max(0.0, deadline - time.monotonic()))
 
     def _wait(self, children: Sequence[Child], hurry: Callable[[], bool]) -> None:
         deadline = time.monotonic() + self.stop_timeout_seconds

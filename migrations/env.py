@@ -1,4 +1,9 @@
-"""Alembic environment: one linear history for the write and the read tables."""
+"""Alembic environment: one linear history for the write and the read tables.
+
+Logging is left as it is when our code runs the migrations (`evotrack migrate`, `evotrack
+run`, the tests): it is theirs. Only the `alembic` command line gets it set up here, in the
+LOG_JSON format like every other log line.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import command_api.models  # noqa: F401  (registers the normalized tables)
 import projections.models  # noqa: F401  (registers the projection tables)
 from shared.config import get_settings
 from shared.db import Base, to_sqlalchemy_url
+from shared.logging import configure_logging
 
 target_metadata = Base.metadata
 
@@ -44,6 +50,14 @@ def _run(connection: object) -> None:
     with context.begin_transaction():
         context.run_migrations()
 
+
+def _configure_logging_for_the_alembic_command() -> None:
+    if context.config.cmd_opts is not None:  # not set when our code calls Alembic's API
+        settings = get_settings()
+        configure_logging(settings.log_level, json_format=settings.log_json)
+
+
+_configure_logging_for_the_alembic_command()
 
 if context.is_offline_mode():
     run_migrations_offline()

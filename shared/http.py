@@ -20,6 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.config import Settings, get_settings
@@ -316,8 +317,7 @@ class RequestContextMiddleware:
         return limited_receive
 
     def _observe(self, scope: Scope, status: int, seconds: float) -> None:
-        route = scope.get("route")
-        path = getattr(route, "path", None) or "<unmatched>"
+        path = route_label(scope)
         method = scope.get("method", "")
         if path not in ("/metrics", "/health"):
             log.info(
@@ -331,6 +331,37 @@ class RequestContextMiddleware:
             )
         REQUESTS.labels(self.app_name, method, path, str(status)).inc()
         LATENCY.labels(self.app_name, method, path).observe(seconds)
+
+
+UNMATCHED_ROUTE = "<unmatched>"
+
+
+def route_label(scope: Scope) -> str:
+    """The route of a request for the metrics: its path template, never the path itself.
+
+    An APIRoute's, which FastAPI leaves in the scope; else that of whichever other route of
+    the app served it (/docs, /openapi.json: plain Routes; a Mount: its prefix, whatever
+    file under it was asked for). `<unmatched>` only when no route matched: a 404."""
+    route = scope.get("route") or _route_that_matched(scope)
+    if route is None:
+        return UNMATCHED_ROUTE
+    return getattr(route, "path", "") or "/"  # a Mount at the root has the prefix ""
+
+
+def _route_that_matched(scope: Scope) -> BaseRoute | None:
+    """The route the app's router chose for this request, found again as it found it:
+    the first full match, else the first partial one (a wrong method: the 405 is its)."""
+    routes: Sequence[BaseRoute] = getattr(getattr(scope.get("app"), "router", None), "routes", ())
+    # A Mount moved `root_path` on; `app_root_path` keeps the one the router started with.
+    probe = {**scope, "root_path": scope.get("app_root_path", scope.get("root_path", ""))}
+    partial = None
+    for route in routes:
+        match, _ = route.matches(probe)
+        if match is Match.FULL:
+            return route
+        if match is Match.PARTIAL and partial is None:
+            partial = route
+    return partial
 
 
 def configure_app(app: FastAPI, settings: Settings, *, app_name: str) -> None:
