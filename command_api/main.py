@@ -12,6 +12,7 @@ from command_api.modules.time_entries.router import router as time_entries_route
 from command_api.modules.users.router import router as users_router
 from shared.config import Settings, get_settings
 from shared.db import write_engine
+from shared.docs import install_docs
 from shared.http import (
     configure_app,
     database_check,
@@ -35,13 +36,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="EvoTrack command API",
         version="1.0.0",
         description="Every state change of EvoTrack. Reads are served by the query API.",
-        docs_url=None if settings.is_production else "/docs",
+        docs_url=None,  # /docs and /redoc: shared.docs, with no CDN
         redoc_url=None,
         openapi_tags=[{"name": tag} for tag in DOCUMENTED_TAGS],
         generate_unique_id_function=operation_id,
     )
     install_openapi(app)
     register_projection_metrics(write_engine, redis_client, lambda: get_settings().wakeup_queue)
+    install_docs(app, settings, issues_tokens=True)
     configure_app(app, settings, app_name="command_api")
     app.include_router(
         operations_router(

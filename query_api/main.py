@@ -12,6 +12,7 @@ from query_api.modules.reports.router import router as reports_router
 from query_api.modules.system.router import router as system_router
 from shared.config import Settings, get_settings
 from shared.db import read_engine
+from shared.docs import install_docs
 from shared.http import (
     configure_app,
     database_check,
@@ -35,7 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="EvoTrack query API",
         version="1.0.0",
         description="Every read of EvoTrack, served from the projections.",
-        docs_url=None if settings.is_production else "/docs",
+        docs_url=None,  # /docs and /redoc: shared.docs, with no CDN
         redoc_url=None,
         openapi_tags=[{"name": tag} for tag in DOCUMENTED_TAGS],
         generate_unique_id_function=operation_id,
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_openapi(app)
     register_projection_metrics(read_engine, redis_client, lambda: get_settings().wakeup_queue)
     register_replica_metrics(read_engine)  # QUERY_DATABASE_URL may be a streaming replica
+    install_docs(app, settings, issues_tokens=False)
     configure_app(app, settings, app_name="query_api")
     app.include_router(
         operations_router(

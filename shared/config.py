@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -41,6 +42,9 @@ class Settings(BaseSettings):
     argon2_parallelism: int = Field(default=4, ge=1)
 
     cors_origins: list[str] = Field(default_factory=list)
+    # Where a browser reaches the command API: the query API's /docs signs in at its
+    # /api/v1/auth/token (Authorize), and the pages may connect there (shared.docs).
+    command_api_url: str = "http://127.0.0.1:8000"
 
     # Rate limits for login, token and refresh: attempts per window.
     auth_rate_limit_per_ip: int = Field(default=30, ge=1)
@@ -84,6 +88,14 @@ class Settings(BaseSettings):
                     f"{MIN_PRODUCTION_SECRET_LENGTH} characters when ENVIRONMENT=production"
                 )
         return self
+
+    @field_validator("command_api_url")
+    @classmethod
+    def _an_http_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("COMMAND_API_URL must be an http(s) URL, e.g. http://127.0.0.1:8000")
+        return url.rstrip("/")
 
     @property
     def read_database_url(self) -> str:
