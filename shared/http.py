@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.config import Settings, get_settings
+from shared.docs import content_security_policy
 from shared.errors import EvoTrackError, UnauthorizedError
 from shared.logging import request_id_var
 from shared.metrics import metrics_payload
@@ -216,18 +217,21 @@ _NO_STORE: Header = (_CACHE_CONTROL, b"no-store")
 HSTS: Header = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 
 
-def security_headers(*, production: bool) -> tuple[Header, ...]:
+def security_headers(*, production: bool, command_api_url: str = "") -> tuple[Header, ...]:
     """What every response carries, as raw ASGI pairs built once per app.
 
     `nosniff`: a browser never reads a JSON error as HTML or script. `DENY`: no other site
     frames our pages (/docs). `no-referrer`: our URLs, which name records, are not sent to
     the sites a page links to. HSTS only in production, behind TLS: over the plain http of
-    development it would only teach a browser to insist on https for localhost.
-    (No Content-Security-Policy: /docs loads Swagger UI from a CDN for now.)"""
+    development it would only teach a browser to insist on https for localhost. The
+    Content-Security-Policy lets the docs pages run only their own scripts, served by us,
+    and connect only to us and to the command API (`shared.docs.content_security_policy`)."""
+    policy = content_security_policy(production=production, command_api_url=command_api_url)
     headers = (
         (b"x-content-type-options", b"nosniff"),
         (b"x-frame-options", b"DENY"),
         (b"referrer-policy", b"no-referrer"),
+        (b"content-security-policy", policy.encode()),
     )
     return (*headers, HSTS) if production else headers
 
@@ -378,7 +382,9 @@ def configure_app(app: FastAPI, settings: Settings, *, app_name: str) -> None:
         RequestContextMiddleware,
         app_name=app_name,
         max_body_bytes=settings.max_request_body_bytes,
-        response_headers=security_headers(production=settings.is_production),
+        response_headers=security_headers(
+            production=settings.is_production, command_api_url=settings.command_api_url
+        ),
     )
 
 
