@@ -82,7 +82,7 @@ def nothing_runs(missing: Sequence[str], data_dir: Path, stale: RunState | None)
 
 def migrate_command(settings: Settings, _: argparse.Namespace) -> int:
     """Apply every migration to DATABASE_URL."""
-    configure_logging(settings.log_level, json_format=False)
+    configure_logging(settings.log_level, json_format=settings.log_json)
     if not settings.database_url:
         raise CliError("DATABASE_URL is not set (`evotrack run` starts an embedded PostgreSQL)")
     try:
@@ -95,7 +95,7 @@ def migrate_command(settings: Settings, _: argparse.Namespace) -> int:
 
 def run_command(settings: Settings, args: argparse.Namespace) -> int:
     """Migrations, then the command API, the query API and the workers."""
-    configure_logging(settings.log_level, json_format=False)
+    configure_logging(settings.log_level, json_format=settings.log_json)
     options = RunOptions(
         host=args.host,
         command_port=args.command_port,

@@ -35,10 +35,11 @@ ERROR_WIDTH = 60
 
 
 def session_factory(settings: Settings) -> SessionFactory:
-    """Sessions on DATABASE_URL; logs (dead letters, retries) go to stderr as text."""
+    """Sessions on DATABASE_URL; logs (dead letters, retries) go to stderr, in the LOG_JSON
+    format like every log line (the command's answer goes to stdout, as plain text)."""
     if not settings.database_url:
         raise CliError("DATABASE_URL is not set")
-    configure_logging(settings.log_level, json_format=False)
+    configure_logging(settings.log_level, json_format=settings.log_json)
     return write_sessionmaker()
 
 

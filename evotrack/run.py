@@ -31,7 +31,7 @@ from evotrack.instance import RunState, data_dir_lock, published
 from evotrack.migrations import redacted, upgrade_to_head
 from evotrack.supervisor import ChildKeepsDying, ChildSpec, StopRequested, StopSignals, Supervisor
 from shared.config import Settings
-from shared.logging import configure_logging, uvicorn_log_config
+from shared.logging import uvicorn_log_config
 from shared.supervision_metrics import SUPERVISOR_STATE_ENV
 
 log = logging.getLogger("evotrack.run")
@@ -62,8 +62,8 @@ class BackingServices:
 
 def run(settings: Settings, options: RunOptions) -> int:
     """Start everything, watch it, stop it. 0 after a requested stop, 1 when a child keeps
-    dying at start. Every line it and its children log is in the format LOG_JSON chooses."""
-    configure_logging(settings.log_level, json_format=settings.log_json)
+    dying at start. Every line it and its children log is in the format LOG_JSON chooses
+    (the caller sets the logging up by it)."""
     with StopSignals() as signals:
         try:
             return _run(settings, options, signals)
