@@ -7,14 +7,18 @@ child that crashed (it is restarted), a warning a child printed before it set up
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
 import signal
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from evotrack.child_output import relay_output
 from evotrack.embedded import EmbeddedRedis
 from shared.supervision_metrics import SUPERVISOR_STATE_ENV
 from tests.evotrack.test_run import (
@@ -151,3 +155,35 @@ def test_with_plain_text_logs_no_line_is_json(
         "stopped on SIGTERM",
     ):
         assert text in output, text
+
+
+def test_the_relay_passes_json_lines_on_and_makes_records_of_the_rest(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    record = '{"ts": "t", "level": "INFO", "logger": "app", "msg": "a record"}'
+    other_process = '{"ts": "t", "level": "INFO", "logger": "app", "msg": "mid-traceback"}'
+    output = [
+        record,
+        "a line printed by a library",
+        "Traceback (most recent call last):",
+        '  File "app.py", line 1, in <module>',
+        other_process,
+        "ValueError: boom",
+        "",
+        "last words",
+    ]
+    caplog.set_level(logging.WARNING, logger="evotrack.child")
+    relay_output("worker", io.BytesIO("\n".join(output).encode() + b"\n")).join()
+
+    assert capsys.readouterr().err.splitlines() == [record, other_process]
+    relayed = [
+        (r.levelname, r.getMessage(), getattr(r, "exc", None), getattr(r, "child", None))
+        for r in caplog.records
+        if r.name == "evotrack.child"
+    ]
+    traceback = "\n".join([output[2], output[3], output[5]])
+    assert relayed == [
+        ("WARNING", "a line printed by a library", None, "worker"),
+        ("ERROR", "ValueError: boom", traceback, "worker"),
+        ("WARNING", "last words", None, "worker"),
+    ]
