@@ -10,6 +10,7 @@ one record with the traceback in `exc`. So every line of the run is one JSON obj
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -46,8 +47,7 @@ def _relay_lines(child: str, stream: IO[bytes]) -> None:
             line = raw.decode(errors="replace").rstrip("\r\n")
             if is_json_record(line):
                 # Another process of the child (a uvicorn worker) may log mid-traceback.
-                sys.stderr.write(line + "\n")
-                sys.stderr.flush()
+                _write(line)
             elif traceback:
                 traceback.append(line)
                 if not line.startswith((" ", "\t")):  # the exception: the traceback's end
@@ -59,6 +59,14 @@ def _relay_lines(child: str, stream: IO[bytes]) -> None:
                 log.warning("%s", line, extra={"child": child})
     if traceback:
         _log_traceback(child, traceback)
+
+
+def _write(line: str) -> None:
+    # Reading on matters more than this line: a relay that stopped reading (its stderr
+    # closed, `evotrack run | head`) would leave the child blocked on a full pipe.
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
 
 
 def _log_traceback(child: str, lines: list[str]) -> None:
