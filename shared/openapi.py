@@ -7,13 +7,14 @@ once for every operation, so that a new endpoint cannot forget them:
   `{"detail": [...]}`. An operation declares what its route says (`responses=errors(400,
   409)`: the rules its service applies) plus what follows from its shape: 401 when it takes
   credentials, 404 when its path names something, 422 when it takes input, 413 when it takes
-  a body, 503 for every API call (a dependency down, a consistency wait timed out).
+  a body, 409 when it writes (a concurrent write won: a deadlock, a lock timeout; retry),
+  503 for every API call (a dependency down, a consistency wait timed out).
 - **Names a client can live with.** Operation ids are the route functions' names
   (`create_time_entry`), checked unique. Schemas lose the `Read` of our DTO classes
   (`TimeEntryRead` is `TimeEntry` on the wire); `Envelope[TimeEntryRead]` is
   `TimeEntryResponse`, `PageEnvelope[TagRead]` is `TagPage`; form bodies are `…Form`.
-- **Headers** the server sends with errors: `Retry-After` on 429 and 503,
-  `WWW-Authenticate` on 401.
+- **Headers** the server sends with errors: `Retry-After` on 429 and 503 (and on a 409
+  that a retry will get past), `WWW-Authenticate` on 401.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     401: "UNAUTHORIZED: missing, invalid or expired credentials",
     403: "FORBIDDEN: inside the organization, but your role may not",
     404: "NOT_FOUND: does not exist, or belongs to an organization you are not in",
-    409: "ALREADY_EXISTS / CONFLICT: a duplicate, a clash with the current state, or an "
-    "Idempotency-Key reused for another request",
+    409: "ALREADY_EXISTS / CONFLICT: a duplicate, a clash with the current state, an "
+    "Idempotency-Key reused for another request, or a concurrent write that won (retry)",
     412: "PRECONDITION_FAILED: If-Match names a version that is no longer current",
     413: "PAYLOAD_TOO_LARGE: the body is larger than the server accepts",
     422: "VALIDATION_ERROR: the body, a parameter or a header is malformed "
@@ -51,6 +52,12 @@ _ERROR_HEADERS: dict[int, dict[str, Any]] = {
         "WWW-Authenticate": {
             "description": "The scheme to authenticate with: Bearer",
             "schema": {"type": "string"},
+        }
+    },
+    409: {
+        "Retry-After": {
+            "description": "Seconds to wait, when a concurrent write won (a retry will do)",
+            "schema": {"type": "integer"},
         }
     },
     429: {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
@@ -99,7 +106,7 @@ def tidy_openapi(spec: dict[str, Any]) -> dict[str, Any]:
 
 def _declare_errors(path: str, method: str, operation: dict[str, Any]) -> None:
     responses: dict[str, Any] = operation.setdefault("responses", {})
-    for code in _implied_errors(path, operation):
+    for code in _implied_errors(path, method, operation):
         responses.setdefault(str(code), {})
     for status, response in responses.items():
         code = int(status) if status.isdigit() else 0
@@ -111,17 +118,22 @@ def _declare_errors(path: str, method: str, operation: dict[str, Any]) -> None:
     operation["responses"] = dict(sorted(responses.items()))
 
 
-def _implied_errors(path: str, operation: dict[str, Any]) -> Iterator[int]:
+def _implied_errors(path: str, method: str, operation: dict[str, Any]) -> Iterator[int]:
     parameters = operation.get("parameters", [])
+    api_call = path.startswith("/api/")
     if operation.get("security"):
         yield 401
     if any(parameter["in"] == "path" for parameter in parameters):
         yield 404
     if "requestBody" in operation:
         yield 413
+    if api_call and method != "get":
+        # Any write can lose to a concurrent one (a deadlock, a lock timeout): the error
+        # handler answers 409 CONFLICT with Retry-After (shared.http._on_database_down).
+        yield 409
     if parameters or "requestBody" in operation:
         yield 422
-    if path.startswith("/api/"):
+    if api_call:
         yield 503
 
 

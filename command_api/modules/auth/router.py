@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 from fastapi.security import OAuth2PasswordRequestForm
@@ -26,12 +26,13 @@ from command_api.modules.auth.schemas import (
 from command_api.modules.auth.service import IssuedTokens
 from command_api.modules.users.schemas import UserRead
 from command_api.transaction import CommandRoute
-from shared.responses import Envelope, ErrorEnvelope, ok
+from shared.openapi import errors
+from shared.responses import Envelope, ok
 
 router = APIRouter(route_class=CommandRoute)
 
-_ERROR: dict[str, Any] = {"model": ErrorEnvelope}
-SIGN_IN_ERRORS: dict[int | str, dict[str, Any]] = {401: _ERROR, 429: _ERROR}
+# Wrong credentials (the same 401 whether the account exists or not), and the rate limits.
+SIGN_IN_ERRORS = errors(401, 429)
 
 
 def _token_pair(tokens: IssuedTokens, response: Response) -> TokenPair:
@@ -48,9 +49,9 @@ def _token_pair(tokens: IssuedTokens, response: Response) -> TokenPair:
     "/auth/register",
     status_code=201,
     response_model=Envelope[UserRead],
-    responses={409: _ERROR, 429: _ERROR},
+    responses=errors(409, 429),
 )
-def register(
+def register_user(
     data: RegisterRequest, auth: AuthServiceDep, client_ip: ClientIP
 ) -> Envelope[UserRead]:
     """Create an account. Emails are unique whatever their case (409 ALREADY_EXISTS).
@@ -59,7 +60,7 @@ def register(
 
 
 @router.post("/auth/login", response_model=Envelope[TokenPair], responses=SIGN_IN_ERRORS)
-def login(
+def log_in(
     data: LoginRequest, auth: AuthServiceDep, client_ip: ClientIP, response: Response
 ) -> Envelope[TokenPair]:
     """Exchange email and password for an access token and a refresh token.
@@ -71,7 +72,7 @@ def login(
 
 
 @router.post("/auth/token", response_model=OAuth2Token, responses=SIGN_IN_ERRORS)
-def token(
+def issue_token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     auth: AuthServiceDep,
     client_ip: ClientIP,
@@ -85,7 +86,7 @@ def token(
 
 
 @router.post("/auth/refresh", response_model=Envelope[TokenPair], responses=SIGN_IN_ERRORS)
-def refresh(
+def refresh_tokens(
     data: RefreshRequest, auth: AuthServiceDep, client_ip: ClientIP, response: Response
 ) -> Envelope[TokenPair]:
     """Spend a refresh token for a new pair. Presenting a spent or revoked token again
@@ -94,7 +95,7 @@ def refresh(
 
 
 @router.post("/auth/logout", status_code=204)
-def logout(data: RefreshRequest, auth: AuthServiceDep) -> Response:
+def log_out(data: RefreshRequest, auth: AuthServiceDep) -> Response:
     """End the session of this refresh token (its whole family)."""
     auth.logout(data.refresh_token)
     return Response(status_code=204)

@@ -15,14 +15,16 @@ router = APIRouter(route_class=CommandRoute)
 
 
 @router.post("/notifications/read-all", status_code=204)
-def read_all_notifications(user: CommandUser, notifications: NotificationServiceDep) -> Response:
+def mark_all_notifications_read(
+    user: CommandUser, notifications: NotificationServiceDep
+) -> Response:
     """Mark every unread notification of yours read (in every organization)."""
     notifications.mark_all_read(user)
     return Response(status_code=204)
 
 
 @router.post("/notifications/{notification_id}/read", status_code=204)
-def read_notification(
+def mark_notification_read(
     notification_id: uuid.UUID, user: CommandUser, notifications: NotificationServiceDep
 ) -> Response:
     """Mark one of your notifications read; reading it again is harmless. Anyone else's

@@ -29,6 +29,7 @@ from command_api.modules.organizations.schemas import (
     TeamUpdate,
 )
 from command_api.transaction import CommandRoute
+from shared.openapi import errors
 from shared.responses import Envelope, ok
 
 router = APIRouter(route_class=CommandRoute)
@@ -48,7 +49,7 @@ def create_organization(
     return ok(OrganizationRead.model_validate(org))
 
 
-@router.patch(ORG, response_model=Envelope[OrganizationRead])
+@router.patch(ORG, response_model=Envelope[OrganizationRead], responses=errors(403, 409))
 def update_organization(
     data: OrganizationUpdate, organizations: OrganizationServiceDep, context: OrgAdmin
 ) -> Envelope[OrganizationRead]:
@@ -60,7 +61,7 @@ def update_organization(
     return ok(OrganizationRead.model_validate(org))
 
 
-@router.delete(ORG, status_code=204)
+@router.delete(ORG, status_code=204, responses=errors(403))
 def delete_organization(organizations: OrganizationServiceDep, context: OrgOwner) -> Response:
     """Delete the organization (owner only). The deletion is soft."""
     organizations.delete(context)
@@ -70,16 +71,26 @@ def delete_organization(organizations: OrganizationServiceDep, context: OrgOwner
 # --- Members ---------------------------------------------------------------------------
 
 
-@router.post(f"{ORG}/members", status_code=201, response_model=Envelope[MembershipRead])
+@router.post(
+    f"{ORG}/members",
+    status_code=201,
+    response_model=Envelope[MembershipRead],
+    responses=errors(403, 409),
+)
 def add_member(
     data: MemberCreate, members: MemberServiceDep, context: OrgAdmin
 ) -> Envelope[MembershipRead]:
-    """Add an existing user by email (admin+; only an owner adds an owner)."""
+    """Add an existing user by email (admin+; only an owner adds an owner). An unknown
+    email is a 404; a member already is a 409."""
     membership, user = members.add(context, data)
     return ok(MembershipRead.of(membership, user))
 
 
-@router.patch(f"{ORG}/members/{{user_id}}", response_model=Envelope[MembershipRead])
+@router.patch(
+    f"{ORG}/members/{{user_id}}",
+    response_model=Envelope[MembershipRead],
+    responses=errors(400, 403),
+)
 def update_member(
     user_id: uuid.UUID, data: MemberUpdate, members: MemberServiceDep, context: OrgAdmin
 ) -> Envelope[MembershipRead]:
@@ -89,7 +100,7 @@ def update_member(
     return ok(MembershipRead.of(membership, user))
 
 
-@router.delete(f"{ORG}/members/{{user_id}}", status_code=204)
+@router.delete(f"{ORG}/members/{{user_id}}", status_code=204, responses=errors(400, 403))
 def remove_member(user_id: uuid.UUID, members: MemberServiceDep, context: OrgMember) -> Response:
     """Remove a member (admin+), or leave the organization (your own user id). The last
     owner cannot be removed. The member's team links in the organization go too."""
@@ -100,14 +111,18 @@ def remove_member(user_id: uuid.UUID, members: MemberServiceDep, context: OrgMem
 # --- Teams -----------------------------------------------------------------------------
 
 
-@router.post(f"{ORG}/teams", status_code=201, response_model=Envelope[TeamRead])
+@router.post(
+    f"{ORG}/teams", status_code=201, response_model=Envelope[TeamRead], responses=errors(403)
+)
 def create_team(data: TeamCreate, teams: TeamServiceDep, context: OrgAdmin) -> Envelope[TeamRead]:
     """Create a team, at the root or under `parent_id` (admin+)."""
     team = teams.create(context, data)
     return ok(TeamRead.model_validate(team))
 
 
-@router.patch(f"{ORG}/teams/{{team_id}}", response_model=Envelope[TeamRead])
+@router.patch(
+    f"{ORG}/teams/{{team_id}}", response_model=Envelope[TeamRead], responses=errors(400, 403)
+)
 def update_team(
     team_id: uuid.UUID, data: TeamUpdate, teams: TeamServiceDep, context: OrgAdmin
 ) -> Envelope[TeamRead]:
@@ -117,15 +132,19 @@ def update_team(
     return ok(TeamRead.model_validate(team))
 
 
-@router.delete(f"{ORG}/teams/{{team_id}}", status_code=204)
+@router.delete(f"{ORG}/teams/{{team_id}}", status_code=204, responses=errors(403))
 def delete_team(team_id: uuid.UUID, teams: TeamServiceDep, context: OrgAdmin) -> Response:
     """Delete a team (admin+). Its sub-teams move up to its parent; its member links go."""
     teams.delete(context, team_id)
     return Response(status_code=204)
 
 
-@router.put(f"{ORG}/teams/{{team_id}}/members/{{user_id}}", response_model=Envelope[TeamMemberRead])
-def put_team_member(
+@router.put(
+    f"{ORG}/teams/{{team_id}}/members/{{user_id}}",
+    response_model=Envelope[TeamMemberRead],
+    responses=errors(403),
+)
+def set_team_member(
     team_id: uuid.UUID,
     user_id: uuid.UUID,
     teams: TeamServiceDep,
@@ -138,7 +157,9 @@ def put_team_member(
     return ok(TeamMemberRead.model_validate(link))
 
 
-@router.delete(f"{ORG}/teams/{{team_id}}/members/{{user_id}}", status_code=204)
+@router.delete(
+    f"{ORG}/teams/{{team_id}}/members/{{user_id}}", status_code=204, responses=errors(403)
+)
 def remove_team_member(
     team_id: uuid.UUID, user_id: uuid.UUID, teams: TeamServiceDep, context: OrgAdmin
 ) -> Response:

@@ -25,6 +25,7 @@ from command_api.modules.projects.schemas import (
     TaskUpdate,
 )
 from command_api.transaction import CommandRoute
+from shared.openapi import errors
 from shared.responses import Envelope, ok
 
 router = APIRouter(route_class=CommandRoute)
@@ -36,6 +37,10 @@ PROJECT_MEMBER = PROJECT + "/members/{user_id}"
 TASK = PROJECT + "/tasks/{task_id}"
 TAG = ORG + "/tags/{tag_id}"
 
+# Below the manager role (403); a name taken by a live record of the organization (409).
+MANAGERS = errors(403)
+MANAGERS_UNIQUE_NAME = errors(403, 409)
+
 
 def _no_content() -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -44,7 +49,12 @@ def _no_content() -> Response:
 # --- Clients ---------------------------------------------------------------------------
 
 
-@router.post(ORG + "/clients", status_code=201, response_model=Envelope[ClientRead])
+@router.post(
+    ORG + "/clients",
+    status_code=201,
+    response_model=Envelope[ClientRead],
+    responses=MANAGERS_UNIQUE_NAME,
+)
 def create_client(
     body: ClientCreate, context: OrgManager, service: ProjectsServiceDep
 ) -> Envelope[ClientRead]:
@@ -53,7 +63,7 @@ def create_client(
     return ok(ClientRead.model_validate(client))
 
 
-@router.patch(CLIENT, response_model=Envelope[ClientRead])
+@router.patch(CLIENT, response_model=Envelope[ClientRead], responses=MANAGERS_UNIQUE_NAME)
 def update_client(
     client_id: uuid.UUID, body: ClientUpdate, context: OrgManager, service: ProjectsServiceDep
 ) -> Envelope[ClientRead]:
@@ -62,7 +72,7 @@ def update_client(
     return ok(ClientRead.model_validate(client))
 
 
-@router.delete(CLIENT, status_code=204, response_class=Response)
+@router.delete(CLIENT, status_code=204, response_class=Response, responses=MANAGERS)
 def delete_client(
     client_id: uuid.UUID, context: OrgManager, service: ProjectsServiceDep
 ) -> Response:
@@ -74,7 +84,12 @@ def delete_client(
 # --- Projects --------------------------------------------------------------------------
 
 
-@router.post(ORG + "/projects", status_code=201, response_model=Envelope[ProjectRead])
+@router.post(
+    ORG + "/projects",
+    status_code=201,
+    response_model=Envelope[ProjectRead],
+    responses=MANAGERS_UNIQUE_NAME,
+)
 def create_project(
     body: ProjectCreate, context: OrgManager, service: ProjectsServiceDep
 ) -> Envelope[ProjectRead]:
@@ -83,7 +98,7 @@ def create_project(
     return ok(ProjectRead.model_validate(project))
 
 
-@router.patch(PROJECT, response_model=Envelope[ProjectRead])
+@router.patch(PROJECT, response_model=Envelope[ProjectRead], responses=MANAGERS_UNIQUE_NAME)
 def update_project(
     project_id: uuid.UUID, body: ProjectUpdate, context: OrgManager, service: ProjectsServiceDep
 ) -> Envelope[ProjectRead]:
@@ -92,7 +107,7 @@ def update_project(
     return ok(ProjectRead.model_validate(project))
 
 
-@router.delete(PROJECT, status_code=204, response_class=Response)
+@router.delete(PROJECT, status_code=204, response_class=Response, responses=MANAGERS)
 def delete_project(
     project_id: uuid.UUID, context: OrgManager, service: ProjectsServiceDep
 ) -> Response:
@@ -104,8 +119,8 @@ def delete_project(
 # --- Project members -------------------------------------------------------------------
 
 
-@router.put(PROJECT_MEMBER, response_model=Envelope[ProjectMemberRead])
-def put_project_member(
+@router.put(PROJECT_MEMBER, response_model=Envelope[ProjectMemberRead], responses=errors(403, 409))
+def set_project_member(
     project_id: uuid.UUID,
     user_id: uuid.UUID,
     context: OrgManager,
@@ -119,7 +134,7 @@ def put_project_member(
     return ok(ProjectMemberRead.model_validate(member))
 
 
-@router.delete(PROJECT_MEMBER, status_code=204, response_class=Response)
+@router.delete(PROJECT_MEMBER, status_code=204, response_class=Response, responses=MANAGERS)
 def remove_project_member(
     project_id: uuid.UUID, user_id: uuid.UUID, context: OrgManager, service: ProjectsServiceDep
 ) -> Response:
@@ -131,7 +146,9 @@ def remove_project_member(
 # --- Tasks -----------------------------------------------------------------------------
 
 
-@router.post(PROJECT + "/tasks", status_code=201, response_model=Envelope[TaskRead])
+@router.post(
+    PROJECT + "/tasks", status_code=201, response_model=Envelope[TaskRead], responses=MANAGERS
+)
 def create_task(
     project_id: uuid.UUID, body: TaskCreate, context: OrgManager, service: ProjectsServiceDep
 ) -> Envelope[TaskRead]:
@@ -140,7 +157,7 @@ def create_task(
     return ok(TaskRead.model_validate(task))
 
 
-@router.patch(TASK, response_model=Envelope[TaskRead])
+@router.patch(TASK, response_model=Envelope[TaskRead], responses=MANAGERS)
 def update_task(
     project_id: uuid.UUID,
     task_id: uuid.UUID,
@@ -153,7 +170,7 @@ def update_task(
     return ok(TaskRead.model_validate(task))
 
 
-@router.delete(TASK, status_code=204, response_class=Response)
+@router.delete(TASK, status_code=204, response_class=Response, responses=MANAGERS)
 def delete_task(
     project_id: uuid.UUID, task_id: uuid.UUID, context: OrgManager, service: ProjectsServiceDep
 ) -> Response:
@@ -165,7 +182,9 @@ def delete_task(
 # --- Tags ------------------------------------------------------------------------------
 
 
-@router.post(ORG + "/tags", status_code=201, response_model=Envelope[TagRead])
+@router.post(
+    ORG + "/tags", status_code=201, response_model=Envelope[TagRead], responses=errors(409)
+)
 def create_tag(
     body: TagCreate, context: OrgMember, service: ProjectsServiceDep
 ) -> Envelope[TagRead]:
@@ -174,7 +193,7 @@ def create_tag(
     return ok(TagRead.model_validate(tag))
 
 
-@router.patch(TAG, response_model=Envelope[TagRead])
+@router.patch(TAG, response_model=Envelope[TagRead], responses=MANAGERS_UNIQUE_NAME)
 def update_tag(
     tag_id: uuid.UUID, body: TagUpdate, context: OrgManager, service: ProjectsServiceDep
 ) -> Envelope[TagRead]:
@@ -183,7 +202,7 @@ def update_tag(
     return ok(TagRead.model_validate(tag))
 
 
-@router.delete(TAG, status_code=204, response_class=Response)
+@router.delete(TAG, status_code=204, response_class=Response, responses=MANAGERS)
 def delete_tag(tag_id: uuid.UUID, context: OrgManager, service: ProjectsServiceDep) -> Response:
     """Delete a tag (soft; manager and up). Entries keep their tag for past reports."""
     service.delete_tag(context.org_id, tag_id)

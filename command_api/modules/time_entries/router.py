@@ -21,6 +21,7 @@ from command_api.modules.time_entries.schemas import (
     TimerStart,
 )
 from command_api.transaction import CommandRoute
+from shared.openapi import errors
 from shared.responses import Envelope, ok
 
 router = APIRouter(route_class=CommandRoute)
@@ -28,8 +29,16 @@ router = APIRouter(route_class=CommandRoute)
 ENTRIES = "/organizations/{org_id}/time-entries"
 TIMER = "/organizations/{org_id}/timer"
 
+# The rules of API.md: 400 (longer than 24 h, before `lock_before`, an archived project, a
+# done task), 403 (another member's entries, out of your scope), 409 (a second running
+# timer, an overlap the organization forbids). Ids in bodies not in the organization: 404.
+ENTRY_RULES = errors(400, 403, 409)
+TIMER_RULES = errors(400, 409)
 
-@router.post(ENTRIES, status_code=201, response_model=Envelope[TimeEntryRead])
+
+@router.post(
+    ENTRIES, status_code=201, response_model=Envelope[TimeEntryRead], responses=ENTRY_RULES
+)
 def create_time_entry(
     payload: TimeEntryCreate, ctx: OrgMember, service: TimeEntryServiceDep
 ) -> Envelope[TimeEntryRead]:
@@ -42,7 +51,12 @@ def create_time_entry(
     return ok(TimeEntryRead.model_validate(service.create(ctx, payload)))
 
 
-@router.post(f"{ENTRIES}/bulk", status_code=201, response_model=Envelope[BulkCreatedRead])
+@router.post(
+    f"{ENTRIES}/bulk",
+    status_code=201,
+    response_model=Envelope[BulkCreatedRead],
+    responses=errors(409),
+)
 def create_time_entries_in_bulk(
     payload: TimeEntryBulkCreate, ctx: OrgMember, service: BulkEntryServiceDep
 ) -> Envelope[BulkCreatedRead]:
@@ -51,13 +65,15 @@ def create_time_entries_in_bulk(
     When any item fails, nothing is written and the 422's `details` list every failing
     item as `{index, field, error_code, message}`: malformed items (error_code
     VALIDATION_ERROR) and items breaking a rule, together. `ids` follow the order of the
-    input.
+    input. A 409 is a concurrent write that won (retry).
     """
     ids = service.create_many(ctx, payload.entries)
     return ok(BulkCreatedRead(created=len(ids), ids=ids))
 
 
-@router.patch(f"{ENTRIES}/{{entry_id}}", response_model=Envelope[TimeEntryRead])
+@router.patch(
+    f"{ENTRIES}/{{entry_id}}", response_model=Envelope[TimeEntryRead], responses=ENTRY_RULES
+)
 def update_time_entry(
     entry_id: uuid.UUID, payload: TimeEntryUpdate, ctx: OrgMember, service: TimeEntryServiceDep
 ) -> Envelope[TimeEntryRead]:
@@ -69,7 +85,7 @@ def update_time_entry(
     return ok(TimeEntryRead.model_validate(service.update(ctx, entry_id, payload)))
 
 
-@router.delete(f"{ENTRIES}/{{entry_id}}", status_code=204)
+@router.delete(f"{ENTRIES}/{{entry_id}}", status_code=204, responses=errors(400, 403))
 def delete_time_entry(
     entry_id: uuid.UUID, ctx: OrgMember, service: TimeEntryServiceDep
 ) -> Response:
@@ -78,7 +94,9 @@ def delete_time_entry(
     return Response(status_code=204)
 
 
-@router.post(f"{TIMER}/start", status_code=201, response_model=Envelope[TimeEntryRead])
+@router.post(
+    f"{TIMER}/start", status_code=201, response_model=Envelope[TimeEntryRead], responses=TIMER_RULES
+)
 def start_timer(
     ctx: OrgMember, service: TimerServiceDep, payload: TimerStart | None = None
 ) -> Envelope[TimeEntryRead]:
@@ -87,13 +105,19 @@ def start_timer(
     return ok(TimeEntryRead.model_validate(service.start(ctx, payload or TimerStart())))
 
 
-@router.post(f"{TIMER}/stop", response_model=Envelope[TimeEntryRead])
+@router.post(f"{TIMER}/stop", response_model=Envelope[TimeEntryRead], responses=errors(409))
 def stop_timer(ctx: OrgMember, service: TimerServiceDep) -> Envelope[TimeEntryRead]:
-    """Stop your timer running in this organization (404 when none runs here)."""
+    """Stop your timer running in this organization (404 when none runs here; 409 when it
+    starts in the future: edit or delete it)."""
     return ok(TimeEntryRead.model_validate(service.stop_running(ctx)))
 
 
-@router.post(f"{TIMER}/restart", status_code=201, response_model=Envelope[TimeEntryRead])
+@router.post(
+    f"{TIMER}/restart",
+    status_code=201,
+    response_model=Envelope[TimeEntryRead],
+    responses=TIMER_RULES,
+)
 def restart_timer(ctx: OrgMember, service: TimerServiceDep) -> Envelope[TimeEntryRead]:
     """Start a new timer copying your latest entry here (project, task, description, tags,
     billable); a running timer stops first."""

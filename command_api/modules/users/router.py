@@ -14,27 +14,31 @@ from command_api.modules.users.schemas import (
     UserUpdate,
 )
 from command_api.transaction import CommandRoute
+from shared.openapi import errors
 from shared.responses import Envelope, ok
 
 router = APIRouter(route_class=CommandRoute)
 
 
 @router.patch("/users/me", response_model=Envelope[UserRead])
-def update_me(data: UserUpdate, user: CommandUser, users: UserServiceDep) -> Envelope[UserRead]:
+def update_my_profile(
+    data: UserUpdate, user: CommandUser, users: UserServiceDep
+) -> Envelope[UserRead]:
     """Change your name or time zone; omitted fields keep their value."""
     return ok(UserRead.model_validate(users.update_profile(user, data)))
 
 
-@router.post("/users/me/password", status_code=204)
+@router.post("/users/me/password", status_code=204, responses=errors(400))
 def change_my_password(data: PasswordChange, user: CommandUser, users: UserServiceDep) -> Response:
     """Change your password. Every refresh token of yours is revoked: other sessions must
-    sign in again (access tokens already issued live until they expire)."""
+    sign in again (access tokens already issued live until they expire). A wrong current
+    password, or a new one equal to it, is a 400."""
     users.change_password(user, data)
     return Response(status_code=204)
 
 
 @router.put("/users/me/notification-settings", response_model=Envelope[NotificationSettingsRead])
-def put_my_notification_settings(
+def update_my_notification_settings(
     data: NotificationSettingsPut, user: CommandUser, users: UserServiceDep
 ) -> Envelope[NotificationSettingsRead]:
     """Choose, per kind, how notifications reach you: `{kind: {in_app, email}}`.
