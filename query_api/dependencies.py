@@ -37,7 +37,6 @@ from projections.models import (
 from shared.changes import decode_consistency_token
 from shared.config import get_settings
 from shared.db import ReadSession, read_engine, read_session
-from shared.docs import PASSWORD_FLOW
 from shared.errors import (
     ForbiddenError,
     NotFoundError,
@@ -86,11 +85,7 @@ def authenticate(session: ReadSession, token: str | None) -> uuid.UUID:
 def authenticated_user_id(
     session: ReadSessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-    _: Annotated[str | None, Depends(PASSWORD_FLOW)],
 ) -> uuid.UUID:
-    """`PASSWORD_FLOW` reads the same bearer header: it is here so that the OpenAPI document
-    offers signing in with email and password as the other way to get it (Authorize in
-    /docs, at the command API)."""
     return authenticate(session, None if credentials is None else credentials.credentials)
 
 

@@ -2,9 +2,10 @@
 internet: their scripts and styles come from the `fastapi-offline` package installed with
 the project, never from a CDN, so they work on a self-hosted or air-gapped machine.
 
-Authorize in /docs signs in with email and password: `PASSWORD_FLOW` declares the OAuth2
-password flow on the command API's POST /api/v1/auth/token beside the bearer scheme. Both
-end as the same `Authorization: Bearer` header, so authentication itself is unchanged.
+Authorize in /docs signs in with email and password: the OpenAPI document of each app
+offers the OAuth2 password flow on the command API's POST /api/v1/auth/token as the
+alternative to the bearer scheme wherever that one is required. Both end as the same
+`Authorization: Bearer` header, so authentication itself is unchanged.
 
 The pages run no inline script but the two below, which the Content-Security-Policy names
 by hash (`content_security_policy`); outside production only, as before.
@@ -32,18 +33,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared.config import Settings
 
 TOKEN_PATH = "/api/v1/auth/token"
+BEARER_SCHEME = "HTTPBearer"  # FastAPI's name for our `HTTPBearer` dependencies
 PASSWORD_SCHEME = "EmailPassword"
 ASSETS_PATH = "/docs/assets"
 OAUTH2_REDIRECT_PATH = "/docs/oauth2-redirect"
 # fastapi-offline's static folder: Swagger UI's bundle and CSS, ReDoc's standalone bundle.
 ASSETS_PACKAGE = ("fastapi_offline", "static")
 
+# Not needed as a dependency (`install_docs` offers the flow wherever the bearer scheme is
+# required) and costly as one: FastAPI calls it on every request. Kept only until the code
+# that still depends on it no longer does.
 PASSWORD_FLOW = OAuth2PasswordBearer(
-    tokenUrl=TOKEN_PATH,  # the query API's document names the command API's (`install_docs`)
-    scheme_name=PASSWORD_SCHEME,
-    description="Sign in with your email (as `username`) and password: the command API's "
-    f"POST {TOKEN_PATH} answers an access token, sent as `Authorization: Bearer`.",
-    auto_error=False,  # only documents a way to get the bearer token; never refuses itself
+    tokenUrl=TOKEN_PATH, scheme_name=PASSWORD_SCHEME, auto_error=False
 )
 
 _SWAGGER_INIT = f"""
@@ -137,15 +138,15 @@ def _origin(url: str) -> str:
 
 def install_docs(app: FastAPI, settings: Settings, *, issues_tokens: bool) -> None:
     """Serve /docs, /docs/oauth2-redirect, /redoc and their assets (/docs/assets/…) on
-    `app` outside production, and make its OpenAPI document name the token URL that
-    Authorize signs in at: this app's own when it `issues_tokens` (the command API), else
-    the command API's at COMMAND_API_URL.
+    `app` outside production, and make its OpenAPI document offer signing in with email and
+    password at this app's own token URL when it `issues_tokens` (the command API), else at
+    the command API's (COMMAND_API_URL).
 
     The command API also answers the cross-origin sign-in of the query API's /docs
     (`TokenEndpointCors`) when CORS_ORIGINS is not set; when it is, CORS_ORIGINS decides,
     and must list the query API's origin for that."""
-    if not issues_tokens:
-        _name_token_url(app, settings.command_api_url + TOKEN_PATH)
+    token_url = TOKEN_PATH if issues_tokens else settings.command_api_url + TOKEN_PATH
+    _offer_password_sign_in(app, token_url)
     if settings.is_production:
         return
     app.mount(ASSETS_PATH, _Assets(packages=[ASSETS_PACKAGE]), name="docs-assets")
@@ -167,17 +168,44 @@ def _add_page(app: FastAPI, path: str, page: str) -> None:
     app.add_api_route(path, serve_page, methods=["GET"], include_in_schema=False)
 
 
-def _name_token_url(app: FastAPI, token_url: str) -> None:
+def _offer_password_sign_in(app: FastAPI, token_url: str) -> None:
+    """Add the password flow to `app.openapi()` as the alternative to the bearer scheme.
+
+    In the document and not as a FastAPI dependency: a dependency runs on every request,
+    and one that only read the header again cost each authenticated request ~100,000 more
+    instructions (callgrind; a third of a trivial endpoint's), for nothing it needs."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
-        spec = generate()
-        schemes = spec.get("components", {}).get("securitySchemes", {})
-        if PASSWORD_SCHEME in schemes:
-            schemes[PASSWORD_SCHEME]["flows"]["password"]["tokenUrl"] = token_url
+        spec = generate()  # the same cached document on every call: changed once
+        schemes = spec.setdefault("components", {}).setdefault("securitySchemes", {})
+        if schemes.get(PASSWORD_SCHEME) != _password_scheme(token_url):
+            schemes[PASSWORD_SCHEME] = _password_scheme(token_url)
+            for operation in _operations(spec):
+                security = operation.get("security", [])
+                if {BEARER_SCHEME: []} in security and {PASSWORD_SCHEME: []} not in security:
+                    security.append({PASSWORD_SCHEME: []})
         return spec
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _password_scheme(token_url: str) -> dict[str, Any]:
+    return {
+        "type": "oauth2",
+        "description": "Sign in with your email (as `username`) and password: the command "
+        f"API's POST {TOKEN_PATH} answers an access token, sent as `Authorization: Bearer`.",
+        "flows": {"password": {"tokenUrl": token_url, "scopes": {}}},
+    }
+
+
+def _operations(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        operation
+        for path_item in spec.get("paths", {}).values()
+        for operation in path_item.values()
+        if isinstance(operation, dict)
+    ]
 
 
 class _Assets(StaticFiles):

@@ -21,21 +21,10 @@ from command_api.modules.users.dependencies import UserServiceDep
 from command_api.modules.users.models import User
 from command_api.transaction import SessionDep, claim_idempotency_key, claims_idempotency_key
 from shared.db import WriteSession
-from shared.docs import PASSWORD_FLOW
 from shared.errors import UnauthorizedError
 from shared.security import decode_access_token, hash_opaque_token, is_api_token
 
 bearer_scheme = HTTPBearer(auto_error=False, description="JWT access token or API token")
-
-
-async def bearer_credentials(
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-    _: Annotated[str | None, Depends(PASSWORD_FLOW)],
-) -> HTTPAuthorizationCredentials | None:
-    """The `Authorization: Bearer` credentials. `PASSWORD_FLOW` reads the same header: it
-    is here so that the OpenAPI document offers signing in with email and password as the
-    other way to get them (Authorize in /docs)."""
-    return credentials
 
 
 # The user of a live personal API token, as a scalar subquery (NULL when none).
@@ -67,7 +56,7 @@ class Caller:
     params: dict[str, Any]
 
 
-Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_credentials)]
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 
 
 def get_current_user(session: SessionDep, credentials: Credentials) -> User:
