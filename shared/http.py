@@ -9,13 +9,14 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -28,6 +29,7 @@ from shared.docs import content_security_policy
 from shared.errors import EvoTrackError, UnauthorizedError
 from shared.logging import request_id_var
 from shared.metrics import metrics_payload
+from shared.openapi import errors
 from shared.responses import error_body
 
 log = logging.getLogger("evotrack.http")
@@ -406,18 +408,37 @@ def settle_heap() -> None:
 ReadinessCheck = Callable[[], None]
 
 
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class HealthResponse(BaseModel):
+    success: Literal[True] = True
+    data: Health
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"] = "ready"
+    checks: dict[str, str] = Field(description="Each dependency checked: `ok`")
+
+
+class ReadinessResponse(BaseModel):
+    success: Literal[True] = True
+    data: Readiness
+
+
 def operations_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
     """`/health`, `/ready` and `/metrics`, the same on both apps."""
     router = APIRouter(tags=["operations"])
 
-    @router.get("/health")
-    def health() -> dict[str, Any]:
+    @router.get("/health", response_model=HealthResponse)
+    def get_health() -> dict[str, Any]:
         """The process is up."""
         return {"success": True, "data": {"status": "ok"}}
 
-    @router.get("/ready")
-    def ready() -> JSONResponse:
-        """The database and Redis answer."""
+    @router.get("/ready", response_model=ReadinessResponse, responses=errors(503))
+    def get_readiness() -> JSONResponse:
+        """The database and Redis answer (503 naming each check when one does not)."""
         results: dict[str, str] = {}
         for name, check in checks.items():
             try:
