@@ -8,7 +8,7 @@ functions alone: register, log in, create an organization and an entry with an
 Idempotency-Key (and replay it), read the entry back on the query API with the write's
 X-Consistency-Token, then a 404 and a 422 parsed as the typed `ErrorEnvelope`.
 
-The names used here (`create_time_entry`, `TimeEntryResponse`, `EntryPage`, ...) are what
+The names used here (`create_time_entry`, `TimeEntryResponse`, `TimeEntryPage`, ...) are what
 a client's code is written against: renaming one breaks every client, and this test.
 """
 
@@ -130,11 +130,11 @@ def query_client(generated: dict[str, GeneratedClient]) -> GeneratedClient:
     return generated["query"]
 
 
-def log_in(commands: GeneratedClient) -> str:
+def register_and_log_in(commands: GeneratedClient) -> str:
     """Register a new user and log in: the access token."""
     email = f"generated-{uuid.uuid4().hex[:12]}@example.com"
     anonymous = commands.anonymous()
-    registered = commands.operation("register").sync_detailed(
+    registered = commands.operation("register_user").sync_detailed(
         client=anonymous,
         body=commands.model("RegisterRequest")(
             email=email, password=PASSWORD, full_name="Generated Client"
@@ -143,7 +143,7 @@ def log_in(commands: GeneratedClient) -> str:
     assert registered.status_code == 201, registered.content
     assert isinstance(registered.parsed, commands.model("UserResponse"))
     assert registered.parsed.data.email == email
-    logged_in = commands.operation("login").sync_detailed(
+    logged_in = commands.operation("log_in").sync_detailed(
         client=anonymous, body=commands.model("LoginRequest")(email=email, password=PASSWORD)
     )
     assert logged_in.status_code == 200, logged_in.content
@@ -170,7 +170,7 @@ def test_a_generated_client_drives_both_apis_typed(
     query_client: GeneratedClient,
     projector_running: BackgroundProjector,
 ) -> None:
-    commands = command_client.authenticated(log_in(command_client))
+    commands = command_client.authenticated(register_and_log_in(command_client))
     org_id = create_organization(command_client, commands)
 
     start_at = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -205,9 +205,9 @@ def test_a_generated_client_drives_both_apis_typed(
         org_id, client=reads, x_consistency_token=created.headers["X-Consistency-Token"]
     )
     assert page.status_code == 200, page.content
-    assert isinstance(page.parsed, query_client.model("EntryPage"))
+    assert isinstance(page.parsed, query_client.model("TimeEntryPage"))
     [read] = page.parsed.data
-    assert isinstance(read, query_client.model("Entry"))
+    assert isinstance(read, query_client.model("TimeEntry"))
     assert (read.id, read.duration_seconds, read.description) == (entry.id, 5400, "typed")
 
     not_found = command_client.operation("delete_time_entry").sync_detailed(
