@@ -75,6 +75,12 @@ class _Read(BaseModel):
 
 
 class OrganizationCreate(_Write):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"name": "Acme", "timezone": "Europe/Paris", "currency": "EUR"}]
+        }
+    )
+
     name: Name
     timezone: TimezoneName
     currency: Currency
@@ -159,6 +165,8 @@ class MembershipRead(BaseModel):
 
 
 class TeamCreate(_Write):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "Design"}]})
+
     name: Name
     parent_id: uuid.UUID | None = None
 

@@ -57,6 +57,8 @@ class _Read(BaseModel):
 
 
 class ClientCreate(_Write):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "Globex"}]})
+
     name: Name
 
 
@@ -79,6 +81,12 @@ class ClientRead(_Read):
 
 
 class ProjectCreate(_Write):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"name": "Website", "color": "#3366FF", "hourly_rate": 9000}]
+        }
+    )
+
     name: Name
     client_id: uuid.UUID | None = None
     color: Color | None = None
@@ -132,6 +140,8 @@ class ProjectMemberRead(_Read):
 
 
 class TaskCreate(_Write):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "Wireframes"}]})
+
     name: Name
     budget_seconds: BudgetSeconds | None = None
 
@@ -158,6 +168,8 @@ class TaskRead(_Read):
 
 
 class TagCreate(_Write):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "meeting"}]})
+
     name: TagName
 
 

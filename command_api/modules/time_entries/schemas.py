@@ -52,6 +52,18 @@ class TimerStart(_EntryFields):
 
 
 class TimeEntryCreate(_EntryFields):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "start_at": "2026-03-02T09:00:00Z",
+                    "end_at": "2026-03-02T10:30:00Z",
+                    "description": "Sprint planning",
+                }
+            ]
+        }
+    )
+
     start_at: Timestamp
     end_at: Timestamp | None = Field(default=None, description="Omit to start a running timer")
     user_id: uuid.UUID | None = Field(
