@@ -11,6 +11,7 @@ Read only projection tables: the query API never touches the write side's tables
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 import uuid
@@ -34,7 +35,7 @@ from projections.models import (
     proj_team_members,
     proj_users,
 )
-from shared.changes import decode_consistency_token
+from shared.changes import TOKEN_PREFIX, decode_consistency_token
 from shared.config import get_settings
 from shared.db import ReadSession, read_engine, read_session
 from shared.errors import (
@@ -179,8 +180,13 @@ class _RequestWait:
     passed: set[str] = field(default_factory=set)
 
 
+# What `encode_consistency_token` writes: the prefix, then a transaction id in hex.
+CONSISTENCY_TOKEN_PATTERN = rf"^{re.escape(TOKEN_PREFIX)}[0-9a-fA-F]+$"
+
+
 def _parse_token(token: str) -> int:
-    xid = decode_consistency_token(token)
+    issued = re.fullmatch(CONSISTENCY_TOKEN_PATTERN, token) is not None
+    xid = decode_consistency_token(token) if issued else None
     if xid is None:
         raise ValidationFailedError(
             "X-Consistency-Token is not a token this service issued",
@@ -227,6 +233,20 @@ async def wait_for_projections(
     wait.passed.update(missing)
 
 
+ConsistencyToken = Annotated[
+    str | None,
+    Header(
+        alias="X-Consistency-Token",
+        # Opaque in the document: `_parse_token` checks it (once per request, however many
+        # dependencies wait). A pattern would have fuzzers send well-formed tokens of writes
+        # that never happened, each waiting out the bound to a 503.
+        description="The X-Consistency-Token header of a command's answer, as it came: this "
+        "read answers once that write is visible, or after CONSISTENCY_WAIT_SECONDS with 503 "
+        "PROJECTION_LAG; a token this service did not issue is a 422",
+    ),
+]
+
+
 def consistent_with(names: tuple[str, ...]) -> Callable[..., Awaitable[None]]:
     """A dependency that applies the consistency wait for the projections an endpoint
     reads, after the caller is authenticated."""
@@ -235,9 +255,9 @@ def consistent_with(names: tuple[str, ...]) -> Callable[..., Awaitable[None]]:
         request: Request,
         session: ReadSessionDep,
         _: AuthenticatedUserId,
-        x_consistency_token: Annotated[str | None, Header()] = None,
+        consistency_token: ConsistencyToken = None,
     ) -> None:
-        await wait_for_projections(request, session, x_consistency_token, names)
+        await wait_for_projections(request, session, consistency_token, names)
 
     return dependency
 

@@ -2,7 +2,8 @@
 
 The API is small on purpose:
 
-- `ExportFormat`: the `format` query parameter (json, csv, xlsx).
+- `ExportFormat`: the `format` query parameter (json, csv, xlsx), declared by
+  `ExportFormatParam`; `EXPORT_RESPONSES` declares the attachments' media types.
 - `check_export_size(count)`: refuse (422 naming `format`) an export of more than
   `MAX_EXPORT_ROWS` rows. Count first, with `LIMIT MAX_EXPORT_ROWS + 1`, so that refusing a
   huge export costs no more than the cap itself.
@@ -35,8 +36,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from enum import StrEnum
-from typing import IO, Any
+from typing import IO, Annotated, Any
 
+from fastapi import Query
 from fastapi.responses import StreamingResponse
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
@@ -62,6 +64,30 @@ class ExportFormat(StrEnum):
     json = "json"
     csv = "csv"
     xlsx = "xlsx"
+
+
+ExportFormatParam = Annotated[
+    ExportFormat,
+    Query(alias="format", description="json, or every row as a csv or xlsx attachment"),
+]
+
+# `responses=` of a route offering exports: beside the JSON envelope of its response model,
+# the two attachments, with the media types they are sent with.
+EXPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "JSON, or with `format=csv|xlsx` an attachment",
+        "content": {
+            CSV_MEDIA_TYPE.split(";")[0]: {"schema": {"type": "string"}},
+            XLSX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
+        },
+        "headers": {
+            "Content-Disposition": {
+                "description": 'With format=csv|xlsx: `attachment; filename="….csv"`',
+                "schema": {"type": "string"},
+            }
+        },
+    }
+}
 
 
 def check_export_size(count: int, *, field: str = "format") -> None:

@@ -8,7 +8,7 @@ outside their scope is a 404.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Annotated
 
@@ -54,11 +54,7 @@ class EntryFilters:
                 raise _invalid("to", f"the range may cover at most {MAX_RANGE_DAYS} days")
 
 
-def entry_filters(
-    date_from: Annotated[
-        date | None, Query(alias="from", description="Local date, inclusive")
-    ] = None,
-    date_to: Annotated[date | None, Query(alias="to", description="Local date, inclusive")] = None,
+def subject_filters(
     user_id: uuid.UUID | None = None,
     team_id: Annotated[uuid.UUID | None, Query(description="This team and all below it")] = None,
     project_id: uuid.UUID | None = None,
@@ -67,14 +63,50 @@ def entry_filters(
     tag_id: uuid.UUID | None = None,
     billable: bool | None = None,
 ) -> EntryFilters:
-    filters = EntryFilters(
-        date_from, date_to, user_id, team_id, project_id, client_id, task_id, tag_id, billable
+    """The filters on whose and what entries, without the range."""
+    return EntryFilters(
+        user_id=user_id,
+        team_id=team_id,
+        project_id=project_id,
+        client_id=client_id,
+        task_id=task_id,
+        tag_id=tag_id,
+        billable=billable,
     )
+
+
+SubjectFiltersDep = Annotated[EntryFilters, Depends(subject_filters)]
+
+
+def entry_filters(
+    subject: SubjectFiltersDep,
+    date_from: Annotated[
+        date | None, Query(alias="from", description="Local date, inclusive")
+    ] = None,
+    date_to: Annotated[date | None, Query(alias="to", description="Local date, inclusive")] = None,
+) -> EntryFilters:
+    """Listings: the range is optional."""
+    filters = replace(subject, date_from=date_from, date_to=date_to)
     filters.check_range(required=False)
     return filters
 
 
 EntryFiltersDep = Annotated[EntryFilters, Depends(entry_filters)]
+
+
+def report_filters(
+    subject: SubjectFiltersDep,
+    date_from: Annotated[date, Query(alias="from", description="Local date, inclusive")],
+    date_to: Annotated[date, Query(alias="to", description="Local date, inclusive")],
+) -> EntryFilters:
+    """Reports cover an explicit range: `from` and `to` are required (at most
+    `MAX_RANGE_DAYS` days, `from` not after `to`)."""
+    filters = replace(subject, date_from=date_from, date_to=date_to)
+    filters.check_range(required=True)
+    return filters
+
+
+ReportFiltersDep = Annotated[EntryFilters, Depends(report_filters)]
 
 
 def team_user_ids(

@@ -130,6 +130,20 @@ def test_a_bad_credential_with_a_far_future_token_is_a_401_at_once(
         assert response.json()["error_code"] == "UNAUTHORIZED"
 
 
+@pytest.mark.parametrize("token", ["nonsense", "ct1.", "ct1.+1a", "ct1.1_0", "ct1. 1a", "ct1.-1"])
+def test_a_token_this_service_did_not_issue_is_a_422_naming_the_header(
+    token: str, qapi: httpx.Client, org: OrgHandle, set_wait_seconds: Callable[[float], None]
+) -> None:
+    """Only what the OpenAPI document declares (`ct1.` and hex digits): Python's int()
+    reads a sign, underscores and spaces too, and those waited as if issued."""
+    set_wait_seconds(0.2)
+    response = qapi.get(
+        org.path("/time-entries"), headers={**org.owner.headers, "X-Consistency-Token": token}
+    )
+    assert response.status_code == 422, response.text
+    assert [d["field"] for d in response.json()["details"]] == ["X-Consistency-Token"]
+
+
 @pytest.mark.parametrize("token", [UNREACHABLE, "ct1." + "f" * 40])
 def test_an_unreachable_token_is_a_503_projection_lag(
     token: str, qapi: httpx.Client, org: OrgHandle, set_wait_seconds: Callable[[float], None]

@@ -28,12 +28,12 @@ from query_api.modules.catalog.schemas import (
     MeRead,
     OrganizationRead,
     ProjectRead,
-    Ref,
-    RunningEntryRead,
+    RunningTimeEntryRead,
     TagRead,
     TaskRead,
     TeamRead,
 )
+from query_api.schemas import Ref
 from shared.errors import NotFoundError
 from shared.pagination import PageDep, PaginationMeta
 from shared.responses import Envelope, PageEnvelope, ok
@@ -182,13 +182,13 @@ def list_tags(org: OrgReaderDep, session: ReadSessionDep, params: PageDep) -> Pa
     return PageEnvelope(data=data, pagination=_meta(page, params))
 
 
-@router.get(f"{ORG}/timer", response_model=Envelope[RunningEntryRead | None])
-def get_timer(
+@router.get(f"{ORG}/timer", response_model=Envelope[RunningTimeEntryRead | None])
+def get_running_timer(
     _: EntriesConsistent, org: OrgReaderDep, session: ReadSessionDep
-) -> Envelope[RunningEntryRead | None]:
+) -> Envelope[RunningTimeEntryRead | None]:
     """The caller's running entry in this organization, or `data: null`.
 
     Shaped like an entry of /time-entries, with `end_at: null`, `duration_seconds` up to
     the moment of the request and `amount: 0` (amounts count finished entries only)."""
     row = queries.running_entry(session, org.org_id, org.reader.id)
-    return ok(None if row is None else RunningEntryRead.of(row))
+    return ok(None if row is None else RunningTimeEntryRead.of(row))

@@ -8,37 +8,25 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime
-from typing import Annotated, Any, Literal
+from datetime import date
+from enum import StrEnum
+from typing import Any
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import BaseModel, Field
 
-Role = Literal["owner", "admin", "manager", "member"]
+from query_api.schemas import ProjectRef, Ref, UserRef, UtcTimestamp
+
 Row = Mapping[Any, Any]  # a result row: column name to value
 
 
-def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+class Role(StrEnum):
+    """A member's role in an organization, from the least to the most it may do (the
+    command API's `Role`: one schema in each document)."""
 
-
-# Instants answer in UTC whatever the database session's time zone.
-UtcTimestamp = Annotated[datetime, AfterValidator(_utc)]
-
-
-class Ref(BaseModel):
-    """Another record, by id and display name."""
-
-    id: uuid.UUID
-    name: str
-
-
-class UserRef(BaseModel):
-    id: uuid.UUID
-    full_name: str
-
-
-class ProjectRef(Ref):
-    color: str | None
+    MEMBER = "member"
+    MANAGER = "manager"
+    ADMIN = "admin"
+    OWNER = "owner"
 
 
 def budget_fraction(*used_and_budget: tuple[int, int | None]) -> float | None:
@@ -192,7 +180,7 @@ class TagRead(BaseModel):
 # --- Timer -------------------------------------------------------------------------------
 
 
-class RunningEntryRead(BaseModel):
+class RunningTimeEntryRead(BaseModel):
     """A running entry, shaped like an entry of /time-entries."""
 
     id: uuid.UUID
@@ -200,7 +188,7 @@ class RunningEntryRead(BaseModel):
     project: ProjectRef | None
     client: Ref | None
     task: Ref | None
-    tags: list[TagRead] = Field(description="Ordered by tag id")
+    tags: list[Ref] = Field(description="Ordered by tag id")
     description: str
     start_at: UtcTimestamp
     end_at: None = Field(description="Always null: the timer runs")
@@ -209,7 +197,7 @@ class RunningEntryRead(BaseModel):
     amount: int = Field(description="0 while running: amounts count finished entries")
 
     @classmethod
-    def of(cls, row: Row) -> RunningEntryRead:
+    def of(cls, row: Row) -> RunningTimeEntryRead:
         def ref(kind: str) -> Ref | None:
             key = row[f"{kind}_id"]
             return None if key is None else Ref(id=key, name=row[f"{kind}_name"])
@@ -226,7 +214,7 @@ class RunningEntryRead(BaseModel):
             client=ref("client"),
             task=ref("task"),
             tags=[
-                TagRead(id=tag_id, name=name)
+                Ref(id=tag_id, name=name)
                 for tag_id, name in zip(row["tag_ids"], row["tag_names"], strict=True)
             ],
             description=row["description"],

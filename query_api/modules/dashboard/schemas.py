@@ -8,6 +8,7 @@ from datetime import date, datetime
 from pydantic import BaseModel, Field
 
 from query_api.modules.dashboard.queries import PeriodTotals, RunningTimer, TopProject
+from query_api.schemas import ProjectRef, UserRef
 
 
 class PeriodTotalsRead(BaseModel):
@@ -21,20 +22,9 @@ class DayTotalRead(BaseModel):
     seconds: int
 
 
-class ProjectRef(BaseModel):
-    id: uuid.UUID
-    name: str
-    color: str | None
-
-
 class TopProjectRead(BaseModel):
     project: ProjectRef | None = Field(description="null: time without a project")
     seconds: int
-
-
-class UserRef(BaseModel):
-    id: uuid.UUID
-    full_name: str
 
 
 class RunningTimerRead(BaseModel):

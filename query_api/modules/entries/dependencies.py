@@ -16,10 +16,10 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Query
 
-from query_api.dependencies import OrgReaderDep, ReadSessionDep
-from query_api.exports import ExportFormat
-from query_api.filters import EntryFilters, EntryFiltersDep, covered_users
+from query_api.dependencies import OrgReader, OrgReaderDep, ReadSessionDep
+from query_api.filters import EntryFilters, EntryFiltersDep, ReportFiltersDep, covered_users
 from shared.config import get_settings
+from shared.db import ReadSession
 from shared.errors import ValidationFailedError
 from shared.pagination import InvalidCursorError, decode_cursor, encode_cursor
 
@@ -27,13 +27,13 @@ MAX_SEARCH_LENGTH = 200
 MAX_CURSOR_LENGTH = 1000
 
 
-class EntrySort(StrEnum):
+class TimeEntrySort(StrEnum):
     newest_first = "-start_at"
     oldest_first = "start_at"
 
     @property
     def descending(self) -> bool:
-        return self is EntrySort.newest_first
+        return self is TimeEntrySort.newest_first
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class EntryQuery:
 class Listing:
     """How a listing is walked: its order, and the cursor to continue from (if any)."""
 
-    sort: EntrySort
+    sort: TimeEntrySort
     after: Keyset | None
 
 
@@ -75,13 +75,13 @@ def _purpose(org_id: uuid.UUID) -> str:
     return f"entries:{org_id}"
 
 
-def encode_entry_cursor(org_id: uuid.UUID, sort: EntrySort, last: Keyset) -> str:
+def encode_entry_cursor(org_id: uuid.UUID, sort: TimeEntrySort, last: Keyset) -> str:
     values: list[Any] = [last.start_at.isoformat(), str(last.entry_id), sort.value]
     secret = get_settings().secret_key.get_secret_value()
     return encode_cursor(values, secret=secret, purpose=_purpose(org_id))
 
 
-def decode_entry_cursor(org_id: uuid.UUID, sort: EntrySort, cursor: str) -> Keyset:
+def decode_entry_cursor(org_id: uuid.UUID, sort: TimeEntrySort, cursor: str) -> Keyset:
     secret = get_settings().secret_key.get_secret_value()
     try:
         values = decode_cursor(cursor, secret=secret, purpose=_purpose(org_id))
@@ -98,33 +98,58 @@ def decode_entry_cursor(org_id: uuid.UUID, sort: EntrySort, cursor: str) -> Keys
     return keyset
 
 
-def entry_query(
-    session: ReadSessionDep,
-    org: OrgReaderDep,
-    filters: EntryFiltersDep,
-    running: Annotated[
-        bool | None,
-        Query(description="true: only running timers; false: only finished entries"),
-    ] = None,
-    search: Annotated[
-        str | None,
-        Query(
-            max_length=MAX_SEARCH_LENGTH,
-            pattern=r"^[^\x00]*$",  # PostgreSQL text holds no NUL
-            description="Case-insensitive substring of the description",
-        ),
-    ] = None,
+RunningParam = Annotated[
+    bool | None, Query(description="true: only running timers; false: only finished entries")
+]
+SearchParam = Annotated[
+    str | None,
+    Query(
+        max_length=MAX_SEARCH_LENGTH,
+        pattern=r"^[^\x00]*$",  # PostgreSQL text holds no NUL
+        description="Case-insensitive substring of the description",
+    ),
+]
+
+
+def _entry_query(
+    session: ReadSession,
+    org: OrgReader,
+    filters: EntryFilters,
+    running: bool | None,
+    search: str | None,
 ) -> EntryQuery:
     users = covered_users(session, org, filters)
     search = search.strip() if search else None
     return EntryQuery(org.org_id, users, filters, running, search or None)
 
 
+def entry_query(
+    session: ReadSessionDep,
+    org: OrgReaderDep,
+    filters: EntryFiltersDep,
+    running: RunningParam = None,
+    search: SearchParam = None,
+) -> EntryQuery:
+    """The entries of a listing: `from` and `to` are optional."""
+    return _entry_query(session, org, filters, running, search)
+
+
+def report_entry_query(
+    session: ReadSessionDep,
+    org: OrgReaderDep,
+    filters: ReportFiltersDep,
+    running: RunningParam = None,
+    search: SearchParam = None,
+) -> EntryQuery:
+    """The entries of a report: `from` and `to` are required."""
+    return _entry_query(session, org, filters, running, search)
+
+
 def listing(
     org_id: uuid.UUID,
     sort: Annotated[
-        EntrySort, Query(description="start_at (oldest first) or -start_at (newest first)")
-    ] = EntrySort.newest_first,
+        TimeEntrySort, Query(description="start_at (oldest first) or -start_at (newest first)")
+    ] = TimeEntrySort.newest_first,
     cursor: Annotated[
         str | None,
         Query(
@@ -137,13 +162,6 @@ def listing(
     return Listing(sort, after)
 
 
-def require_range(filters: EntryFiltersDep) -> None:
-    """Reports cover an explicit range: `from` and `to` are required."""
-    filters.check_range(required=True)
-
-
 EntryQueryDep = Annotated[EntryQuery, Depends(entry_query)]
+ReportEntryQueryDep = Annotated[EntryQuery, Depends(report_entry_query)]
 ListingDep = Annotated[Listing, Depends(listing)]
-ExportFormatParam = Annotated[
-    ExportFormat, Query(alias="format", description="json, or a csv/xlsx attachment")
-]

@@ -41,7 +41,7 @@ from projections.models import (
     proj_monthly_user_totals,
     proj_projects,
 )
-from query_api.modules.entries.dependencies import EntryQuery, EntrySort, Keyset
+from query_api.modules.entries.dependencies import EntryQuery, Keyset, TimeEntrySort
 from shared.db import ReadSession
 
 e = proj_entries.c
@@ -142,7 +142,7 @@ def entry_conditions(query: EntryQuery) -> list[ColumnElement[bool]]:
     return conditions
 
 
-def _ordered(query: EntryQuery, sort: EntrySort, after: Keyset | None) -> Select[Any]:
+def _ordered(query: EntryQuery, sort: TimeEntrySort, after: Keyset | None) -> Select[Any]:
     stmt = select(*_ENTRY_COLUMNS).where(*entry_conditions(query))
     key = tuple_(e.start_at, e.entry_id)
     if after is not None:
@@ -159,7 +159,7 @@ def page_of_entries(
     session: ReadSession,
     query: EntryQuery,
     *,
-    sort: EntrySort,
+    sort: TimeEntrySort,
     after: Keyset | None,
     offset: int,
     limit: int,
@@ -194,7 +194,9 @@ def count_entries(session: ReadSession, query: EntryQuery, *, at_most: int | Non
     return int(session.execute(stmt).scalar_one())
 
 
-def stream_entries(session: ReadSession, query: EntryQuery, sort: EntrySort) -> Iterator[EntryRow]:
+def stream_entries(
+    session: ReadSession, query: EntryQuery, sort: TimeEntrySort
+) -> Iterator[EntryRow]:
     """Every matching entry in `sort` order, read through a server-side cursor in batches
     (memory stays flat however many there are)."""
     stmt = _ordered(query, sort, None).execution_options(yield_per=STREAM_BATCH_ROWS)

@@ -13,10 +13,10 @@ from fastapi.responses import StreamingResponse
 
 from query_api.dependencies import ENTRIES, ReadSessionDep, consistent_with
 from query_api.exports import (
-    CSV_MEDIA_TYPE,
+    EXPORT_RESPONSES,
     MAX_EXPORT_ROWS,
-    XLSX_MEDIA_TYPE,
     ExportFormat,
+    ExportFormatParam,
     check_export_size,
     export_response,
 )
@@ -24,22 +24,18 @@ from query_api.modules.entries import queries
 from query_api.modules.entries.dependencies import (
     EntryQuery,
     EntryQueryDep,
-    ExportFormatParam,
     Listing,
     ListingDep,
+    ReportEntryQueryDep,
     encode_entry_cursor,
-    require_range,
 )
 from query_api.modules.entries.queries import EntryRow
 from query_api.modules.entries.schemas import (
-    DetailedReportEnvelope,
     DetailedReportRead,
-    EntryRead,
-    NamedRef,
-    ProjectRef,
-    TotalsRead,
-    UserRef,
+    DetailedReportResponse,
+    TimeEntryRead,
 )
+from query_api.schemas import ProjectRef, Ref, ReportTotalsRead, UserRef
 from shared.db import ReadSession
 from shared.pagination import PageDep, PageParams, PaginationMeta
 from shared.responses import PageEnvelope
@@ -62,18 +58,16 @@ EXPORT_COLUMNS = [
 ]
 
 
-def entry_read(row: EntryRow, now: datetime) -> EntryRead:
-    return EntryRead(
+def entry_read(row: EntryRow, now: datetime) -> TimeEntryRead:
+    return TimeEntryRead(
         id=row.entry_id,
         user=UserRef(id=row.user_id, full_name=row.user_name),
         project=None
         if row.project_id is None
         else ProjectRef(id=row.project_id, name=row.project_name or "", color=row.project_color),
-        client=None
-        if row.client_id is None
-        else NamedRef(id=row.client_id, name=row.client_name or ""),
-        task=None if row.task_id is None else NamedRef(id=row.task_id, name=row.task_name or ""),
-        tags=[NamedRef(id=i, name=n) for i, n in zip(row.tag_ids, row.tag_names, strict=False)],
+        client=None if row.client_id is None else Ref(id=row.client_id, name=row.client_name or ""),
+        task=None if row.task_id is None else Ref(id=row.task_id, name=row.task_name or ""),
+        tags=[Ref(id=i, name=n) for i, n in zip(row.tag_ids, row.tag_names, strict=False)],
         description=row.description,
         start_at=row.start_at,
         end_at=row.end_at,
@@ -102,7 +96,7 @@ def export_row(row: EntryRow, now: datetime) -> list[Any]:
 
 def read_page(
     session: ReadSession, query: EntryQuery, listing: Listing, page: PageParams
-) -> tuple[list[EntryRead], PaginationMeta]:
+) -> tuple[list[TimeEntryRead], PaginationMeta]:
     """One page: by cursor (no count: `total` is null) or by number (with a count). Either
     way one row more than the page tells whether there is a next page and its cursor."""
     rows = queries.page_of_entries(
@@ -140,12 +134,12 @@ def read_page(
 
 @router.get(
     "/time-entries",
-    response_model=PageEnvelope[EntryRead],
+    response_model=PageEnvelope[TimeEntryRead],
     dependencies=[Depends(consistent_with(ENTRIES))],
 )
 def list_time_entries(
     session: ReadSessionDep, query: EntryQueryDep, listing: ListingDep, page: PageDep
-) -> PageEnvelope[EntryRead]:
+) -> PageEnvelope[TimeEntryRead]:
     """Time entries the caller may see, newest first unless `sort=start_at`. Filters narrow:
     local dates `from`/`to` (inclusive), user, team (and the teams below it), project,
     client, task, tag, billable, running, and `search` in the description.
@@ -155,7 +149,7 @@ def list_time_entries(
     even among entries starting at the same instant. A running timer shows `end_at: null`
     and its duration up to the moment of the request."""
     entries, meta = read_page(session, query, listing, page)
-    return PageEnvelope[EntryRead](data=entries, pagination=meta)
+    return PageEnvelope[TimeEntryRead](data=entries, pagination=meta)
 
 
 def _export_rows(
@@ -184,25 +178,17 @@ def _export(
 
 @router.get(
     "/reports/detailed",
-    response_model=DetailedReportEnvelope,
-    dependencies=[Depends(require_range), Depends(consistent_with(ENTRIES))],
-    responses={
-        200: {
-            "content": {
-                CSV_MEDIA_TYPE.split(";")[0]: {},
-                XLSX_MEDIA_TYPE: {},
-            },
-            "description": "JSON, or with format=csv|xlsx every matching entry as an attachment",
-        }
-    },
+    response_model=DetailedReportResponse,
+    dependencies=[Depends(consistent_with(ENTRIES))],
+    responses=EXPORT_RESPONSES,
 )
-def detailed_report(
+def get_detailed_report(
     session: ReadSessionDep,
-    query: EntryQueryDep,
+    query: ReportEntryQueryDep,
     listing: ListingDep,
     page: PageDep,
     export_format: ExportFormatParam = ExportFormat.json,
-) -> DetailedReportEnvelope | StreamingResponse:
+) -> DetailedReportResponse | StreamingResponse:
     """The entries of a range (`from` and `to` required, local dates, inclusive) with the same
     filters, order and pagination as /time-entries, plus the totals of the whole filtered
     range (finished entries only).
@@ -215,5 +201,5 @@ def detailed_report(
         return _export(session, query, listing, export_format)
     totals = queries.finished_totals(session, query)
     entries, meta = read_page(session, query, listing, page)
-    report = DetailedReportRead(totals=TotalsRead(**asdict(totals)), entries=entries)
-    return DetailedReportEnvelope(data=report, pagination=meta)
+    report = DetailedReportRead(totals=ReportTotalsRead(**asdict(totals)), entries=entries)
+    return DetailedReportResponse(data=report, pagination=meta)

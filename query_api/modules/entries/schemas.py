@@ -3,44 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
-from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel
+from pydantic import BaseModel
 
+from query_api.schemas import ProjectRef, Ref, ReportTotalsRead, UserRef, UtcTimestamp
 from shared.pagination import PaginationMeta
 
 
-def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
-
-
-UtcTimestamp = Annotated[datetime, AfterValidator(_utc)]
-
-
-class UserRef(BaseModel):
-    id: uuid.UUID
-    full_name: str
-
-
-class ProjectRef(BaseModel):
-    id: uuid.UUID
-    name: str
-    color: str | None
-
-
-class NamedRef(BaseModel):
-    id: uuid.UUID
-    name: str
-
-
-class EntryRead(BaseModel):
+class TimeEntryRead(BaseModel):
     id: uuid.UUID
     user: UserRef
     project: ProjectRef | None
-    client: NamedRef | None
-    task: NamedRef | None
-    tags: list[NamedRef]
+    client: Ref | None
+    task: Ref | None
+    tags: list[Ref]
     description: str
     start_at: UtcTimestamp
     end_at: UtcTimestamp | None
@@ -49,21 +25,15 @@ class EntryRead(BaseModel):
     amount: int
 
 
-class TotalsRead(BaseModel):
-    """Finished entries only."""
-
-    seconds: int
-    billable_seconds: int
-    amount: int
-    entries: int
-
-
 class DetailedReportRead(BaseModel):
-    totals: TotalsRead
-    entries: list[EntryRead]
+    totals: ReportTotalsRead
+    entries: list[TimeEntryRead]
 
 
-class DetailedReportEnvelope(BaseModel):
+class DetailedReportResponse(BaseModel):
+    """The envelope of the detailed report: the page of entries and the totals of the whole
+    filtered range in `data`, the page in `pagination`."""
+
     success: bool = True
     data: DetailedReportRead
     pagination: PaginationMeta

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Query
+from pydantic import BeforeValidator
+from pydantic_core import PydanticCustomError
 
 from query_api.dependencies import ENTRIES, OrgReader, consistent_with
 from query_api.filters import EntryFilters, covered_users
-from query_api.modules.reports.queries import DIMENSIONS, SummaryScope
+from query_api.modules.reports.queries import DIMENSIONS, GroupByDimension, SummaryScope
 from shared.db import ReadSession
 from shared.errors import ValidationFailedError
 from shared.time import EARLIEST_YEAR, LATEST_YEAR
@@ -28,25 +30,41 @@ def _invalid(field: str, message: str) -> ValidationFailedError:
     )
 
 
+def _dimensions(values: Any) -> list[str]:
+    """`group_by=user,week` as API.md writes it (a repeated `group_by` reads the same): known
+    dimensions, any case, at most two, each once. Each refusal names `group_by`."""
+    values = [values] if isinstance(values, str) else values
+    dims = [part.strip().lower() for value in values for part in str(value).split(",")]
+    for dim in dims:
+        if dim not in DIMENSIONS:
+            raise PydanticCustomError(
+                "value_error",
+                "unknown dimension '{dimension}'; use {known}",
+                {"dimension": dim, "known": ", ".join(DIMENSIONS)},
+            )
+    if len(dims) > MAX_GROUP_BY:
+        raise PydanticCustomError("value_error", f"at most {MAX_GROUP_BY} dimensions")
+    if len(set(dims)) != len(dims):
+        raise PydanticCustomError("value_error", "a dimension may appear only once")
+    return dims
+
+
 def parse_group_by(
     group_by: Annotated[
-        str,
+        list[GroupByDimension],
+        BeforeValidator(_dimensions),
         Query(
-            max_length=100,
-            description="One or two of " + ", ".join(DIMENSIONS) + ", comma-separated",
-            examples=["project", "user,week"],
+            min_length=1,
+            max_length=MAX_GROUP_BY,
+            description="One or two dimensions, comma-separated: the groups, and the groups "
+            "inside each",
+            # Comma-separated (`group_by=user,week`), as API.md writes it.
+            json_schema_extra={"uniqueItems": True, "style": "form", "explode": False},
+            examples=[["project"], ["user", "week"]],
         ),
     ],
 ) -> tuple[str, ...]:
-    dims = tuple(part.strip().lower() for part in group_by.split(","))
-    unknown = [dim for dim in dims if dim not in DIMENSIONS]
-    if unknown:
-        raise _invalid("group_by", f"unknown dimension '{unknown[0]}'; use {', '.join(DIMENSIONS)}")
-    if len(dims) > MAX_GROUP_BY:
-        raise _invalid("group_by", f"at most {MAX_GROUP_BY} dimensions")
-    if len(set(dims)) != len(dims):
-        raise _invalid("group_by", "a dimension may appear only once")
-    return dims
+    return tuple(dimension.value for dimension in group_by)
 
 
 GroupByDep = Annotated[tuple[str, ...], Depends(parse_group_by)]
@@ -54,7 +72,13 @@ GroupByDep = Annotated[tuple[str, ...], Depends(parse_group_by)]
 
 def parse_iso_week(
     week: Annotated[
-        str, Query(max_length=10, description="ISO week, YYYY-Www", examples=["2026-W48"])
+        str,
+        Query(
+            max_length=10,
+            description="ISO week, YYYY-Www",
+            examples=["2026-W48"],
+            json_schema_extra={"pattern": r"^\d{4}-W\d{2}$"},
+        ),
     ],
 ) -> date:
     """The Monday of the ISO week."""

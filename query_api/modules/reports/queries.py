@@ -32,6 +32,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
+from enum import StrEnum
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
@@ -82,18 +83,23 @@ from projections.models import (
 )
 from shared.db import ReadSession
 
-DIMENSIONS = (
-    "project",
-    "client",
-    "user",
-    "task",
-    "tag",
-    "team",
-    "billable",
-    "day",
-    "week",
-    "month",
-)
+
+class GroupByDimension(StrEnum):
+    """What a summary may group by (`group_by`)."""
+
+    PROJECT = "project"
+    CLIENT = "client"
+    USER = "user"
+    TASK = "task"
+    TAG = "tag"
+    TEAM = "team"
+    BILLABLE = "billable"
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+
+
+DIMENSIONS = tuple(dimension.value for dimension in GroupByDimension)
 # Dimensions under which one entry may count several times.
 MULTI_VALUED = frozenset({"tag", "team"})
 # Dimensions that need daily rows for the whole range.

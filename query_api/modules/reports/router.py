@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from query_api.dependencies import OrgReaderDep, ReadSessionDep
 from query_api.exports import (
-    CSV_MEDIA_TYPE,
-    XLSX_MEDIA_TYPE,
+    EXPORT_RESPONSES,
     ExportFormat,
+    ExportFormatParam,
     check_export_size,
     export_response,
 )
-from query_api.filters import EntryFiltersDep
+from query_api.filters import ReportFiltersDep
 from query_api.modules.reports.dependencies import (
     ConsistentEntries,
     GroupByDep,
@@ -25,7 +25,7 @@ from query_api.modules.reports.dependencies import (
 )
 from query_api.modules.reports.queries import SUMS, summary_rows, timesheet_cells
 from query_api.modules.reports.schemas import (
-    SummaryRead,
+    SummaryReportRead,
     TimesheetRead,
     build_summary,
     build_timesheet,
@@ -35,22 +35,15 @@ from shared.responses import Envelope, ok, ok_json
 
 router = APIRouter(prefix="/organizations/{org_id}/reports", tags=["reports"])
 
-_EXPORTS: dict[int | str, dict[str, Any]] = {
-    200: {
-        "content": {CSV_MEDIA_TYPE: {}, XLSX_MEDIA_TYPE: {}},
-        "description": "JSON, or with `format=csv|xlsx` an attachment",
-    }
-}
 
-
-@router.get("/summary", response_model=Envelope[SummaryRead], responses=_EXPORTS)
-def get_summary(
+@router.get("/summary", response_model=Envelope[SummaryReportRead], responses=EXPORT_RESPONSES)
+def get_summary_report(
     _: ConsistentEntries,
     org: OrgReaderDep,
     session: ReadSessionDep,
-    filters: EntryFiltersDep,
+    filters: ReportFiltersDep,
     group_by: GroupByDep,
-    export_format: Annotated[ExportFormat, Query(alias="format")] = ExportFormat.json,
+    export_format: ExportFormatParam = ExportFormat.json,
 ) -> Response:
     """Totals of finished entries between `from` and `to` (local dates, inclusive), grouped
     by one or two of project, client, user, task, tag, team, billable, day, week, month.

@@ -16,18 +16,12 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from query_api.modules.reports.queries import DAILY, SummaryRow, TimesheetCell, Totals
+from query_api.schemas import Ref, ReportTotalsRead
 
 NONE_LABEL = "(none)"
 # An id whose record is gone from the catalog (a deleted project, task or tag).
 DELETED_LABEL = "(deleted)"
 GroupKey = str | bool | None
-
-
-class ReportTotalsRead(BaseModel):
-    seconds: int
-    billable_seconds: int
-    amount: int = Field(description="Minor units of the organization's currency")
-    entries: int
 
 
 class SummaryGroupRead(BaseModel):
@@ -45,19 +39,14 @@ class SummaryOuterGroupRead(SummaryGroupRead):
     groups: list[SummaryGroupRead] = Field(description="Its groups by the second dimension")
 
 
-class SummaryRead(BaseModel):
+class SummaryReportRead(BaseModel):
     totals: ReportTotalsRead
     groups: list[SummaryOuterGroupRead] | list[SummaryGroupRead]
 
 
-class TimesheetRef(BaseModel):
-    id: uuid.UUID
-    name: str
-
-
 class TimesheetRowRead(BaseModel):
-    project: TimesheetRef | None
-    task: TimesheetRef | None
+    project: Ref | None
+    task: Ref | None
     seconds_per_day: list[int] = Field(description="Seven values, one per day of `days`")
     total: int
 
@@ -123,12 +112,12 @@ def _groups(dim: str, rows: list[SummaryRow]) -> list[dict[str, Any]]:
 
 
 def build_summary(rows: list[SummaryRow], group_by: tuple[str, ...]) -> dict[str, Any]:
-    """Nest and order the aggregated rows of `summary_rows`: a `SummaryRead` as plain data.
+    """Nest and order the aggregated rows of `summary_rows`: a `SummaryReportRead` as plain data.
 
     Plain dicts, not models: a year by user and day is a hundred thousand groups, built by
     this code from integers and ids, and validating each again would cost seconds. The
     router serializes them as they are (`shared.responses.ok_json`); the tests hold them
-    to the `SummaryRead` schema."""
+    to the `SummaryReportRead` schema."""
     totals = next((row.totals for row in rows if row.level == 0), Totals().__dict__)
     outer = _at(rows, 1)
     groups = _groups(group_by[0], outer)
@@ -169,7 +158,7 @@ _SUMS = ("seconds", "billable_seconds", "amount", "entries")
 def build_timesheet(cells: list[TimesheetCell], monday: date, user_id: uuid.UUID) -> TimesheetRead:
     days = [monday.fromordinal(monday.toordinal() + offset) for offset in range(7)]
     per_row: dict[tuple[Any, Any], list[int]] = {}
-    refs: dict[tuple[Any, Any], tuple[TimesheetRef | None, TimesheetRef | None]] = {}
+    refs: dict[tuple[Any, Any], tuple[Ref | None, Ref | None]] = {}
     for cell in cells:
         row_key = (cell.project_id, cell.task_id)
         per_row.setdefault(row_key, [0] * 7)[(cell.day - monday).days] += cell.seconds
@@ -195,10 +184,10 @@ def build_timesheet(cells: list[TimesheetCell], monday: date, user_id: uuid.UUID
     )
 
 
-def _ref(record_id: uuid.UUID | None, name: str | None) -> TimesheetRef | None:
+def _ref(record_id: uuid.UUID | None, name: str | None) -> Ref | None:
     if record_id is None:
         return None
-    return TimesheetRef(id=record_id, name=name if name is not None else DELETED_LABEL)
+    return Ref(id=record_id, name=name if name is not None else DELETED_LABEL)
 
 
 def _timesheet_order(row: TimesheetRowRead) -> tuple[Any, ...]:

@@ -8,23 +8,34 @@ import uuid
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials
 
 from query_api.dependencies import (
     CATALOG,
+    ConsistencyToken,
     ReadSessionDep,
     authenticate,
+    bearer_scheme,
     reader_for,
     wait_for_projections,
 )
 from query_api.modules.system.queries import is_admin_anywhere
+from shared.docs import PASSWORD_FLOW
 from shared.errors import ForbiddenError
 from shared.http import is_ops_token
 
 
-def operator_identity(request: Request, session: ReadSessionDep) -> uuid.UUID | None:
-    """None for the ops token, else the id of the user the credential names (or a 401)."""
-    presented = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-    if is_ops_token(presented):
+def operator_identity(
+    session: ReadSessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+    _: Annotated[str | None, Depends(PASSWORD_FLOW)],
+) -> uuid.UUID | None:
+    """None for the ops token, else the id of the user the credential names (or a 401).
+
+    The bearer scheme and `PASSWORD_FLOW` (as in `authenticated_user_id`) declare the
+    credential in the OpenAPI document; neither refuses a request itself."""
+    presented = None if credentials is None else credentials.credentials
+    if presented is not None and is_ops_token(presented):
         return None
     return authenticate(session, presented)
 
@@ -33,10 +44,12 @@ OperatorIdentity = Annotated[uuid.UUID | None, Depends(operator_identity)]
 
 
 async def operator_consistency(
-    request: Request, session: ReadSessionDep, _: OperatorIdentity
+    request: Request,
+    session: ReadSessionDep,
+    _: OperatorIdentity,
+    consistency_token: ConsistencyToken = None,
 ) -> None:
-    token = request.headers.get("x-consistency-token")
-    await wait_for_projections(request, session, token, CATALOG)
+    await wait_for_projections(request, session, consistency_token, CATALOG)
 
 
 def require_operator(

@@ -6,16 +6,17 @@ from query_api.dependencies import ReadSessionDep
 from query_api.modules.system.dependencies import Operator
 from query_api.modules.system.queries import projection_statuses, replica_status
 from query_api.modules.system.schemas import (
-    ProjectionsEnvelope,
     ProjectionStatusRead,
+    ProjectionStatusResponse,
     ReplicaStatusRead,
 )
+from shared.openapi import errors
 
 router = APIRouter(prefix="/system", tags=["system"])
 
 
-@router.get("/projections", response_model=ProjectionsEnvelope)
-def get_projections(session: ReadSessionDep, _: Operator) -> ProjectionsEnvelope:
+@router.get("/projections", response_model=ProjectionStatusResponse, responses=errors(403))
+def get_projection_status(session: ReadSessionDep, _: Operator) -> ProjectionStatusResponse:
     """Per projection: checkpoint, watermark, lag in changes and seconds, dead letters and
     the last error. Beside them, `replica`: when the query API reads a streaming replica,
     whether its replay is paused and how far it is behind the primary (bytes of WAL received
@@ -23,7 +24,7 @@ def get_projections(session: ReadSessionDep, _: Operator) -> ProjectionsEnvelope
     what it has replayed: a replica that stopped replaying shows them frozen, lag 0.
     For admins of any organization, or with the ops token of the settings."""
     replica = replica_status(session)
-    return ProjectionsEnvelope(
+    return ProjectionStatusResponse(
         data=[ProjectionStatusRead.model_validate(row) for row in projection_statuses(session)],
         replica=None if replica is None else ReplicaStatusRead.model_validate(replica),
     )

@@ -30,7 +30,7 @@ class ReplicaStatusRead(BaseModel):
     last_replayed_at: datetime | None
 
 
-class ProjectionsEnvelope(Envelope[list[ProjectionStatusRead]]):
+class ProjectionStatusResponse(Envelope[list[ProjectionStatusRead]]):
     """The projections in `data`; beside them the replica's own replay, null on a primary.
     On a replica both figures count: the projections' lag is as of what it has replayed."""
 

@@ -23,11 +23,11 @@ from sqlalchemy import Engine
 from query_api.filters import MAX_RANGE_DAYS
 from query_api.modules.reports import queries
 from query_api.modules.reports.schemas import (
-    ReportTotalsRead,
     SummaryGroupRead,
     SummaryOuterGroupRead,
-    SummaryRead,
+    SummaryReportRead,
 )
+from query_api.schemas import ReportTotalsRead
 from shared.responses import Envelope
 from tests.conftest import BackgroundProjector
 from tests.factories import OrgHandle, UserHandle, make_org
@@ -88,7 +88,7 @@ class StrictTotals(_Strict, ReportTotalsRead):
     pass
 
 
-class StrictSummaryRead(_Strict, SummaryRead):
+class StrictSummaryRead(_Strict, SummaryReportRead):
     totals: StrictTotals
     groups: list[StrictOuterGroup] | list[StrictGroup]  # type: ignore[assignment]
 
