@@ -95,6 +95,7 @@ def tidy_openapi(spec: dict[str, Any]) -> dict[str, Any]:
     _check_operation_ids(spec)
     for path, method, operation in _operations(spec):
         _declare_errors(path, method, operation)
+        _hoist_serialization(operation)
     for fastapi_error in ("HTTPValidationError", "ValidationError"):
         schemas.pop(fastapi_error, None)
     _rename_schemas(spec, _public_names(schemas))
@@ -135,6 +136,22 @@ def _implied_errors(path: str, method: str, operation: dict[str, Any]) -> Iterat
         yield 422
     if api_call:
         yield 503
+
+
+# --- Parameters --------------------------------------------------------------------------
+
+_SERIALIZATION = ("style", "explode")
+
+
+def _hoist_serialization(operation: dict[str, Any]) -> None:
+    """`style` and `explode` belong to a parameter, not to its schema, but FastAPI lets a
+    route set only the schema (`Query(json_schema_extra={"explode": False})`): moved up,
+    so that `group_by=user,week` is declared as the comma-separated array it is."""
+    for parameter in operation.get("parameters", []):
+        schema = parameter.get("schema", {})
+        if any(key in schema for key in _SERIALIZATION):
+            parameter.update({key: schema[key] for key in _SERIALIZATION if key in schema})
+            parameter["schema"] = {k: v for k, v in schema.items() if k not in _SERIALIZATION}
 
 
 # --- Names -------------------------------------------------------------------------------

@@ -124,8 +124,9 @@ def test_listings_take_an_optional_range(spec: dict[str, Any]) -> None:
 
 def test_group_by_is_one_or_two_known_dimensions_comma_separated(spec: dict[str, Any]) -> None:
     group_by = parameter(spec["paths"][f"{ORG}/reports/summary"]["get"], "group_by")
-    assert group_by["required"] is True
+    assert (group_by["required"], group_by["style"], group_by["explode"]) == (True, "form", False)
     schema = group_by["schema"]
+    assert "explode" not in schema
     assert schema["items"] == {"$ref": f"{SCHEMAS}GroupByDimension"}
     assert (schema["minItems"], schema["maxItems"], schema["uniqueItems"]) == (1, 2, True)
     assert spec["components"]["schemas"]["GroupByDimension"]["enum"][:2] == ["project", "client"]
