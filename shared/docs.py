@@ -24,7 +24,6 @@ from urllib.parse import urlsplit
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse
-from fastapi.security import OAuth2PasswordBearer
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
@@ -39,13 +38,6 @@ ASSETS_PATH = "/docs/assets"
 OAUTH2_REDIRECT_PATH = "/docs/oauth2-redirect"
 # fastapi-offline's static folder: Swagger UI's bundle and CSS, ReDoc's standalone bundle.
 ASSETS_PACKAGE = ("fastapi_offline", "static")
-
-# Not needed as a dependency (`install_docs` offers the flow wherever the bearer scheme is
-# required) and costly as one: FastAPI calls it on every request. Kept only until the code
-# that still depends on it no longer does.
-PASSWORD_FLOW = OAuth2PasswordBearer(
-    tokenUrl=TOKEN_PATH, scheme_name=PASSWORD_SCHEME, auto_error=False
-)
 
 _SWAGGER_INIT = f"""
 window.ui = SwaggerUIBundle({{

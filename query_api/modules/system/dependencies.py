@@ -20,7 +20,6 @@ from query_api.dependencies import (
     wait_for_projections,
 )
 from query_api.modules.system.queries import is_admin_anywhere
-from shared.docs import PASSWORD_FLOW
 from shared.errors import ForbiddenError
 from shared.http import is_ops_token
 
@@ -28,12 +27,11 @@ from shared.http import is_ops_token
 def operator_identity(
     session: ReadSessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-    _: Annotated[str | None, Depends(PASSWORD_FLOW)],
 ) -> uuid.UUID | None:
     """None for the ops token, else the id of the user the credential names (or a 401).
 
-    The bearer scheme and `PASSWORD_FLOW` (as in `authenticated_user_id`) declare the
-    credential in the OpenAPI document; neither refuses a request itself."""
+    The bearer scheme declares the credential in the OpenAPI document (shared/docs.py offers
+    the password flow beside it); it refuses no request itself."""
     presented = None if credentials is None else credentials.credentials
     if presented is not None and is_ops_token(presented):
         return None
