@@ -225,14 +225,16 @@ def metrics_dir(root: Path, name: str) -> Path:
 def child_specs(options: RunOptions, metrics_root: Path) -> list[ChildSpec]:
     log_config = write_log_config(metrics_root)
 
-    def api(name: str, app: str, port: int) -> ChildSpec:
-        env = {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir(metrics_root, name))}
+    def api(name: str, app: str, port: int, **settings: str) -> ChildSpec:
+        env = {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir(metrics_root, name)), **settings}
         argv = api_argv(app, options.host, port, options.api_workers, log_config)
         return ChildSpec(name, argv, env)
 
+    # The query API's /docs signs in on this run's command API, wherever it listens.
+    command_api_url = os.environ.get("COMMAND_API_URL") or _api_urls(options)[0]
     return [
         api("command API", "command_api.main", options.command_port),
-        api("query API", "query_api.main", options.query_port),
+        api("query API", "query_api.main", options.query_port, COMMAND_API_URL=command_api_url),
         # Two workers, so that a slow email delivery never holds a projection back.
         ChildSpec("worker", [sys.executable, "-m", "worker.main", "--role", "projections"]),
         ChildSpec("notifier", [sys.executable, "-m", "worker.main", "--role", "notifications"]),

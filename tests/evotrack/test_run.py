@@ -24,6 +24,7 @@ import pytest
 import redis
 
 from evotrack.embedded import EmbeddedPostgres, free_port, remove_tree
+from evotrack.run import RunOptions, child_specs
 from tests.services import ROOT
 
 UNSET = {"DATABASE_URL", "QUERY_DATABASE_URL", "REDIS_URL"}
@@ -349,3 +350,16 @@ def test_a_killed_worker_is_restarted_while_the_apis_keep_serving(
         wait_for_gone([child.pid for child in children])
     finally:
         kill_if_running(run)
+
+
+def test_the_query_apis_docs_sign_in_on_this_runs_command_api(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COMMAND_API_URL", raising=False)
+    options = RunOptions(command_port=8100, query_port=8101)
+    specs = {spec.name: spec for spec in child_specs(options, tmp_path)}
+    assert specs["query API"].env["COMMAND_API_URL"] == "http://127.0.0.1:8100"
+
+    monkeypatch.setenv("COMMAND_API_URL", "https://api.example.com")
+    specs = {spec.name: spec for spec in child_specs(options, tmp_path)}
+    assert specs["query API"].env["COMMAND_API_URL"] == "https://api.example.com"
