@@ -135,16 +135,7 @@ class WakeupWorker(SimpleWorker):
         self.unsubscribe()
 
     def unsubscribe(self) -> None:
-        """Stop the pub/sub thread without waiting for it. RQ's version joins it, and the
-        thread of redis-py 8, once unsubscribed, may wait a minute before it looks again
-        (a warm stop took that long). Asked to stop first, it leaves as soon as the
-        UNSUBSCRIBE reply wakes it (or its wait ends), and closes its connection."""
-        thread, self.pubsub_thread = self.pubsub_thread, None
-        if thread is None or self.pubsub is None:
-            return
-        thread.stop(timeout=0)
-        with contextlib.suppress(*REDIS_ERRORS):
-            self.pubsub.unsubscribe()
+        unsubscribe_without_waiting(self)
 
     def set_shutdown_requested_date(self) -> None:
         # Called by the signal handler in the middle of a job: a Redis that is away must
@@ -162,3 +153,16 @@ class WakeupWorker(SimpleWorker):
             # What RQ itself records for a warm shutdown requested in the middle of a job:
             # the work loop checks it before taking the next job, then deregisters.
             self._stop_requested = True
+
+
+def unsubscribe_without_waiting(worker: SimpleWorker) -> None:
+    """Stop an RQ worker's pub/sub thread without waiting for it. RQ's `unsubscribe` joins
+    it, and the thread of redis-py 8, once unsubscribed, may wait a minute before it looks
+    again (a warm stop took that long). Asked to stop first, it leaves as soon as the
+    UNSUBSCRIBE reply wakes it (or its wait ends), and closes its connection."""
+    thread, worker.pubsub_thread = worker.pubsub_thread, None
+    if thread is None or worker.pubsub is None:
+        return
+    thread.stop(timeout=0)
+    with contextlib.suppress(*REDIS_ERRORS):
+        worker.pubsub.unsubscribe()

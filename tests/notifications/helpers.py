@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from projections.registry import PROJECTIONS
 from projections.runner import advance
 from tests.factories import UserHandle
+from worker.rq_worker import unsubscribe_without_waiting
 
 
 def inbox(
@@ -65,10 +66,15 @@ def sessions(db: Engine) -> sessionmaker[Session]:
 
 
 class InProcessWorker(SimpleWorker):
-    """RQ's SimpleWorker in the test process, leaving pytest's signal handlers alone."""
+    """RQ's SimpleWorker in the test process, leaving pytest's signal handlers alone, and
+    ending as the product's workers do, without waiting up to a minute for its pub/sub
+    thread (each `work_off` took 60 s now and then)."""
 
     def _install_signal_handlers(self) -> None:
         return None
+
+    def unsubscribe(self) -> None:
+        unsubscribe_without_waiting(self)
 
 
 def work_off(queue: Queue) -> bool:
