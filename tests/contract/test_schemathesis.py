@@ -278,8 +278,11 @@ def _seed(command_url: str) -> World:
         return World(access_token, seed.consistency_token, ids, spare)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def world(command_api: ApiProcess) -> World:
+    """A world of its own for each run: the command API's run may leave the organization
+    in any state its rules allow (its owner demoted by another owner it added, say), and
+    the query API's run, on the same xdist worker after it, must still find it."""
     return _seed(command_api.url)
 
 
