@@ -242,7 +242,7 @@ ConsistencyToken = Annotated[
         # that never happened, each waiting out the bound to a 503.
         description="The X-Consistency-Token header of a command's answer, as it came: this "
         "read answers once that write is visible, or after CONSISTENCY_WAIT_SECONDS with 503 "
-        "PROJECTION_LAG; a token this service did not issue is a 422",
+        "PROJECTION_LAG; a token not in the form this service issues is a 422",
     ),
 ]
 
