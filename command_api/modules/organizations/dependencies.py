@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -21,6 +20,7 @@ from command_api.modules.auth.dependencies import (
     active_caller,
     caller,
 )
+from command_api.modules.organizations.context import OrgContext
 from command_api.modules.organizations.models import Membership, Organization, Role
 from command_api.modules.organizations.service import (
     MemberService,
@@ -30,26 +30,7 @@ from command_api.modules.organizations.service import (
 from command_api.modules.users.models import User
 from command_api.transaction import SessionDep, claim_idempotency_key, claims_idempotency_key
 from shared.db import WriteSession
-from shared.errors import ForbiddenError, NotFoundError
-
-
-@dataclass(frozen=True)
-class OrgContext:
-    user: User
-    organization: Organization
-    membership: Membership
-
-    @property
-    def role(self) -> Role:
-        return Role(self.membership.role)
-
-    @property
-    def org_id(self) -> uuid.UUID:
-        return self.organization.id
-
-    def require(self, role: Role) -> None:
-        if not self.role.at_least(role):
-            raise ForbiddenError(f"This needs the {role.value} role or higher")
+from shared.errors import NotFoundError
 
 
 @claims_idempotency_key

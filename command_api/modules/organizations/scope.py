@@ -16,7 +16,7 @@ from fastapi import Depends
 from sqlalchemy import any_, select
 from sqlalchemy.orm import Session, aliased
 
-from command_api.modules.organizations.dependencies import OrgContext
+from command_api.modules.organizations.context import OrgContext
 from command_api.modules.organizations.models import Membership, Role, Team, TeamMember
 from command_api.transaction import SessionDep
 from shared.db import uuid_array

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from command_api.modules.organizations.context import OrgContext
 from command_api.modules.organizations.models import Membership, Organization, Role, Team
 from command_api.modules.organizations.repository import OrganizationsRepository
 from command_api.modules.organizations.schemas import (
@@ -35,9 +36,6 @@ from command_api.modules.time_entries.overlap import apply_overlap_policy
 from command_api.modules.users.models import User
 from shared.changes import ChangeOp, ChangeRecord, record_changes
 from shared.errors import AlreadyExistsError, BusinessRuleError, NotFoundError
-
-if TYPE_CHECKING:  # the dependencies module builds these services
-    from command_api.modules.organizations.dependencies import OrgContext
 
 ORGANIZATION = "organization"
 MEMBERSHIP = "membership"

@@ -11,18 +11,18 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from command_api.modules.organizations.dependencies import OrgContext
+from command_api.modules.organizations.context import OrgContext
 from command_api.modules.projects.references import EntryReferences
 from command_api.modules.time_entries.repository import Interval, OverlapPolicy
 from command_api.modules.time_entries.schemas import TimeEntryCreate
 from command_api.modules.time_entries.service import (
-    EntryView,
     EntryWriter,
     change,
     ensure_unlocked,
     ensure_valid_interval,
     new_entry,
 )
+from command_api.modules.time_entries.views import EntryView
 from shared.changes import ChangeOp, ChangeRecord, record_changes
 from shared.errors import (
     ConflictError,

@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import any_, bindparam, delete, func, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
@@ -15,12 +15,10 @@ from sqlalchemy.orm import Session
 
 from command_api.modules.organizations.models import Organization
 from command_api.modules.time_entries.models import TimeEntry, TimeEntryTag
+from command_api.modules.time_entries.views import EntryView
 from command_api.modules.users.models import User
 from shared.db import copy_rows, uuid_array
 from shared.errors import NotFoundError
-
-if TYPE_CHECKING:  # the service module imports this one
-    from command_api.modules.time_entries.service import EntryView
 
 
 @dataclass(frozen=True)

@@ -14,24 +14,24 @@ create in `bulk.py`.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from command_api.modules.organizations.dependencies import OrgContext
+from command_api.modules.organizations.context import OrgContext
 from command_api.modules.organizations.models import Role
 from command_api.modules.organizations.scope import MemberScopeService
 from command_api.modules.projects.references import EntryReferences, EntryReferenceService
 from command_api.modules.time_entries.models import MAX_ENTRY_SECONDS, TimeEntry
 from command_api.modules.time_entries.repository import OverlapPolicy, TimeEntryRepository
 from command_api.modules.time_entries.schemas import TimeEntryCreate, TimeEntryUpdate, TimerStart
+from command_api.modules.time_entries.views import EntryView
 from shared.changes import ChangeOp, ChangeRecord, record_changes
 from shared.errors import (
     BusinessRuleError,
@@ -44,84 +44,7 @@ from shared.errors import (
 
 ENTITY = "time_entry"
 MAX_ENTRY_DURATION = timedelta(seconds=MAX_ENTRY_SECONDS)
-SECONDS_PER_HOUR = 3600
 _MAX_DURATION_MESSAGE = f"An entry may not be longer than 24 hours ({MAX_ENTRY_SECONDS} seconds)"
-
-
-# --- What an entry is, for responses and change rows -------------------------------------
-
-
-@dataclass(frozen=True)
-class EntryView:
-    id: uuid.UUID
-    org_id: uuid.UUID
-    user_id: uuid.UUID
-    project_id: uuid.UUID | None
-    task_id: uuid.UUID | None
-    description: str
-    billable: bool
-    start_at: datetime
-    end_at: datetime | None
-    hourly_rate: int
-    tag_ids: tuple[uuid.UUID, ...]
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-
-    @classmethod
-    def of(cls, entry: TimeEntry, tag_ids: Sequence[uuid.UUID]) -> EntryView:
-        return cls(
-            id=entry.id,
-            org_id=entry.org_id,
-            user_id=entry.user_id,
-            project_id=entry.project_id,
-            task_id=entry.task_id,
-            description=entry.description,
-            billable=entry.billable,
-            start_at=entry.start_at,
-            end_at=entry.end_at,
-            hourly_rate=entry.hourly_rate_amount,
-            tag_ids=tuple(sorted(tag_ids)),
-            created_at=entry.created_at,
-            updated_at=entry.updated_at,
-        )
-
-    @property
-    def duration_seconds(self) -> int | None:
-        if self.end_at is None:
-            return None
-        return (self.end_at - self.start_at) // timedelta(seconds=1)
-
-    @property
-    def amount(self) -> int | None:
-        duration = self.duration_seconds
-        if duration is None:
-            return None
-        return billed_amount(duration, self.hourly_rate, self.billable)
-
-    def payload(self) -> dict[str, Any]:
-        """What projections group by or display. Ids and instants stay objects: the change
-        log serializes them in pydantic-core (RFC 3339 in UTC with "Z", as the API writes
-        them), which is several times cheaper than str() and isoformat() here."""
-        return {
-            "user_id": self.user_id,
-            "project_id": self.project_id,
-            "task_id": self.task_id,
-            "billable": self.billable,
-            "start_at": self.start_at,
-            "end_at": self.end_at,
-            "duration_seconds": self.duration_seconds,
-            "hourly_rate": self.hourly_rate,
-            "amount": self.amount,
-            "tag_ids": self.tag_ids,
-            "description": self.description,
-        }
-
-
-def billed_amount(duration_seconds: int, hourly_rate: int, billable: bool) -> int:
-    """round_half_up(duration × rate / 3600) in integer arithmetic; 0 when not billable."""
-    if not billable:
-        return 0
-    return (duration_seconds * hourly_rate + SECONDS_PER_HOUR // 2) // SECONDS_PER_HOUR
 
 
 def change(op: ChangeOp, old: EntryView | None, new: EntryView | None) -> ChangeRecord:

@@ -3,15 +3,15 @@ every organization; starting one stops the other at the same instant."""
 
 from __future__ import annotations
 
-from command_api.modules.organizations.dependencies import OrgContext
+from command_api.modules.organizations.context import OrgContext
 from command_api.modules.time_entries.schemas import TimerStart
 from command_api.modules.time_entries.service import (
-    EntryView,
     EntryWriter,
     change,
     ensure_unlocked,
     new_entry,
 )
+from command_api.modules.time_entries.views import EntryView
 from shared.changes import ChangeOp, ChangeRecord, record_changes
 from shared.errors import NotFoundError
 
