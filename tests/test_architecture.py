@@ -1,4 +1,6 @@
-"""The import rules of DESIGN.md §1, and "only entry points commit", checked on the source."""
+"""The import rules of DESIGN.md §1, no import cycles, and "only entry points commit",
+checked on every file of the source; each check is also shown to catch a planted
+violation."""
 
 from __future__ import annotations
 
@@ -10,34 +12,100 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("command_api", "query_api", "projections", "worker", "shared", "evotrack", "bench")
+# The one place a session commits; everything else runs in `engine.begin()` blocks.
+COMMITTING_ENTRY_POINTS = ("command_api/transaction.py",)
 
 
-def python_files(package: str) -> Iterator[Path]:
-    yield from sorted((ROOT / package).rglob("*.py"))
+def python_files(package: str, root: Path = ROOT) -> Iterator[Path]:
+    yield from sorted((root / package).rglob("*.py"))
 
 
-def imported_modules(path: Path) -> Iterator[str]:
+def module_name(path: Path, root: Path = ROOT) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_modules(path: Path, root: Path = ROOT) -> Iterator[str]:
+    """Every module `path` imports, anywhere in it (under TYPE_CHECKING and in functions
+    too: an import that only a guard keeps from cycling is a cycle all the same), relative
+    imports resolved; for `from m import n`, both `m` and `m.n`."""
     tree = ast.parse(path.read_text(), str(path))
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 yield alias.name
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            yield node.module
+        elif isinstance(node, ast.ImportFrom):
+            base = _absolute(node, path, root)
+            yield base
             for alias in node.names:
-                yield f"{node.module}.{alias.name}"
+                yield f"{base}.{alias.name}"
+
+
+def _absolute(node: ast.ImportFrom, path: Path, root: Path) -> str:
+    if node.level == 0:
+        return node.module or ""
+    package = module_name(path, root).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
+    package = package[: len(package) - (node.level - 1)]
+    return ".".join([*package, *([node.module] if node.module else [])])
 
 
 def violations(
-    package: str, forbidden: tuple[str, ...], allowed: tuple[str, ...] = ()
+    package: str, forbidden: tuple[str, ...], allowed: tuple[str, ...] = (), root: Path = ROOT
 ) -> list[str]:
     found = []
-    for path in python_files(package):
-        for module in imported_modules(path):
+    for path in python_files(package, root):
+        for module in imported_modules(path, root):
             hit = any(module == f or module.startswith(f + ".") for f in forbidden)
             exempt = any(module == a or module.startswith(a + ".") for a in allowed)
             if hit and not exempt:
-                found.append(f"{path.relative_to(ROOT)} imports {module}")
+                found.append(f"{path.relative_to(root)} imports {module}")
+    return found
+
+
+def import_cycles(packages: tuple[str, ...], root: Path = ROOT) -> list[list[str]]:
+    """The groups of our modules that import each other, directly or around a loop
+    (strongly connected components of the import graph, Tarjan's algorithm)."""
+    modules = {module_name(path, root): path for p in packages for path in python_files(p, root)}
+    graph = {name: _imports_among(path, name, modules, root) for name, path in modules.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for other in graph[module]:
+            if other not in index:
+                visit(other)
+                low[module] = min(low[module], low[other])
+            elif other in stack:
+                low[module] = min(low[module], index[other])
+        if low[module] == index[module]:
+            group = [stack.pop()]
+            while group[-1] != module:
+                group.append(stack.pop())
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for module in graph:
+        if module not in index:
+            visit(module)
+    return cycles
+
+
+def _imports_among(path: Path, name: str, modules: dict[str, Path], root: Path) -> set[str]:
+    """The modules of ours that `path` imports (a name inside a module counts as the
+    module; a package's __init__ importing its own modules is no cycle)."""
+    found = set()
+    for imported in imported_modules(path, root):
+        while imported and imported not in modules:
+            imported = imported.rpartition(".")[0]
+        if imported and imported != name:
+            found.add(imported)
     return found
 
 
@@ -101,16 +169,25 @@ def _commit_calls(path: Path) -> list[int]:
     ]
 
 
-@pytest.mark.parametrize("package", ["command_api", "projections", "query_api"])
-def test_no_service_or_repository_commits(package: str) -> None:
-    found = [
-        f"{path.relative_to(ROOT)}:{line}"
-        for path in python_files(package)
-        if path.name in {"service.py", "repository.py", "queries.py"}
-        or path.parent.name == "services"
+def commits_outside_entry_points(packages: tuple[str, ...], root: Path = ROOT) -> list[str]:
+    return [
+        f"{path.relative_to(root)}:{line}"
+        for package in packages
+        for path in python_files(package, root)
+        if str(path.relative_to(root)) not in COMMITTING_ENTRY_POINTS
         for line in _commit_calls(path)
     ]
-    assert found == []
+
+
+def test_only_the_entry_points_commit() -> None:
+    """Services, repositories, queries, projections and jobs never end a transaction
+    (STYLE.md 3): the request's unit of work does, or an `engine.begin()` block."""
+    product = tuple(p for p in PACKAGES if p != "bench")  # each benchmark is an entry point
+    assert commits_outside_entry_points(product) == []
+
+
+def test_no_module_imports_itself_around_a_loop() -> None:
+    assert import_cycles(PACKAGES) == []
 
 
 def test_the_checks_see_real_code() -> None:
@@ -120,6 +197,44 @@ def test_the_checks_see_real_code() -> None:
         imported_modules(ROOT / "command_api/modules/auth/dependencies.py")
     )
     assert _commit_calls(ROOT / "command_api/transaction.py")
+
+
+def _plant(root: Path, files: dict[str, str]) -> None:
+    for name, source in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(source)
+
+
+def test_each_check_catches_a_planted_violation(tmp_path: Path) -> None:
+    _plant(
+        tmp_path,
+        {
+            "command_api/__init__.py": "",
+            "command_api/modules/__init__.py": "",
+            "command_api/modules/a/__init__.py": "",
+            # A cycle hidden behind TYPE_CHECKING, through a relative import.
+            "command_api/modules/a/service.py": "from typing import TYPE_CHECKING\n"
+            "if TYPE_CHECKING:\n    from .dependencies import Context\n",
+            "command_api/modules/a/dependencies.py": "from command_api.modules.a import service\n"
+            "from query_api.reports import summary\n",
+            "projections/__init__.py": "",
+            "projections/entries.py": "from command_api.modules.a.schemas import Draft\n"
+            "def apply(session):\n    session.commit()\n",
+        },
+    )
+    assert import_cycles(("command_api", "projections"), tmp_path) == [
+        ["command_api.modules.a.dependencies", "command_api.modules.a.service"]
+    ]
+    assert violations("command_api", ("query_api",), root=tmp_path) == [
+        "command_api/modules/a/dependencies.py imports query_api.reports",
+        "command_api/modules/a/dependencies.py imports query_api.reports.summary",
+    ]
+    assert commits_outside_entry_points(("command_api", "projections"), tmp_path) == [
+        "projections/entries.py:3"
+    ]
+    forbidden = violations("projections", ("command_api",), root=tmp_path)
+    assert [v for v in forbidden if not _names_models(v.split(" imports ")[1])] == forbidden
 
 
 NORMALIZED_TABLES = (
