@@ -14,6 +14,9 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
+from sqlalchemy import make_url
+
 ROOT = Path(__file__).resolve().parent.parent
 EMBEDDED_DIR = ROOT / ".evotrack" / "test"
 
@@ -83,3 +86,18 @@ def redis_server_url() -> str:
     server = EmbeddedRedis(EMBEDDED_DIR / f"redis-{worker}", persist=False).start()
     atexit.register(server.stop)
     return server.url
+
+
+@contextlib.contextmanager
+def scratch_database(name: str) -> Iterator[str]:
+    """An empty database of its own on the test server (its URL, `postgresql://`), for a
+    test that starts processes of the product against it; dropped afterwards."""
+    server = postgres_server_url().replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -12,12 +12,10 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-from sqlalchemy import make_url
 
 from tests.evotrack.test_run import kill_if_running, start_run, wait_until_ready
-from tests.services import ROOT, postgres_server_url
+from tests.services import ROOT, scratch_database
 
 README = ROOT / "README.md"
 DOCUMENTS = [README, ROOT / "bench" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -75,13 +73,8 @@ def walkthrough() -> str:
 
 @pytest.fixture
 def fresh_database() -> Iterator[str]:
-    server = postgres_server_url().replace("postgresql+psycopg://", "postgresql://")
-    name = f"evotrack_readme_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield make_url(server).set(database=name).render_as_string(hide_password=False)
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(f"evotrack_readme_{uuid.uuid4().hex[:10]}") as url:
+        yield url
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="the walkthrough needs curl")

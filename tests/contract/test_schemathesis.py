@@ -28,14 +28,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 import redis
-from sqlalchemy import create_engine, make_url
+from sqlalchemy import create_engine
 
 from evotrack.embedded import free_port
 from tests.conftest import BackgroundProjector, migrate, running
-from tests.services import ROOT, postgres_server_url
+from tests.services import ROOT, scratch_database
 
 CHECKS = (
     "not_a_server_error,status_code_conformance,response_schema_conformance,"
@@ -55,25 +54,13 @@ WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
 # --- Servers of their own ---------------------------------------------------------------
 
 
-def _plain(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://")
-
-
 @pytest.fixture(scope="module")
 def contract_database(environment: None) -> Iterator[str]:
     """A database of the contract tests' own: the fuzzed writes stay out of the worker's
     database, which the other tests share."""
-    server = postgres_server_url()
-    name = f"evotrack_contract_{WORKER}_{os.getpid()}"
-    database_url = make_url(server).set(drivername="postgresql", database=name)
-    url = database_url.render_as_string(hide_password=False)
-    with psycopg.connect(_plain(server), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    migrate(url)
-    yield url
-    with psycopg.connect(_plain(server), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(f"evotrack_contract_{WORKER}_{os.getpid()}") as url:
+        migrate(url)
+        yield url
 
 
 @pytest.fixture(scope="module")
