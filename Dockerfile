@@ -16,6 +16,7 @@ COPY shared shared
 COPY command_api command_api
 COPY query_api query_api
 COPY projections projections
+COPY notifications notifications
 COPY worker worker
 COPY migrations migrations
 COPY evotrack evotrack

@@ -31,7 +31,7 @@ from bench.load import LoadRun, Step, closed_loop, data_of, expect, http_clients
 from bench.report import Outcome, Row, ms, percentile
 from bench.servers import COMMAND_APP, api_server, worker_process
 from bench.world import Entries, Organization, biggest_organization
-from shared.changes import decode_consistency_token
+from shared.consistency import decode_consistency_token
 
 LOADS = (0.25, 0.50, 0.80)
 CHECKED_LOAD = 0.50

@@ -35,8 +35,9 @@ from command_api.idempotency import (
     request_fingerprint,
     store_response,
 )
-from shared.changes import CHANGES_WRITTEN, current_consistency_xid, encode_consistency_token
+from shared.changes import CHANGES_WRITTEN
 from shared.config import get_settings
+from shared.consistency import current_consistency_xid, encode_consistency_token
 from shared.db import WriteSession, write_sessionmaker
 from shared.errors import EvoTrackError, ValidationFailedError
 from shared.openapi import ERROR_DESCRIPTIONS

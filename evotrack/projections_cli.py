@@ -170,7 +170,7 @@ def rebuild_one(factory: SessionFactory, name: str) -> None:
         raise CliError(f"rebuild of {name} interrupted: nothing was swapped", 130) from None
     finally:
         bar.close()
-    rows = [[f"proj_{table}", str(count)] for table, count in result.rows.items()]
+    rows = [[table, str(count)] for table, count in result.rows.items()]
     print(f"{name}: rebuilt in {result.seconds:.2f}s from snapshot xmin {result.snapshot_xmin}")
     print(format_table(["TABLE", "ROWS"], rows))
     print(catch_up(factory, name) + " since the snapshot")
@@ -190,7 +190,7 @@ def rebuild_command(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def describe_diff(diff: TableDiff) -> list[str]:
-    lines = [f"  proj_{diff.table}: {diff.missing} missing, {diff.unexpected} unexpected"]
+    lines = [f"  {diff.table}: {diff.missing} missing, {diff.unexpected} unexpected"]
     return lines + [f"    {sample}" for sample in diff.samples]
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import create_engine, pool
 
 import command_api.models  # noqa: F401  (registers the normalized tables)
 import projections.models  # noqa: F401  (registers the projection tables)
+import shared.checkpoints  # noqa: F401  (registers the projections' bookkeeping)
 from shared.config import get_settings
 from shared.db import Base, to_sqlalchemy_url
 from shared.logging import configure_logging

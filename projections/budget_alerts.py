@@ -25,15 +25,32 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    SQLColumnExpression,
+    Uuid,
+    and_,
+    column,
+    exists,
+    func,
+    or_,
+    select,
+    values,
+)
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from projections.entries import EntriesProjector
+from command_api.modules.organizations.models import Membership, Organization, Role
+from command_api.modules.projects.models import Project, ProjectMember, Task
+from command_api.modules.time_entries.models import TimeEntry
+from projections.entries import EntriesProjection
+from projections.models import budget_alert_states, proj_project_stats, proj_task_stats
+from projections.projection import IDS, ORGS, ChangeRow, Projection, among
 from projections.runner import (
     DEFAULT_BATCH_SIZE,
-    ChangeRow,
-    Projector,
     advance_one_batch,
+    checkpoint_position,
     lock_projection,
 )
 from shared.notifications import NotificationDraft, NotificationKind
@@ -42,7 +59,7 @@ THRESHOLDS = (80, 100)
 TIME, MONEY = "time", "money"
 PROJECT, TASK = "project", "task"
 
-UPSTREAM: Projector = EntriesProjector()
+UPSTREAM: Projection = EntriesProjection()
 
 
 # --- What a batch touched ----------------------------------------------------------------
@@ -56,13 +73,13 @@ class Subjects:
     def __bool__(self) -> bool:
         return bool(self.project_ids or self.task_ids)
 
-    def add_entry_values(self, values: Any) -> None:
-        if not isinstance(values, dict):
+    def add_entry_values(self, entry: Any) -> None:
+        if not isinstance(entry, dict):
             return
-        if values.get("project_id"):
-            self.project_ids.add(uuid.UUID(str(values["project_id"])))
-        if values.get("task_id"):
-            self.task_ids.add(uuid.UUID(str(values["task_id"])))
+        if entry.get("project_id"):
+            self.project_ids.add(uuid.UUID(str(entry["project_id"])))
+        if entry.get("task_id"):
+            self.task_ids.add(uuid.UUID(str(entry["task_id"])))
 
 
 def touched_subjects(session: Session, changes: Sequence[ChangeRow]) -> Subjects:
@@ -82,7 +99,7 @@ def touched_subjects(session: Session, changes: Sequence[ChangeRow]) -> Subjects
             subjects.task_ids.add(uuid.UUID(str(change.entity_id)))
     if entry_ids:
         rows = session.execute(
-            text("SELECT project_id, task_id FROM time_entries WHERE id = ANY(:ids)"),
+            select(TimeEntry.project_id, TimeEntry.task_id).where(among(TimeEntry.id, IDS)),
             {"ids": entry_ids},
         ).mappings()
         for row in rows:
@@ -93,15 +110,7 @@ def touched_subjects(session: Session, changes: Sequence[ChangeRow]) -> Subjects
 # --- The upstream projection ---------------------------------------------------------------
 
 
-def _position(session: Session, name: str) -> tuple[int, int]:
-    row = session.execute(
-        text("SELECT tx::text, change_id FROM projection_checkpoints WHERE name = :n"),
-        {"n": name},
-    ).one_or_none()
-    return (int(row[0]), int(row[1])) if row else (0, 0)
-
-
-def catch_up(session: Session, upstream: Projector, position: tuple[int, int]) -> None:
+def catch_up(session: Session, upstream: Projection, position: tuple[int, int]) -> None:
     """Make sure `upstream` has applied every change up to `position` (tx, id).
 
     Its writer lock is taken (waiting for a batch another worker is applying); if it is
@@ -109,7 +118,7 @@ def catch_up(session: Session, upstream: Projector, position: tuple[int, int]) -
     checkpoint commits with ours. The lock order is always this projection first, then
     the upstream one, and the upstream never waits for us: no deadlock."""
     lock_projection(session, upstream.name)
-    while _position(session, upstream.name) < position:
+    while checkpoint_position(session, upstream.name) < position:
         result = advance_one_batch(session, upstream, DEFAULT_BATCH_SIZE)
         if result is None or result.locked_elsewhere:
             break
@@ -136,34 +145,54 @@ class Measure:
         return self.budget is not None and self.used * 100 >= threshold * self.budget
 
 
-_PROJECTS = """
-    SELECT p.id, p.org_id, p.name, p.budget_seconds, p.budget_amount, o.currency,
-           COALESCE(s.seconds, 0) AS seconds, COALESCE(s.amount, 0) AS amount
-    FROM projects p
-    JOIN organizations o ON o.id = p.org_id AND o.deleted_at IS NULL
-    LEFT JOIN proj_project_stats s ON s.project_id = p.id
-    WHERE p.id = ANY(:ids) AND p.deleted_at IS NULL
-"""
-_TASKS = """
-    SELECT t.id, t.org_id, t.project_id, t.name, p.name AS project_name, t.budget_seconds,
-           o.currency, COALESCE(s.seconds, 0) AS seconds
-    FROM tasks t
-    JOIN projects p ON p.id = t.project_id AND p.deleted_at IS NULL
-    JOIN organizations o ON o.id = t.org_id AND o.deleted_at IS NULL
-    LEFT JOIN proj_task_stats s ON s.task_id = t.id
-    WHERE t.id = ANY(:ids) AND t.deleted_at IS NULL
-"""
+def _live_org(org_id: SQLColumnExpression[uuid.UUID]) -> ColumnElement[bool]:
+    return and_(Organization.id == org_id, Organization.deleted_at.is_(None))
+
+
+# The projects in IDS with their budgets and what they used (from the entries projection).
+_PROJECTS = (
+    select(
+        Project.id,
+        Project.org_id,
+        Project.name,
+        Project.budget_seconds,
+        Project.budget_amount,
+        Organization.currency,
+        func.coalesce(proj_project_stats.c.seconds, 0).label("seconds"),
+        func.coalesce(proj_project_stats.c.amount, 0).label("amount"),
+    )
+    .join(Organization, _live_org(Project.org_id))
+    .outerjoin(proj_project_stats, proj_project_stats.c.project_id == Project.id)
+    .where(among(Project.id, IDS), Project.deleted_at.is_(None))
+)
+# The tasks in IDS, likewise.
+_TASKS = (
+    select(
+        Task.id,
+        Task.org_id,
+        Task.project_id,
+        Task.name,
+        Project.name.label("project_name"),
+        Task.budget_seconds,
+        Organization.currency,
+        func.coalesce(proj_task_stats.c.seconds, 0).label("seconds"),
+    )
+    .join(Project, and_(Project.id == Task.project_id, Project.deleted_at.is_(None)))
+    .join(Organization, _live_org(Task.org_id))
+    .outerjoin(proj_task_stats, proj_task_stats.c.task_id == Task.id)
+    .where(among(Task.id, IDS), Task.deleted_at.is_(None))
+)
 
 
 def measures(session: Session, subjects: Subjects) -> list[Measure]:
     found: list[Measure] = []
     if subjects.project_ids:
-        for p in session.execute(text(_PROJECTS), {"ids": list(subjects.project_ids)}):
+        for p in session.execute(_PROJECTS, {"ids": list(subjects.project_ids)}):
             common = (p.org_id, PROJECT, p.id, str(p.name))
             found.append(Measure(*common, TIME, p.seconds, p.budget_seconds, p.currency, p.id))
             found.append(Measure(*common, MONEY, p.amount, p.budget_amount, p.currency, p.id))
     if subjects.task_ids:
-        for t in session.execute(text(_TASKS), {"ids": list(subjects.task_ids)}):
+        for t in session.execute(_TASKS, {"ids": list(subjects.task_ids)}):
             label = f"{t.project_name} / {t.name}"
             found.append(
                 Measure(
@@ -188,11 +217,16 @@ def _key(measure: Measure, threshold: int) -> StateKey:
 
 
 def load_states(session: Session, found: Sequence[Measure]) -> dict[StateKey, State]:
+    states = budget_alert_states.c
     rows = session.execute(
-        text(
-            "SELECT org_id, subject_id, metric, threshold, reached, generation"
-            " FROM budget_alert_states WHERE org_id = ANY(:orgs) AND subject_id = ANY(:ids)"
-        ),
+        select(
+            states.org_id,
+            states.subject_id,
+            states.metric,
+            states.threshold,
+            states.reached,
+            states.generation,
+        ).where(among(states.org_id, ORGS), among(states.subject_id, IDS)),
         {"orgs": list({m.org_id for m in found}), "ids": list({m.subject_id for m in found})},
     )
     return {
@@ -229,41 +263,56 @@ def evaluate(
 def save_states(session: Session, changed: dict[StateKey, State]) -> None:
     if not changed:
         return
-    keys = list(changed)
-    session.execute(
-        text(
-            "INSERT INTO budget_alert_states (org_id, subject_id, metric, threshold, reached,"
-            " generation)"
-            " SELECT * FROM unnest(CAST(:orgs AS uuid[]), CAST(:ids AS uuid[]),"
-            " CAST(:metrics AS text[]), CAST(:thresholds AS smallint[]),"
-            " CAST(:reached AS boolean[]), CAST(:generations AS integer[]))"
-            " ON CONFLICT (org_id, subject_id, metric, threshold) DO UPDATE SET"
-            " reached = EXCLUDED.reached, generation = EXCLUDED.generation, updated_at = now()"
-        ),
+    rows = [
         {
-            "orgs": [k[0] for k in keys],
-            "ids": [k[1] for k in keys],
-            "metrics": [k[2] for k in keys],
-            "thresholds": [k[3] for k in keys],
-            "reached": [changed[k].reached for k in keys],
-            "generations": [changed[k].generation for k in keys],
-        },
+            "org_id": org_id,
+            "subject_id": subject_id,
+            "metric": metric,
+            "threshold": threshold,
+            "reached": state.reached,
+            "generation": state.generation,
+        }
+        for (org_id, subject_id, metric, threshold), state in changed.items()
+    ]
+    upsert = insert(budget_alert_states).values(rows)
+    session.execute(
+        upsert.on_conflict_do_update(
+            index_elements=list(budget_alert_states.primary_key),
+            set_={
+                "reached": upsert.excluded.reached,
+                "generation": upsert.excluded.generation,
+                "updated_at": func.now(),
+            },
+        )
     )
 
 
 # --- Notifications -------------------------------------------------------------------------
 
 
-_RECIPIENTS = """
-    SELECT DISTINCT s.org_id, s.project_id, m.user_id
-    FROM unnest(CAST(:orgs AS uuid[]), CAST(:projects AS uuid[])) AS s(org_id, project_id)
-    JOIN memberships m ON m.org_id = s.org_id AND m.deleted_at IS NULL
-    WHERE m.role IN ('admin', 'owner')
-       OR (m.role = 'manager' AND EXISTS (SELECT 1 FROM project_members pm
-           WHERE pm.project_id = s.project_id AND pm.user_id = m.user_id
-             AND pm.org_id = s.org_id))
-    ORDER BY s.org_id, s.project_id, m.user_id
-"""
+def _recipients_of(pairs: list[tuple[uuid.UUID, uuid.UUID]]) -> Select[Any]:
+    """(org, project, user) of the members told about each (organization, project)."""
+    subject = values(column("org_id", Uuid), column("project_id", Uuid), name="s").data(pairs)
+    on_the_project = exists().where(
+        ProjectMember.project_id == subject.c.project_id,
+        ProjectMember.user_id == Membership.user_id,
+        ProjectMember.org_id == subject.c.org_id,
+    )
+    return (
+        select(subject.c.org_id, subject.c.project_id, Membership.user_id)
+        .distinct()
+        .join(
+            Membership,
+            and_(Membership.org_id == subject.c.org_id, Membership.deleted_at.is_(None)),
+        )
+        .where(
+            or_(
+                Membership.role.in_([Role.ADMIN, Role.OWNER]),
+                and_(Membership.role == Role.MANAGER, on_the_project),
+            )
+        )
+        .order_by(subject.c.org_id, subject.c.project_id, Membership.user_id)
+    )
 
 
 def _recipients(
@@ -272,10 +321,7 @@ def _recipients(
     """Who hears of each (organization, project): its admins and owners, and the
     managers who are members of the project."""
     pairs = sorted({(c.measure.org_id, c.measure.project_id) for c in crossings})
-    rows = session.execute(
-        text(_RECIPIENTS),
-        {"orgs": [org for org, _ in pairs], "projects": [project for _, project in pairs]},
-    )
+    rows = session.execute(_recipients_of(pairs))
     found: dict[tuple[uuid.UUID, uuid.UUID], list[Any]] = {}
     for org_id, project_id, user_id in rows:
         found.setdefault((org_id, project_id), []).append(user_id)

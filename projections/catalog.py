@@ -3,6 +3,7 @@ closure table, team members, clients, projects, tasks and tags.
 
 Catalog tables are small per organization, so a batch re-derives, for every organization
 it touched, each table of the kinds it touched: exact whatever the order or repetition.
+Users and API tokens belong to no organization: they are re-derived by id.
 """
 
 from __future__ import annotations
@@ -10,225 +11,289 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import (
+    ColumnElement,
+    Executable,
+    Select,
+    SQLColumnExpression,
+    Table,
+    and_,
+    delete,
+    literal,
+    select,
+)
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 
-from projections.entries import LIVE, Tables
-from projections.runner import ChangeRow
+from command_api.modules.auth.models import ApiToken
+from command_api.modules.organizations.models import Membership, Organization, Team, TeamMember
+from command_api.modules.projects.models import Client, Project, Tag, Task
+from command_api.modules.users.models import User
+from projections.models import (
+    proj_api_tokens,
+    proj_clients,
+    proj_members,
+    proj_organizations,
+    proj_projects,
+    proj_tags,
+    proj_tasks,
+    proj_team_closure,
+    proj_team_members,
+    proj_teams,
+    proj_users,
+)
+from projections.projection import IDS, LIVE, ORGS, ChangeRow, Projection, Tables, among, fill
 
-NAME = "catalog"
+# Team trees deeper than this are cut: a parent cycle must not recurse forever.
+MAX_TEAM_DEPTH = 100
+
+
+def _live_org(org_id: SQLColumnExpression[uuid.UUID]) -> ColumnElement[bool]:
+    """The join condition to the organization of `org_id`, if it is not deleted."""
+    return and_(Organization.id == org_id, Organization.deleted_at.is_(None))
+
+
+def _users_of_orgs(user_id: SQLColumnExpression[uuid.UUID]) -> ColumnElement[bool]:
+    """`user_id` is (or was) a member of one of the organizations in ORGS."""
+    return user_id.in_(select(Membership.user_id).where(among(Membership.org_id, ORGS)))
+
+
+# --- Sources: each a select whose labels are its table's column names ----------------------
+
+_USERS = select(User.id, User.email, User.full_name, User.timezone)
+
+_API_TOKENS = select(ApiToken.token_hash, ApiToken.id, ApiToken.user_id, ApiToken.expires_at).where(
+    ApiToken.revoked_at.is_(None)
+)
+
+_ORGANIZATIONS = select(
+    Organization.id,
+    Organization.name,
+    Organization.timezone,
+    Organization.currency,
+    Organization.week_start,
+    Organization.hourly_rate_amount,
+    Organization.prevent_overlaps,
+    Organization.lock_before,
+    Organization.created_at,
+    Organization.long_running_timer_seconds,
+).where(Organization.deleted_at.is_(None))
+
+_MEMBERS = (
+    select(
+        Membership.org_id,
+        Membership.user_id,
+        User.email,
+        User.full_name,
+        Membership.role,
+        Membership.hourly_rate_amount,
+        Membership.created_at.label("joined_at"),
+    )
+    .join(User, User.id == Membership.user_id)
+    .join(Organization, _live_org(Membership.org_id))
+    .where(Membership.deleted_at.is_(None))
+)
+
+_TEAMS = (
+    select(Team.id, Team.org_id, Team.name, Team.parent_id)
+    .join(Organization, _live_org(Team.org_id))
+    .where(Team.deleted_at.is_(None))
+)
+
+
+def _team_closure() -> Select[*tuple[Any, ...]]:
+    """(ancestor, descendant, depth) of the live teams, each team its own ancestor at 0."""
+    live = _TEAMS.with_only_columns(Team.id, Team.org_id, Team.parent_id).cte("live")
+    closure = select(
+        live.c.org_id,
+        live.c.id.label("ancestor_id"),
+        live.c.id.label("descendant_id"),
+        literal(0).label("depth"),
+    ).cte("closure", recursive=True)
+    parent, child = closure.alias("c"), live.alias("l")
+    closure = closure.union_all(
+        select(parent.c.org_id, parent.c.ancestor_id, child.c.id, parent.c.depth + 1)
+        .join_from(parent, child, child.c.parent_id == parent.c.descendant_id)
+        .where(parent.c.depth < MAX_TEAM_DEPTH)
+    )
+    return select(
+        closure.c.org_id, closure.c.ancestor_id, closure.c.descendant_id, closure.c.depth
+    ).ext(distinct_on(closure.c.ancestor_id, closure.c.descendant_id))
+
+
+_TEAM_CLOSURE = _team_closure()
+
+_TEAM_MEMBERS = (
+    select(TeamMember.org_id, TeamMember.team_id, TeamMember.user_id, TeamMember.is_lead)
+    .join(Team, and_(Team.id == TeamMember.team_id, Team.deleted_at.is_(None)))
+    .join(
+        Membership,
+        and_(
+            Membership.org_id == TeamMember.org_id,
+            Membership.user_id == TeamMember.user_id,
+            Membership.deleted_at.is_(None),
+        ),
+    )
+    .join(Organization, _live_org(TeamMember.org_id))
+)
+
+_CLIENTS = (
+    select(Client.id, Client.org_id, Client.name, Client.archived)
+    .join(Organization, _live_org(Client.org_id))
+    .where(Client.deleted_at.is_(None))
+)
+
+_PROJECTS = (
+    select(
+        Project.id,
+        Project.org_id,
+        Project.name,
+        Project.client_id,
+        Client.name.label("client_name"),
+        Project.color,
+        Project.billable,
+        Project.hourly_rate_amount,
+        Project.budget_seconds,
+        Project.budget_amount,
+        Project.archived,
+    )
+    .outerjoin(Client, Client.id == Project.client_id)
+    .join(Organization, _live_org(Project.org_id))
+    .where(Project.deleted_at.is_(None))
+)
+
+_TASKS = (
+    select(Task.id, Task.org_id, Task.project_id, Task.name, Task.budget_seconds, Task.done)
+    .join(Project, and_(Project.id == Task.project_id, Project.deleted_at.is_(None)))
+    .join(Organization, _live_org(Task.org_id))
+    .where(Task.deleted_at.is_(None))
+)
+
+_TAGS = (
+    select(Tag.id, Tag.org_id, Tag.name)
+    .join(Organization, _live_org(Tag.org_id))
+    .where(Tag.deleted_at.is_(None))
+)
 
 
 @dataclass(frozen=True)
-class CatalogTable:
-    name: str
-    columns: str
-    # SELECT from the normalized tables; `{org}` is the organization column to filter on.
-    source: str
-    org_column: str
-    triggers: frozenset[str]
-
-    def insert(self, t: Tables, where: str = "") -> str:
-        return f"INSERT INTO {getattr(t, self.name)} ({self.columns}) {self.source} {where}"
+class _Source:
+    rows: Select[*tuple[Any, ...]]
+    # The rows of a scoped load: those of the organizations in ORGS.
+    scope: ColumnElement[bool]
+    # The kinds of change that re-derive the table for their organization.
+    triggers: frozenset[str] = frozenset()
 
 
-_LIVE_ORG = "JOIN organizations o ON o.id = {alias}.org_id AND o.deleted_at IS NULL"
+_ORG_KINDS = frozenset({"organization"})
 
-CATALOG_TABLES: tuple[CatalogTable, ...] = (
-    CatalogTable(
-        "organizations",
-        "id, name, timezone, currency, week_start, hourly_rate_amount, prevent_overlaps,"
-        " lock_before, created_at, long_running_timer_seconds",
-        "SELECT o.id, o.name, o.timezone, o.currency, o.week_start, o.hourly_rate_amount,"
-        " o.prevent_overlaps, o.lock_before, o.created_at, o.long_running_timer_seconds"
-        " FROM organizations o"
-        " WHERE o.deleted_at IS NULL",
-        "o.id",
-        frozenset({"organization"}),
+SOURCES: dict[Table, _Source] = {
+    proj_users: _Source(_USERS, _users_of_orgs(User.id)),
+    proj_api_tokens: _Source(_API_TOKENS, _users_of_orgs(ApiToken.user_id)),
+    proj_organizations: _Source(_ORGANIZATIONS, among(Organization.id, ORGS), _ORG_KINDS),
+    proj_members: _Source(
+        _MEMBERS, among(Membership.org_id, ORGS), _ORG_KINDS | {"membership", "user"}
     ),
-    CatalogTable(
-        "members",
-        "org_id, user_id, email, full_name, role, hourly_rate_amount, joined_at",
-        "SELECT m.org_id, m.user_id, u.email, u.full_name, m.role, m.hourly_rate_amount,"
-        " m.created_at FROM memberships m JOIN users u ON u.id = m.user_id "
-        + _LIVE_ORG.format(alias="m")
-        + " WHERE m.deleted_at IS NULL",
-        "m.org_id",
-        frozenset({"organization", "membership", "user"}),
+    proj_teams: _Source(_TEAMS, among(Team.org_id, ORGS), _ORG_KINDS | {"team"}),
+    proj_team_closure: _Source(
+        _TEAM_CLOSURE,
+        among(_TEAM_CLOSURE.selected_columns.org_id, ORGS),
+        _ORG_KINDS | {"team"},
     ),
-    CatalogTable(
-        "teams",
-        "id, org_id, name, parent_id",
-        "SELECT t.id, t.org_id, t.name, t.parent_id FROM teams t "
-        + _LIVE_ORG.format(alias="t")
-        + " WHERE t.deleted_at IS NULL",
-        "t.org_id",
-        frozenset({"organization", "team"}),
+    proj_team_members: _Source(
+        _TEAM_MEMBERS,
+        among(TeamMember.org_id, ORGS),
+        _ORG_KINDS | {"team", "team_member", "membership"},
     ),
-    CatalogTable(
-        "team_closure",
-        "org_id, ancestor_id, descendant_id, depth",
-        "WITH RECURSIVE live AS ("
-        "  SELECT t.id, t.org_id, t.parent_id FROM teams t "
-        + _LIVE_ORG.format(alias="t")
-        + "  WHERE t.deleted_at IS NULL),"
-        " closure AS ("
-        "  SELECT org_id, id AS ancestor_id, id AS descendant_id, 0 AS depth FROM live"
-        "  UNION ALL"
-        "  SELECT c.org_id, c.ancestor_id, l.id, c.depth + 1"
-        "  FROM closure c JOIN live l ON l.parent_id = c.descendant_id"
-        "  WHERE c.depth < 100)"
-        " SELECT DISTINCT ON (ancestor_id, descendant_id) org_id, ancestor_id, descendant_id,"
-        " depth FROM closure c WHERE true",
-        "c.org_id",
-        frozenset({"organization", "team"}),
+    proj_clients: _Source(_CLIENTS, among(Client.org_id, ORGS), _ORG_KINDS | {"client"}),
+    proj_projects: _Source(
+        _PROJECTS, among(Project.org_id, ORGS), _ORG_KINDS | {"client", "project"}
     ),
-    CatalogTable(
-        "team_members",
-        "org_id, team_id, user_id, is_lead",
-        "SELECT tm.org_id, tm.team_id, tm.user_id, tm.is_lead FROM team_members tm"
-        " JOIN teams t ON t.id = tm.team_id AND t.deleted_at IS NULL"
-        " JOIN memberships m ON m.org_id = tm.org_id AND m.user_id = tm.user_id"
-        " AND m.deleted_at IS NULL " + _LIVE_ORG.format(alias="tm") + " WHERE true",
-        "tm.org_id",
-        frozenset({"organization", "team", "team_member", "membership"}),
-    ),
-    CatalogTable(
-        "clients",
-        "id, org_id, name, archived",
-        "SELECT c.id, c.org_id, c.name, c.archived FROM clients c "
-        + _LIVE_ORG.format(alias="c")
-        + " WHERE c.deleted_at IS NULL",
-        "c.org_id",
-        frozenset({"organization", "client"}),
-    ),
-    CatalogTable(
-        "projects",
-        "id, org_id, name, client_id, client_name, color, billable, hourly_rate_amount,"
-        " budget_seconds, budget_amount, archived",
-        "SELECT p.id, p.org_id, p.name, p.client_id, c.name, p.color, p.billable,"
-        " p.hourly_rate_amount, p.budget_seconds, p.budget_amount, p.archived FROM projects p"
-        " LEFT JOIN clients c ON c.id = p.client_id "
-        + _LIVE_ORG.format(alias="p")
-        + " WHERE p.deleted_at IS NULL",
-        "p.org_id",
-        frozenset({"organization", "client", "project"}),
-    ),
-    CatalogTable(
-        "tasks",
-        "id, org_id, project_id, name, budget_seconds, done",
-        "SELECT t.id, t.org_id, t.project_id, t.name, t.budget_seconds, t.done FROM tasks t"
-        " JOIN projects p ON p.id = t.project_id AND p.deleted_at IS NULL "
-        + _LIVE_ORG.format(alias="t")
-        + " WHERE t.deleted_at IS NULL",
-        "t.org_id",
-        frozenset({"organization", "project", "task"}),
-    ),
-    CatalogTable(
-        "tags",
-        "id, org_id, name",
-        "SELECT g.id, g.org_id, g.name FROM tags g "
-        + _LIVE_ORG.format(alias="g")
-        + " WHERE g.deleted_at IS NULL",
-        "g.org_id",
-        frozenset({"organization", "tag"}),
-    ),
-)
-
-API_TOKENS_INSERT = (
-    "INSERT INTO {table} (token_hash, id, user_id, expires_at)"
-    " SELECT a.token_hash, a.id, a.user_id, a.expires_at FROM api_tokens a"
-    " WHERE a.revoked_at IS NULL {where}"
-)
-
-USERS_INSERT = (
-    "INSERT INTO {table} (id, email, full_name, timezone)"
-    " SELECT u.id, u.email, u.full_name, u.timezone FROM users u WHERE true {where}"
-)
-
-
-_USERS_OF_ORGS = "id IN (SELECT user_id FROM memberships WHERE org_id = ANY(:orgs))"
-
-
-def rebuild_statements(t: Tables, *, scoped: bool = False) -> list[str]:
-    """The full rebuild; `scoped` limits it to the organizations in `:orgs`."""
-    users_where = f"AND u.{_USERS_OF_ORGS}" if scoped else ""
-    tokens_where = f"AND a.user_{_USERS_OF_ORGS}" if scoped else ""
-    statements = [
-        USERS_INSERT.format(table=t.users, where=users_where),
-        API_TOKENS_INSERT.format(table=t.api_tokens, where=tokens_where),
-    ]
-    statements += [
-        table.insert(t, f"AND {table.org_column} = ANY(:orgs)" if scoped else "")
-        for table in CATALOG_TABLES
-    ]
-    return statements
-
-
-SCOPE_PREDICATES = {
-    "users": _USERS_OF_ORGS,
-    "api_tokens": f"user_{_USERS_OF_ORGS}",
-    "organizations": "id = ANY(:orgs)",
+    proj_tasks: _Source(_TASKS, among(Task.org_id, ORGS), _ORG_KINDS | {"project", "task"}),
+    proj_tags: _Source(_TAGS, among(Tag.org_id, ORGS), _ORG_KINDS | {"tag"}),
 }
 
+# Organization-wide tables: re-derived per organization a batch touched, in this order.
+_BY_ORG = tuple(table for table, source in SOURCES.items() if source.triggers)
 
-TABLES = ("users", "api_tokens", *(table.name for table in CATALOG_TABLES))
+
+# --- What a batch touched --------------------------------------------------------------------
 
 
-class CatalogProjector:
-    name = NAME
+@dataclass
+class _Touched:
+    user_ids: set[uuid.UUID] = field(default_factory=set)
+    token_ids: set[uuid.UUID] = field(default_factory=set)
+    kinds_by_org: dict[uuid.UUID, set[str]] = field(default_factory=lambda: defaultdict(set))
 
-    def apply(self, session: Session, changes: Sequence[ChangeRow]) -> None:
-        kinds_by_org: dict[uuid.UUID, set[str]] = defaultdict(set)
-        user_ids: set[uuid.UUID] = set()
-        token_ids: set[uuid.UUID] = set()
+    @classmethod
+    def of(cls, changes: Sequence[ChangeRow]) -> _Touched:
+        touched = cls()
         for change in changes:
             if change.entity == "user":
-                user_ids.add(uuid.UUID(str(change.entity_id)))
+                touched.user_ids.add(uuid.UUID(str(change.entity_id)))
             elif change.entity == "api_token":
-                token_ids.add(uuid.UUID(str(change.entity_id)))
+                touched.token_ids.add(uuid.UUID(str(change.entity_id)))
             elif change.org_id is not None:
-                kinds_by_org[uuid.UUID(str(change.org_id))].add(change.entity)
-        if user_ids:
-            self._refresh_users(session, user_ids, kinds_by_org)
-        if token_ids:
-            params = {"ids": list(token_ids)}
-            session.execute(text("DELETE FROM proj_api_tokens WHERE id = ANY(:ids)"), params)
-            session.execute(
-                text(
-                    API_TOKENS_INSERT.format(table="proj_api_tokens", where="AND a.id = ANY(:ids)")
-                ),
-                params,
-            )
-        for table in CATALOG_TABLES:
-            orgs = [org for org, kinds in kinds_by_org.items() if kinds & table.triggers]
+                touched.kinds_by_org[uuid.UUID(str(change.org_id))].add(change.entity)
+        return touched
+
+    def orgs_for(self, triggers: frozenset[str]) -> list[uuid.UUID]:
+        return [org for org, kinds in self.kinds_by_org.items() if kinds & triggers]
+
+
+# --- The projection --------------------------------------------------------------------------
+
+
+class CatalogProjection(Projection):
+    name = "catalog"
+    tables = tuple(SOURCES)
+
+    def load(self, t: Tables, table: Table, *, scoped: bool = False) -> Executable:
+        source = SOURCES[table]
+        return fill(t[table], source.rows.where(source.scope) if scoped else source.rows)
+
+    def in_scope(self, table: Table) -> ColumnElement[bool]:
+        if table is proj_users:
+            return _users_of_orgs(table.c.id)
+        if table is proj_api_tokens:
+            return _users_of_orgs(table.c.user_id)
+        if table is proj_organizations:
+            return among(table.c.id, ORGS)
+        return super().in_scope(table)
+
+    def apply(self, session: Session, changes: Sequence[ChangeRow]) -> None:
+        touched = _Touched.of(changes)
+        if touched.user_ids:
+            self._refresh_users(session, touched)
+        if touched.token_ids:
+            self._refresh_by_id(session, proj_api_tokens, ApiToken.id, touched.token_ids)
+        for table in _BY_ORG:
+            orgs = touched.orgs_for(SOURCES[table].triggers)
             if orgs:
                 self._rederive(session, table, orgs)
 
-    def _refresh_users(
-        self,
-        session: Session,
-        user_ids: set[uuid.UUID],
-        kinds_by_org: dict[uuid.UUID, set[str]],
+    def _refresh_by_id(
+        self, session: Session, table: Table, source_id: Any, ids: set[uuid.UUID]
     ) -> None:
-        params = {"ids": list(user_ids)}
-        session.execute(text("DELETE FROM proj_users WHERE id = ANY(:ids)"), params)
-        session.execute(
-            text(USERS_INSERT.format(table="proj_users", where="AND u.id = ANY(:ids)")), params
-        )
+        params = {"ids": list(ids)}
+        session.execute(delete(table).where(among(table.c.id, IDS)), params)
+        session.execute(fill(table, SOURCES[table].rows.where(among(source_id, IDS))), params)
+
+    def _refresh_users(self, session: Session, touched: _Touched) -> None:
+        self._refresh_by_id(session, proj_users, User.id, touched.user_ids)
         # Member rows show the user's name and email: refresh the organizations they are in.
         orgs = session.execute(
-            text("SELECT DISTINCT org_id FROM memberships WHERE user_id = ANY(:ids)"), params
+            select(Membership.org_id).distinct().where(among(Membership.user_id, IDS)),
+            {"ids": list(touched.user_ids)},
         ).scalars()
         for org in orgs:
-            kinds_by_org[org].add("user")
+            touched.kinds_by_org[org].add("user")
 
-    def _rederive(self, session: Session, table: CatalogTable, orgs: list[uuid.UUID]) -> None:
+    def _rederive(self, session: Session, table: Table, orgs: list[uuid.UUID]) -> None:
         params = {"orgs": orgs}
-        org_key = "id" if table.name == "organizations" else "org_id"
-        session.execute(
-            text(f"DELETE FROM {getattr(LIVE, table.name)} WHERE {org_key} = ANY(:orgs)"), params
-        )
-        session.execute(text(table.insert(LIVE, f"AND {table.org_column} = ANY(:orgs)")), params)
+        session.execute(delete(table).where(self.in_scope(table)), params)
+        session.execute(self.load(LIVE, table, scoped=True), params)

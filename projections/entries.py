@@ -7,226 +7,421 @@ and running timers.
 A batch re-derives the entry rows it touched from the source of truth (the normalized
 tables), and every total follows by the exact difference between those entries' old and
 new rows (integer sums). Re-applying a change, applying changes out of order or twice,
-all give the same rows; a rebuild runs the entry SQL without the key filter and sums the
-totals from the entries. Only finished entries count in totals.
+all give the same rows; a rebuild runs the entries' source select without the key filter
+and sums the totals from the entries. Only finished entries count in totals.
+
+Every statement is built once, from the declared tables: `entries_source` (the entry rows,
+labelled with proj_entries' column names) and `DERIVED` (each other table, the table it is
+summed from, and how its buckets follow a batch's deltas).
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import Table, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ColumnElement,
+    Date,
+    Delete,
+    Executable,
+    Insert,
+    Integer,
+    MetaData,
+    Select,
+    Subquery,
+    Table,
+    Text,
+    Uuid,
+    all_,
+    and_,
+    any_,
+    bindparam,
+    case,
+    cast,
+    column,
+    delete,
+    exists,
+    extract,
+    false,
+    func,
+    insert,
+    literal,
+    not_,
+    null,
+    or_,
+    select,
+    true,
+    tuple_,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import ARRAY, array
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
+from sqlalchemy.schema import CreateTable
+from sqlalchemy.types import UserDefinedType
 
-from projections import models
-from projections.runner import ChangeRow
+from command_api.modules.organizations.models import Membership, Organization
+from command_api.modules.projects.models import Client, Project, Tag, Task
+from command_api.modules.time_entries.models import TimeEntry, TimeEntryTag
+from command_api.modules.users.models import User
+from projections.models import (
+    proj_daily_project_tag_totals,
+    proj_daily_project_totals,
+    proj_daily_tag_totals,
+    proj_daily_totals,
+    proj_daily_user_totals,
+    proj_entries,
+    proj_monthly_org_tag_totals,
+    proj_monthly_project_tag_totals,
+    proj_monthly_project_totals,
+    proj_monthly_tag_totals,
+    proj_monthly_totals,
+    proj_monthly_user_totals,
+    proj_project_stats,
+    proj_running_timers,
+    proj_task_stats,
+)
+from projections.projection import (
+    IDS,
+    LIVE,
+    ORGS,
+    PRESERVE_ROWCOUNT,
+    ChangeRow,
+    Projection,
+    RebuildPlan,
+    Tables,
+    among,
+    fill,
+)
 
-NAME = "entries"
+# The normalized tables the entries derive from (read only).
+time_entries = TimeEntry.__table__
+time_entry_tags = TimeEntryTag.__table__
+organizations = Organization.__table__
+memberships = Membership.__table__
+users = User.__table__
+projects = Project.__table__
+clients = Client.__table__
+tasks = Task.__table__
+tags = Tag.__table__
+
+TOTALS = ("seconds", "billable_seconds", "amount", "entries")
+
+
+def _names(rows: Select[Any]) -> list[str]:
+    return [selected.name for selected in rows.selected_columns]
+
+
+def _local_date(start_at: ColumnElement[Any], timezone: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The day an instant starts on in an IANA time zone (correct across DST changes)."""
+    return cast(start_at.op("AT TIME ZONE")(timezone), Date)
+
+
+# --- The entry rows ----------------------------------------------------------------------
 
 # Whole seconds (floored), and the amount of API.md: round half up of seconds × rate / 3600.
-_DURATION = "FLOOR(EXTRACT(EPOCH FROM (e.end_at - e.start_at)))::bigint"
-_AMOUNT = (
-    f"CASE WHEN e.end_at IS NULL OR NOT e.billable THEN 0"
-    f" ELSE ({_DURATION} * e.hourly_rate_amount + 1800) / 3600 END"
+_DURATION = cast(
+    func.floor(extract("epoch", time_entries.c.end_at - time_entries.c.start_at)), BigInteger
+)
+_AMOUNT = case(
+    (or_(time_entries.c.end_at.is_(None), not_(time_entries.c.billable)), 0),
+    else_=(_DURATION * time_entries.c.hourly_rate_amount + 1800) // 3600,
+)
+
+# Which entries a statement derives: a condition on a key column, put on the entries and on
+# their tags alike, so that the tags' aggregate reads only those entries' tags.
+Keep = Callable[[ColumnElement[Any]], ColumnElement[bool]]
+BY_ENTRY = (time_entries.c.id, time_entry_tags.c.entry_id)
+BY_ORG = (time_entries.c.org_id, time_entry_tags.c.org_id)
+
+
+def _tag_lists(keep: ColumnElement[bool] | None) -> Subquery:
+    """Each tagged entry's tag ids and names, ordered by id so a rename never reorders them."""
+    rows = (
+        select(
+            time_entry_tags.c.entry_id,
+            func.array_agg(tags.c.id).aggregate_order_by(tags.c.id).label("tag_ids"),
+            func.array_agg(cast(tags.c.name, Text))
+            .aggregate_order_by(tags.c.id)
+            .label("tag_names"),
+        )
+        .join_from(time_entry_tags, tags, tags.c.id == time_entry_tags.c.tag_id)
+        .group_by(time_entry_tags.c.entry_id)
+    )
+    return (rows if keep is None else rows.where(keep)).subquery("tg")
+
+
+def entries_source(
+    keep: Keep | None = None,
+    by: tuple[ColumnElement[Any], ColumnElement[Any]] = BY_ENTRY,
+) -> Select[Any]:
+    """proj_entries rows from the normalized tables, labelled with its column names: a new
+    column of proj_entries is one more labelled column here. Live organizations only,
+    deleted entries left out; `keep` picks entries `by` entry id or organization."""
+    entry_key, tag_key = by
+    tagged = _tag_lists(None if keep is None else keep(tag_key))
+    entry = time_entries.c
+    rows = (
+        select(
+            entry.id.label("entry_id"),
+            entry.org_id,
+            entry.user_id,
+            users.c.full_name.label("user_name"),
+            entry.project_id,
+            projects.c.name.label("project_name"),
+            projects.c.color.label("project_color"),
+            projects.c.client_id,
+            clients.c.name.label("client_name"),
+            entry.task_id,
+            tasks.c.name.label("task_name"),
+            func.coalesce(tagged.c.tag_ids, cast(array([]), ARRAY(Uuid))).label("tag_ids"),
+            func.coalesce(tagged.c.tag_names, cast(array([]), ARRAY(Text))).label("tag_names"),
+            func.coalesce(entry.description, "").label("description"),
+            entry.start_at,
+            entry.end_at,
+            case((entry.end_at.is_(None), null()), else_=_DURATION).label("duration_seconds"),
+            entry.billable,
+            entry.hourly_rate_amount,
+            _AMOUNT.label("amount"),
+            _local_date(entry.start_at, organizations.c.timezone).label("local_date"),
+        )
+        .select_from(time_entries)
+        .join(
+            organizations,
+            and_(organizations.c.id == entry.org_id, organizations.c.deleted_at.is_(None)),
+        )
+        .join(users, users.c.id == entry.user_id)
+        .outerjoin(projects, projects.c.id == entry.project_id)
+        .outerjoin(clients, clients.c.id == projects.c.client_id)
+        .outerjoin(tasks, tasks.c.id == entry.task_id)
+        .outerjoin(tagged, tagged.c.entry_id == entry.id)
+        .where(entry.deleted_at.is_(None))
+    )
+    return rows if keep is None else rows.where(keep(entry_key))
+
+
+def _every_column(rows: Select[Any]) -> Select[Any]:
+    """The source select, checked to fill every column of proj_entries (the upsert sets
+    them all: a column it forgot would be reset on every update)."""
+    if set(_names(rows)) != set(proj_entries.c.keys()):
+        raise RuntimeError(f"entries_source() labels {_names(rows)}, not proj_entries' columns")
+    return rows
+
+
+# --- Totals and what derives from them -----------------------------------------------------
+
+
+def _each_tag(tag_ids: ColumnElement[Any]) -> ColumnElement[Any]:
+    """One row per tag of an entry, and one with tag NULL for an untagged entry."""
+    tags_or_none = case(
+        (func.cardinality(tag_ids) == 0, cast(array([null()]), ARRAY(Uuid))), else_=tag_ids
+    )
+    return func.unnest(tags_or_none, type_=Uuid).column_valued("tag_id", joins_implicitly=True)
+
+
+def _entry_bucket(table: Table, entries: Table) -> list[ColumnElement[Any]]:
+    """`table`'s daily bucket (organization, local day, keys) of entry rows."""
+    keys = table.info["keys"]
+    return [
+        entries.c.org_id,
+        entries.c.local_date.label("day"),
+        *(_each_tag(entries.c.tag_ids) if key == "tag_id" else entries.c[key] for key in keys),
+    ]
+
+
+def _bucket(table: Table, source: Table) -> list[ColumnElement[Any]]:
+    """`table`'s bucket (organization, period, keys) of a finer totals table's rows: the same
+    period, or days folded into months."""
+    period = table.info["period"]
+    if period in source.c:
+        period_column: ColumnElement[Any] = source.c[period]
+    else:
+        period_column = cast(func.date_trunc("month", source.c.day), Date).label(period)
+    return [source.c.org_id, period_column, *(source.c[key] for key in table.info["keys"])]
+
+
+def _sums(source: Table) -> list[ColumnElement[Any]]:
+    return [cast(func.sum(source.c[name]), BigInteger).label(name) for name in TOTALS]
+
+
+def _from_entries(table: Table, entries: Table) -> Select[Any]:
+    bucket = _entry_bucket(table, entries)
+    billable_seconds = case((entries.c.billable, entries.c.duration_seconds), else_=0)
+    return (
+        select(
+            *bucket,
+            cast(func.sum(entries.c.duration_seconds), BigInteger).label("seconds"),
+            cast(func.sum(billable_seconds), BigInteger).label("billable_seconds"),
+            cast(func.sum(entries.c.amount), BigInteger).label("amount"),
+            cast(func.count(), BigInteger).label("entries"),
+        )
+        .where(entries.c.end_at.is_not(None))
+        .group_by(*bucket)
+    )
+
+
+def _rollup(table: Table, source: Table) -> Select[Any]:
+    bucket = _bucket(table, source)
+    return select(*bucket, *_sums(source)).group_by(*bucket)
+
+
+def _project_stats(table: Table, monthly: Table) -> Select[Any]:
+    return (
+        select(monthly.c.project_id, monthly.c.org_id, *_sums(monthly))
+        .where(monthly.c.project_id.is_not(None))
+        .group_by(monthly.c.org_id, monthly.c.project_id)
+    )
+
+
+def _task_stats(table: Table, monthly: Table) -> Select[Any]:
+    # A task belongs to one project: any of its rows names it.
+    project_id = func.array_agg(monthly.c.project_id)[1].label("project_id")
+    return (
+        select(monthly.c.task_id, monthly.c.org_id, project_id, *_sums(monthly))
+        .where(monthly.c.task_id.is_not(None))
+        .group_by(monthly.c.org_id, monthly.c.task_id)
+    )
+
+
+def _running_timers(table: Table, entries: Table) -> Select[Any]:
+    return select(
+        entries.c.user_id, entries.c.entry_id, entries.c.org_id, entries.c.start_at
+    ).where(entries.c.end_at.is_(None))
+
+
+# The old (as they were, sign -1) and new (re-derived, sign +1) rows of a batch's entries,
+# restricted to what totals and running timers depend on. Their signed sums are the exact
+# change of every total: an entry whose old and new rows agree (a new description) cancels
+# out and costs no total a write. Temporary tables of their own metadata: Alembic never
+# sees them.
+_TEMPORARY = MetaData()
+_ENTRY_DELTA = Table(
+    "evotrack_entry_delta",
+    _TEMPORARY,
+    Column("sign", Integer),
+    Column("entry_id", Uuid),
+    Column("org_id", Uuid),
+    Column("local_date", Date),
+    Column("user_id", Uuid),
+    Column("project_id", Uuid),
+    Column("task_id", Uuid),
+    Column("billable", Boolean),
+    Column("tag_ids", ARRAY(Uuid)),
+    Column("running", Boolean),
+    Column("duration_seconds", BigInteger),
+    Column("amount", BigInteger),
+    prefixes=["TEMPORARY"],
+    postgresql_on_commit="DELETE ROWS",
+)
+# The batch's entry deltas summed per daily bucket (`tagged`: per tag, for the tag totals),
+# which every totals table adds to its buckets.
+_DAILY_DELTA = Table(
+    "evotrack_daily_delta",
+    _TEMPORARY,
+    Column("tagged", Boolean),
+    Column("org_id", Uuid),
+    Column("day", Date),
+    Column("user_id", Uuid),
+    Column("project_id", Uuid),
+    Column("task_id", Uuid),
+    Column("billable", Boolean),
+    Column("tag_id", Uuid),
+    *(Column(name, BigInteger) for name in TOTALS),
+    prefixes=["TEMPORARY"],
+    postgresql_on_commit="DELETE ROWS",
 )
 
 
-def entries_source(where: str, tag_where: str = "") -> str:
-    """SELECT of proj_entries rows from the normalized tables. Tags are ordered by id so a
-    rename never reorders them."""
-    return f"""
-        SELECT e.id, e.org_id, e.user_id, u.full_name,
-               e.project_id, p.name, p.color, p.client_id, c.name,
-               e.task_id, t.name,
-               COALESCE(tg.tag_ids, '{{}}'), COALESCE(tg.tag_names, '{{}}'),
-               COALESCE(e.description, ''), e.start_at, e.end_at,
-               CASE WHEN e.end_at IS NULL THEN NULL ELSE {_DURATION} END,
-               e.billable, e.hourly_rate_amount, {_AMOUNT},
-               (e.start_at AT TIME ZONE o.timezone)::date
-        FROM time_entries e
-        JOIN organizations o ON o.id = e.org_id AND o.deleted_at IS NULL
-        JOIN users u ON u.id = e.user_id
-        LEFT JOIN projects p ON p.id = e.project_id
-        LEFT JOIN clients c ON c.id = p.client_id
-        LEFT JOIN tasks t ON t.id = e.task_id
-        LEFT JOIN (
-            SELECT et.entry_id,
-                   array_agg(tag.id ORDER BY tag.id) AS tag_ids,
-                   array_agg(tag.name::text ORDER BY tag.id) AS tag_names
-            FROM time_entry_tags et JOIN tags tag ON tag.id = et.tag_id
-            WHERE true {tag_where}
-            GROUP BY et.entry_id
-        ) tg ON tg.entry_id = e.id
-        WHERE e.deleted_at IS NULL {where}
-    """
+def _delta_sums(deltas: Table) -> list[ColumnElement[Any]]:
+    return [func.sum(deltas.c[name]).label(name) for name in TOTALS]
 
 
-_ENTRY_COLUMNS = (
-    "entry_id, org_id, user_id, user_name, project_id, project_name, project_color,"
-    " client_id, client_name, task_id, task_name, tag_ids, tag_names, description,"
-    " start_at, end_at, duration_seconds, billable, hourly_rate_amount, amount, local_date"
-)
-_SUMS = (
-    "SUM(seconds)::bigint, SUM(billable_seconds)::bigint, SUM(amount)::bigint, SUM(entries)::bigint"
-)
-_ENTRY_SUMS = (
-    "SUM(duration_seconds)::bigint,"
-    " SUM(CASE WHEN billable THEN duration_seconds ELSE 0 END)::bigint,"
-    " SUM(amount)::bigint, COUNT(*)::bigint"
-)
-_TOTALS = "seconds, billable_seconds, amount, entries"
-_MONTH_OF_DAY = "date_trunc('month', day)::date AS month"
+def _changed(deltas: Table) -> ColumnElement[bool]:
+    """A bucket whose deltas cancel out is left alone."""
+    names = ("entries", "seconds", "billable_seconds", "amount")
+    return or_(*(func.sum(deltas.c[name]) != 0 for name in names))
+
+
+def _tagged(table: Table) -> ColumnElement[bool]:
+    tagged = "tag_id" in (table.info.get("keys") or ())
+    return _DAILY_DELTA.c.tagged == (true() if tagged else false())
+
+
+def _bucket_deltas(table: Table) -> Select[Any]:
+    bucket = _bucket(table, _DAILY_DELTA)
+    return (
+        select(*bucket, *_delta_sums(_DAILY_DELTA))
+        .where(_tagged(table))
+        .group_by(*bucket)
+        .having(_changed(_DAILY_DELTA))
+    )
+
+
+def _stat_deltas(*keys: str) -> Callable[[Table], Select[Any]]:
+    """The deltas of stats keyed by `keys[0]` (a project or a task), with their other columns."""
+
+    def deltas(table: Table) -> Select[Any]:
+        columns = [_DAILY_DELTA.c[key] for key in keys]
+        return (
+            select(*columns, *_delta_sums(_DAILY_DELTA))
+            .where(_tagged(table), columns[0].is_not(None))
+            .group_by(*columns)
+            .having(_changed(_DAILY_DELTA))
+        )
+
+    return deltas
 
 
 @dataclass(frozen=True)
-class Tables:
-    """The physical tables a statement writes: live ones, or a rebuild's new ones."""
-
-    suffix: str = ""
-
-    def __getattr__(self, name: str) -> str:
-        return f"proj_{name}{self.suffix}"
-
-
-LIVE = Tables()
-
-
-def insert_entries(t: Tables, where: str = "", tag_where: str = "") -> str:
-    return f"INSERT INTO {t.entries} ({_ENTRY_COLUMNS}) {entries_source(where, tag_where)}"
-
-
-def insert_daily(t: Tables, where: str = "") -> str:
-    return f"""
-        INSERT INTO {t.daily_totals}
-            (org_id, day, user_id, project_id, task_id, billable, {_TOTALS})
-        SELECT org_id, local_date, user_id, project_id, task_id, billable, {_ENTRY_SUMS}
-        FROM {t.entries} WHERE end_at IS NOT NULL {where}
-        GROUP BY org_id, local_date, user_id, project_id, task_id, billable
-    """
-
-
-def insert_daily_tags(t: Tables, where: str = "") -> str:
-    return f"""
-        INSERT INTO {t.daily_tag_totals}
-            (org_id, day, user_id, project_id, task_id, billable, tag_id, {_TOTALS})
-        SELECT org_id, local_date, user_id, project_id, task_id, billable, tag_id, {_ENTRY_SUMS}
-        FROM {t.entries} CROSS JOIN LATERAL unnest(
-            CASE WHEN cardinality(tag_ids) = 0 THEN ARRAY[NULL]::uuid[] ELSE tag_ids END
-        ) AS tag_id
-        WHERE end_at IS NOT NULL {where}
-        GROUP BY org_id, local_date, user_id, project_id, task_id, billable, tag_id
-    """
-
-
-def insert_monthly(t: Tables, where: str = "") -> str:
-    return f"""
-        INSERT INTO {t.monthly_totals}
-            (org_id, month, user_id, project_id, task_id, billable, {_TOTALS})
-        SELECT org_id, {_MONTH_OF_DAY}, user_id, project_id, task_id,
-               billable, {_SUMS}
-        FROM {t.daily_totals} WHERE true {where}
-        GROUP BY org_id, month, user_id, project_id, task_id, billable
-    """
-
-
-def insert_monthly_tags(t: Tables, where: str = "") -> str:
-    return f"""
-        INSERT INTO {t.monthly_tag_totals}
-            (org_id, month, user_id, project_id, task_id, billable, tag_id, {_TOTALS})
-        SELECT org_id, {_MONTH_OF_DAY}, user_id, project_id, task_id,
-               billable, tag_id, {_SUMS}
-        FROM {t.daily_tag_totals} WHERE true {where}
-        GROUP BY org_id, month, user_id, project_id, task_id, billable, tag_id
-    """
-
-
-@dataclass(frozen=True)
-class Rollup:
-    """A coarser roll-up of a totals table: the same period (day or month) and sums, fewer
-    key columns (both as the table declares them). One definition gives its rebuild
-    statement and its delta upsert."""
+class Derived:
+    """A table summed from one loaded before it: its rows from that table's rows (`rows`,
+    for a rebuild or a whole organization), and the batch's daily deltas summed into its
+    buckets (`deltas`, None for a table a batch re-derives otherwise)."""
 
     table: Table
-    source: str  # the totals table it sums, as a Tables attribute
-
-    @property
-    def name(self) -> str:
-        return self.table.name.removeprefix("proj_")
-
-    @property
-    def columns(self) -> str:
-        return ", ".join(("org_id", self.table.info["period"], *self.table.info["keys"]))
-
-    def insert(self, t: Tables, where: str = "") -> str:
-        return f"""
-            INSERT INTO {getattr(t, self.name)} ({self.columns}, {_TOTALS})
-            SELECT {self.columns}, {_SUMS} FROM {getattr(t, self.source)} WHERE true {where}
-            GROUP BY {self.columns}
-        """
-
-    def add_deltas(self) -> str:
-        keys = self.table.info["keys"]
-        period = "day" if self.table.info["period"] == "day" else _MONTH_OF_DAY
-        selected = ", ".join(("org_id", period, *keys))
-        return _add_deltas(self.table.name, self.columns, selected, tagged="tag_id" in keys)
+    source: Table
+    rows: Callable[[Table, Table], Select[Any]] = _rollup
+    deltas: Callable[[Table], Select[Any]] | None = _bucket_deltas
 
 
 # In dependency order: each reads a table made before it.
-ROLLUPS = (
-    Rollup(models.proj_monthly_project_totals, "monthly_totals"),
-    Rollup(models.proj_daily_project_totals, "daily_totals"),
-    Rollup(models.proj_daily_project_tag_totals, "daily_tag_totals"),
-    Rollup(models.proj_daily_user_totals, "daily_totals"),
-    Rollup(models.proj_monthly_user_totals, "monthly_totals"),
-    Rollup(models.proj_monthly_project_tag_totals, "monthly_tag_totals"),
-    Rollup(models.proj_monthly_org_tag_totals, "monthly_project_tag_totals"),
+DERIVED = (
+    Derived(proj_daily_totals, proj_entries, _from_entries),
+    Derived(proj_daily_tag_totals, proj_entries, _from_entries),
+    Derived(proj_monthly_totals, proj_daily_totals),
+    Derived(proj_monthly_tag_totals, proj_daily_tag_totals),
+    Derived(proj_monthly_project_totals, proj_monthly_totals),
+    Derived(proj_daily_project_totals, proj_daily_totals),
+    Derived(proj_daily_project_tag_totals, proj_daily_tag_totals),
+    Derived(proj_daily_user_totals, proj_daily_totals),
+    Derived(proj_monthly_user_totals, proj_monthly_totals),
+    Derived(proj_monthly_project_tag_totals, proj_monthly_tag_totals),
+    Derived(proj_monthly_org_tag_totals, proj_monthly_project_tag_totals),
+    Derived(
+        proj_project_stats,
+        proj_monthly_totals,
+        _project_stats,
+        _stat_deltas("project_id", "org_id"),
+    ),
+    Derived(
+        proj_task_stats,
+        proj_monthly_totals,
+        _task_stats,
+        _stat_deltas("task_id", "org_id", "project_id"),
+    ),
+    Derived(proj_running_timers, proj_entries, _running_timers, None),
 )
-
-
-def insert_project_stats(t: Tables, where: str = "") -> str:
-    return f"""
-        INSERT INTO {t.project_stats} (project_id, org_id, {_TOTALS})
-        SELECT project_id, org_id, {_SUMS} FROM {t.monthly_totals}
-        WHERE project_id IS NOT NULL {where} GROUP BY org_id, project_id
-    """
-
-
-def insert_task_stats(t: Tables, where: str = "") -> str:
-    return f"""
-        INSERT INTO {t.task_stats} (task_id, org_id, project_id, {_TOTALS})
-        SELECT task_id, org_id, (array_agg(project_id))[1], {_SUMS} FROM {t.monthly_totals}
-        WHERE task_id IS NOT NULL {where} GROUP BY org_id, task_id
-    """
-
-
-def insert_running_timers(t: Tables, where: str = "") -> str:
-    return f"""
-        INSERT INTO {t.running_timers} (user_id, entry_id, org_id, start_at)
-        SELECT user_id, entry_id, org_id, start_at FROM {t.entries}
-        WHERE end_at IS NULL {where}
-    """
-
-
-# The full rebuild, in dependency order.
-def rebuild_statements(t: Tables, *, scoped: bool = False) -> list[str]:
-    """The full rebuild; `scoped` limits it to the organizations in `:orgs`."""
-    where = "AND org_id = ANY(:orgs)" if scoped else ""
-    return [
-        insert_entries(t, "AND e.org_id = ANY(:orgs)", "AND et.org_id = ANY(:orgs)")
-        if scoped
-        else insert_entries(t),
-        insert_daily(t, where),
-        insert_daily_tags(t, where),
-        insert_monthly(t, where),
-        insert_monthly_tags(t, where),
-        *(rollup.insert(t, where) for rollup in ROLLUPS),
-        insert_project_stats(t, where),
-        insert_task_stats(t, where),
-        insert_running_timers(t, where),
-    ]
-
+_DERIVED = {derived.table: derived for derived in DERIVED}
+TABLES = (proj_entries, *_DERIVED)
 
 # The entries load in parts by entry id, for parallel sessions on one snapshot: most of a
 # rebuild's first seconds are this one statement, on one core. Parts by the id's last byte,
@@ -235,60 +430,257 @@ def rebuild_statements(t: Tables, *, scoped: bool = False) -> list[str]:
 ENTRY_PARTS = 2
 
 
-def entries_parts(t: Tables, parts: int = ENTRY_PARTS) -> list[str]:
-    """The full load of `t.entries` as `parts` statements over disjoint sets of ids."""
+@functools.cache
+def _load(t: Tables, table: Table, scoped: bool) -> Insert:
+    if table is proj_entries:
+        rows = entries_source(lambda key: among(key, ORGS), BY_ORG) if scoped else entries_source()
+        return fill(t[table], rows)
+    derived = _DERIVED[table]
+    source = t[derived.source]
+    rows = derived.rows(table, source)
+    return fill(t[table], rows.where(among(source.c.org_id, ORGS)) if scoped else rows)
 
-    def part(column: str, index: int) -> str:
-        return f" AND get_byte(uuid_send({column}), 15) % {parts} = {index}"
 
+@functools.cache
+def _load_part(t: Tables, index: int, parts: int) -> Insert:
+    def in_part(key: ColumnElement[Any]) -> ColumnElement[bool]:
+        return func.get_byte(func.uuid_send(key), 15, type_=Integer) % parts == index
+
+    return fill(t[proj_entries], entries_source(in_part))
+
+
+# --- Applying a batch ----------------------------------------------------------------------
+
+
+def _delta_row(entries: Table) -> list[ColumnElement[Any]]:
+    """What totals and running timers depend on, of an entry row (_ENTRY_DELTA's columns)."""
+    entry = entries.c
     return [
-        insert_entries(t, part("e.id", index), part("et.entry_id", index)) for index in range(parts)
+        entry.entry_id,
+        entry.org_id,
+        entry.local_date,
+        entry.user_id,
+        entry.project_id,
+        entry.task_id,
+        entry.billable,
+        entry.tag_ids,
+        entry.end_at.is_(None).label("running"),
+        entry.duration_seconds,
+        entry.amount,
     ]
 
 
-# Rows of each table that belong to the organizations in `:orgs` (for scoped verify).
-SCOPE_PREDICATES = {"entries": "org_id = ANY(:orgs)"}
+def _upsert_entries() -> Insert:
+    """The batch's entry rows re-derived in place, their new delta rows (sign +1) kept.
+
+    An upsert, so that a row whose indexed columns did not change (a new description,
+    billable, a rename) is a heap-only update that writes none of the table's indexes (the
+    table keeps room in its pages for that: ENTRIES_FILLFACTOR)."""
+    rows = _every_column(entries_source(lambda key: among(key, IDS)))
+    upsert = postgresql.insert(proj_entries).from_select(_names(rows), rows)
+    upsert = upsert.on_conflict_do_update(
+        index_elements=[proj_entries.c.entry_id],
+        set_={c.name: upsert.excluded[c.name] for c in proj_entries.c if not c.primary_key},
+    )
+    new = upsert.returning(*_delta_row(proj_entries)).cte("new")
+    return fill(_ENTRY_DELTA, select(literal(1).label("sign"), *new.c))
 
 
-TABLES = (
-    "entries",
-    "daily_totals",
-    "daily_tag_totals",
-    "monthly_totals",
-    "monthly_tag_totals",
-    "monthly_project_totals",
-    "daily_project_totals",
-    "daily_project_tag_totals",
-    "daily_user_totals",
-    "monthly_user_totals",
-    "monthly_project_tag_totals",
-    "monthly_org_tag_totals",
-    "project_stats",
-    "task_stats",
-    "running_timers",
+_CREATE_ENTRY_DELTA = CreateTable(_ENTRY_DELTA, if_not_exists=True)
+# Rows of an earlier part of a batch split by apply_isolating_poison.
+_CLEAR_ENTRY_DELTA = delete(_ENTRY_DELTA)
+_OLD_ENTRIES = fill(
+    _ENTRY_DELTA,
+    select(literal(-1).label("sign"), *_delta_row(proj_entries)).where(
+        among(proj_entries.c.entry_id, IDS)
+    ),
+)
+_UPSERT_ENTRIES = _upsert_entries()
+# The rows whose entry is gone (deleted, or its organization).
+_DELETE_GONE_ENTRIES = delete(proj_entries).where(
+    among(proj_entries.c.entry_id, IDS),
+    proj_entries.c.entry_id.not_in(select(_ENTRY_DELTA.c.entry_id).where(_ENTRY_DELTA.c.sign == 1)),
+)
+# The users with a running timer before or after the batch.
+_RUNNING_USERS = select(_ENTRY_DELTA.c.user_id).distinct().where(_ENTRY_DELTA.c.running)
+
+
+def _refresh_projects() -> Executable:
+    """Project and client names of the entries of projects in IDS, where they changed."""
+    named = (
+        select(
+            projects.c.id,
+            projects.c.org_id,
+            projects.c.name.label("project_name"),
+            projects.c.color.label("project_color"),
+            projects.c.client_id,
+            clients.c.name.label("client_name"),
+        )
+        .outerjoin_from(projects, clients, clients.c.id == projects.c.client_id)
+        .where(among(projects.c.id, IDS))
+        .subquery("p")
+    )
+    columns = ("project_name", "project_color", "client_id", "client_name")
+    entry = proj_entries.c
+    return (
+        update(proj_entries)
+        .values({name: named.c[name] for name in columns})
+        .where(
+            entry.org_id == named.c.org_id,
+            entry.project_id == named.c.id,
+            tuple_(*(entry[name] for name in columns)).is_distinct_from(
+                tuple_(*(named.c[name] for name in columns))
+            ),
+        )
+    )
+
+
+def _refresh_tag_names() -> Executable:
+    tag_id = func.unnest(proj_entries.c.tag_ids).table_valued("tid").alias("tid")
+    names = (
+        select(func.array_agg(cast(tags.c.name, Text)).aggregate_order_by(tags.c.id))
+        .select_from(tag_id.join(tags, tags.c.id == tag_id.c.tid))
+        .scalar_subquery()
+    )
+    return update(proj_entries).values(tag_names=names).where(proj_entries.c.tag_ids.overlap(IDS))
+
+
+_CLIENTS_PROJECTS = select(projects.c.id).where(among(projects.c.client_id, IDS))
+_REFRESH_PROJECT_NAMES = _refresh_projects()
+_REFRESH_TASK_NAMES = (
+    update(proj_entries)
+    .values(task_name=tasks.c.name)
+    .where(
+        among(tasks.c.id, IDS),
+        proj_entries.c.org_id == tasks.c.org_id,
+        proj_entries.c.task_id == tasks.c.id,
+        proj_entries.c.task_name.is_distinct_from(tasks.c.name),
+    )
+)
+_REFRESH_TAG_NAMES = _refresh_tag_names()
+_REFRESH_USER_NAMES = (
+    update(proj_entries)
+    .values(user_name=users.c.full_name)
+    .where(
+        among(users.c.id, IDS),
+        memberships.c.user_id == users.c.id,
+        proj_entries.c.org_id == memberships.c.org_id,
+        proj_entries.c.user_id == users.c.id,
+        proj_entries.c.user_name.is_distinct_from(users.c.full_name),
+    )
 )
 
-# What a rebuild may load in parallel once the entries are in: the totals and what derives
-# from them, and the tag totals and what derives from those (each lane in dependency order).
-LANES = (
+# The organizations in IDS that are deleted (or were never there). The column is named
+# org_id so that the inner query's `id` cannot capture it.
+_org_id = func.unnest(IDS, type_=Uuid).column_valued("org_id")
+_GONE_ORGS = select(_org_id).where(
+    ~exists().where(organizations.c.id == _org_id, organizations.c.deleted_at.is_(None))
+)
+_DELETE_ORG_ENTRIES = delete(proj_entries).where(among(proj_entries.c.org_id, IDS))
+# The organizations in IDS whose entries changed local day (a new time zone).
+_local_dates = _local_date(proj_entries.c.start_at, organizations.c.timezone)
+_MOVED = (
+    update(proj_entries)
+    .values(local_date=_local_dates)
+    .where(
+        among(organizations.c.id, IDS),
+        proj_entries.c.org_id == organizations.c.id,
+        proj_entries.c.local_date != _local_dates,
+    )
+    .returning(proj_entries.c.org_id)
+    .cte("moved")
+)
+_MOVED_ORGS = select(_MOVED.c.org_id).distinct()
+
+
+class _Tid(UserDefinedType[str]):
+    """PostgreSQL's row address (`ctid`), which SQLAlchemy has no type for."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "TID"
+
+
+# A row's physical address: a system column, never declared on a table.
+_ctid = column("ctid", _Tid())
+_ROWS = bindparam("rows", type_=ARRAY(_Tid()))
+
+
+def _add_deltas(table: Table, rows: Select[Any]) -> Select[Any]:
+    """Add the batch's deltas to `table`'s buckets; select the rows left empty."""
+    # The stats' primary key, or the bucket's unique index (NULLs not distinct).
+    conflict = list(table.primary_key) or [
+        table.c.org_id,
+        table.c[table.info["period"]],
+        *(table.c[key] for key in table.info["keys"]),
+    ]
+    upsert = postgresql.insert(table).from_select(_names(rows), rows)
+    upsert = upsert.on_conflict_do_update(
+        index_elements=conflict,
+        set_={name: table.c[name] + upsert.excluded[name] for name in TOTALS},
+    )
+    added = upsert.returning(_ctid, table.c.entries).cte("added")
+    return select(cast(added.c.ctid, Text)).where(added.c.entries == 0)
+
+
+_SKIP = bindparam("skip", type_=ARRAY(Uuid))
+
+
+def _entry_deltas() -> Insert:
+    """The batch's entry deltas summed per daily bucket, untagged and per tag. Only finished
+    entries count; the organizations recomputed whole (`skip`) already are."""
+    delta = _ENTRY_DELTA.c
+    signed = {
+        "seconds": func.sum(delta.sign * delta.duration_seconds),
+        "billable_seconds": func.sum(
+            case((delta.billable, delta.sign * delta.duration_seconds), else_=0)
+        ),
+        "amount": func.sum(delta.sign * delta.amount),
+        "entries": func.sum(delta.sign),
+    }
+    changed = or_(signed["entries"] != 0, signed["seconds"] != 0, signed["amount"] != 0)
+
+    def summed(table: Table, tagged: bool) -> Select[Any]:
+        bucket = _entry_bucket(table, _ENTRY_DELTA)
+        untagged = [] if tagged else [cast(null(), Uuid).label("tag_id")]
+        return (
+            select(
+                (true() if tagged else false()).label("tagged"),
+                *bucket,
+                *untagged,
+                *(total.label(name) for name, total in signed.items()),
+            )
+            .where(not_(delta.running), delta.org_id != all_(_SKIP))
+            .group_by(*bucket)
+            .having(changed)
+        )
+
+    untagged, tagged = summed(proj_daily_totals, False), summed(proj_daily_tag_totals, True)
+    return insert(_DAILY_DELTA).from_select(_names(untagged), union_all(untagged, tagged))
+
+
+_CREATE_DAILY_DELTA = CreateTable(_DAILY_DELTA, if_not_exists=True)
+_CLEAR_DAILY_DELTA = delete(_DAILY_DELTA)
+_ENTRY_DELTAS = _entry_deltas()
+# For each table a batch's deltas change, in the order of TABLES: the statement adding them
+# and selecting the rows it emptied, and the statement deleting those.
+_DELTA_UPSERTS: tuple[tuple[Select[Any], Delete], ...] = tuple(
     (
-        "daily_totals",
-        "monthly_totals",
-        "monthly_project_totals",
-        "daily_project_totals",
-        "daily_user_totals",
-        "monthly_user_totals",
-        "project_stats",
-        "task_stats",
-        "running_timers",
-    ),
-    (
-        "daily_tag_totals",
-        "monthly_tag_totals",
-        "daily_project_tag_totals",
-        "monthly_project_tag_totals",
-        "monthly_org_tag_totals",
-    ),
+        _add_deltas(derived.table, derived.deltas(derived.table)),
+        delete(derived.table).where(_ctid == any_(_ROWS)),
+    )
+    for derived in DERIVED
+    if derived.deltas is not None
+)
+_DELETE_TIMERS = delete(proj_running_timers).where(among(proj_running_timers.c.user_id, IDS))
+_INSERT_TIMERS = fill(
+    proj_running_timers,
+    _running_timers(proj_running_timers, proj_entries).where(among(proj_entries.c.user_id, IDS)),
+)
+# A whole organization's totals: emptied, then summed from its entries again.
+_DELETE_ORG_ROWS = tuple(
+    delete(derived.table).where(among(derived.table.c.org_id, ORGS)) for derived in DERIVED
 )
 
 
@@ -333,155 +725,101 @@ class Buckets:
     whole_orgs: set[uuid.UUID] = field(default_factory=set)
 
 
-# The old (as they were, sign -1) and new (re-derived, sign +1) rows of the batch's entries,
-# restricted to what totals and running timers depend on. Their signed sums are the exact
-# change of every total: an entry whose old and new rows agree (a new description) cancels
-# out and costs no total a write.
-_ENTRY_DELTA_TABLE = """
-    CREATE TEMP TABLE IF NOT EXISTS evotrack_entry_delta (
-        sign int, entry_id uuid, org_id uuid, local_date date, user_id uuid, project_id uuid,
-        task_id uuid, billable boolean, tag_ids uuid[], running boolean,
-        duration_seconds bigint, amount bigint
-    ) ON COMMIT DELETE ROWS
-"""
-_ENTRY_DELTA_COLUMNS = (
-    "entry_id, org_id, local_date, user_id, project_id, task_id, billable, tag_ids,"
-    " end_at IS NULL, duration_seconds, amount"
-)
-# The batch's entry rows as they were (sign -1), then re-derived in place (sign +1): an
-# upsert, so that a row whose indexed columns did not change (a new description, billable,
-# a rename) is a heap-only update that writes none of the table's eight indexes (the table
-# keeps room in its pages for that: ENTRIES_FILLFACTOR). A DELETE and a fresh INSERT wrote
-# every index for every row: twice the time for a batch of edits. Then the rows whose
-# entry is gone (deleted, or its organization) are deleted.
-_OLD_ENTRIES = f"""
-    INSERT INTO evotrack_entry_delta
-    SELECT -1, {_ENTRY_DELTA_COLUMNS} FROM proj_entries WHERE entry_id = ANY(:ids)
-"""
-_UPDATED = ", ".join(
-    f"{column} = EXCLUDED.{column}"
-    for column in (name.strip() for name in _ENTRY_COLUMNS.split(","))
-    if column != "entry_id"
-)
-_UPSERT_ENTRIES = f"""
-    WITH new AS (
-        {insert_entries(LIVE, "AND e.id = ANY(:ids)", "AND et.entry_id = ANY(:ids)")}
-        ON CONFLICT (entry_id) DO UPDATE SET {_UPDATED}
-        RETURNING {_ENTRY_DELTA_COLUMNS})
-    INSERT INTO evotrack_entry_delta SELECT 1, * FROM new
-"""
-_DELETE_GONE_ENTRIES = """
-    DELETE FROM proj_entries WHERE entry_id = ANY(:ids) AND entry_id NOT IN (
-        SELECT entry_id FROM evotrack_entry_delta WHERE sign = 1)
-"""
-# The users with a running timer before or after the batch.
-_RUNNING_USERS = "SELECT DISTINCT user_id FROM evotrack_entry_delta WHERE running"
+class EntriesProjection(Projection):
+    name = "entries"
+    tables = TABLES
+    plan = RebuildPlan(
+        # Once the entries are in: the totals and what derives from them, and the tag
+        # totals and what derives from those (each lane in dependency order).
+        lanes=(
+            (
+                proj_daily_totals,
+                proj_monthly_totals,
+                proj_monthly_project_totals,
+                proj_daily_project_totals,
+                proj_daily_user_totals,
+                proj_monthly_user_totals,
+                proj_project_stats,
+                proj_task_stats,
+                proj_running_timers,
+            ),
+            (
+                proj_daily_tag_totals,
+                proj_monthly_tag_totals,
+                proj_daily_project_tag_totals,
+                proj_monthly_project_tag_totals,
+                proj_monthly_org_tag_totals,
+            ),
+        ),
+        first_parts=ENTRY_PARTS,
+        # The detailed report and the dashboard read the roll-ups before the entries.
+        read_order=(*TABLES[1:], TABLES[0]),
+    )
 
+    def load(self, t: Tables, table: Table, *, scoped: bool = False) -> Executable:
+        return _load(t, table, scoped)
 
-class EntriesProjector:
-    name = NAME
+    def load_part(self, t: Tables, index: int, parts: int) -> Executable:
+        return _load_part(t, index, parts)
 
     def apply(self, session: Session, changes: Sequence[ChangeRow]) -> None:
         touched = Touched.of(changes)
         buckets = Buckets()
         if touched.entry_ids:
-            self._rederive_entries(session, touched.entry_ids, buckets)
-        self._refresh_names(session, touched)
+            _rederive_entries(session, touched.entry_ids, buckets)
+        _refresh_names(session, touched)
         if touched.org_ids:
-            self._refresh_organizations(session, touched.org_ids, buckets)
+            _refresh_organizations(session, touched.org_ids, buckets)
         recompute_totals(session, buckets)
 
-    def _rederive_entries(self, session: Session, ids: set[uuid.UUID], buckets: Buckets) -> None:
-        params = {"ids": list(ids)}
-        session.execute(text(_ENTRY_DELTA_TABLE))
-        # Rows of an earlier part of a batch split by apply_isolating_poison.
-        session.execute(text("DELETE FROM evotrack_entry_delta"))
-        session.execute(text(_OLD_ENTRIES), params)
-        session.execute(text(_UPSERT_ENTRIES), params)
-        session.execute(text(_DELETE_GONE_ENTRIES), params)
-        buckets.entries_rederived = True
-        buckets.users.update(session.execute(text(_RUNNING_USERS)).scalars())
 
-    def _refresh_names(self, session: Session, touched: Touched) -> None:
-        """Renames change display names only; totals are keyed by ids."""
-        if touched.client_ids:
-            project_ids = session.execute(
-                text("SELECT id FROM projects WHERE client_id = ANY(:ids)"),
-                {"ids": list(touched.client_ids)},
-            ).scalars()
-            touched.project_ids.update(project_ids)
-        if touched.project_ids:
-            session.execute(text(_UPDATE_PROJECT_NAMES), {"ids": list(touched.project_ids)})
-        if touched.task_ids:
-            session.execute(text(_UPDATE_TASK_NAMES), {"ids": list(touched.task_ids)})
-        if touched.tag_ids:
-            session.execute(text(_UPDATE_TAG_NAMES), {"ids": list(touched.tag_ids)})
-        if touched.user_ids:
-            session.execute(text(_UPDATE_USER_NAMES), {"ids": list(touched.user_ids)})
-
-    def _refresh_organizations(
-        self, session: Session, org_ids: set[uuid.UUID], buckets: Buckets
-    ) -> None:
-        """A deleted organization leaves the read side; a new time zone moves local days."""
-        params = {"ids": list(org_ids)}
-        gone = set(
-            session.execute(
-                text(
-                    "SELECT id FROM unnest(CAST(:ids AS uuid[])) AS id WHERE NOT EXISTS ("
-                    " SELECT 1 FROM organizations o WHERE o.id = id AND o.deleted_at IS NULL)"
-                ),
-                params,
-            ).scalars()
-        )
-        if gone:
-            session.execute(
-                text("DELETE FROM proj_entries WHERE org_id = ANY(:ids)"), {"ids": list(gone)}
-            )
-            buckets.whole_orgs.update(gone)
-        moved = session.execute(text(_UPDATE_LOCAL_DATES), params).scalars().all()
-        buckets.whole_orgs.update(moved)
+def _create_temporary(session: Session, table: CreateTable) -> None:
+    connection = session.connection()
+    connection.exec_driver_sql(_compiled_ddl(table, connection.dialect))
 
 
-_UPDATE_PROJECT_NAMES = """
-    UPDATE proj_entries e
-    SET project_name = p.name, project_color = p.color, client_id = p.client_id,
-        client_name = c.name
-    FROM projects p LEFT JOIN clients c ON c.id = p.client_id
-    WHERE p.id = ANY(:ids) AND e.org_id = p.org_id AND e.project_id = p.id
-      AND (e.project_name, e.project_color, e.client_id, e.client_name)
-          IS DISTINCT FROM (p.name, p.color, p.client_id, c.name)
-"""
-_UPDATE_TASK_NAMES = """
-    UPDATE proj_entries e SET task_name = t.name FROM tasks t
-    WHERE t.id = ANY(:ids) AND e.org_id = t.org_id AND e.task_id = t.id
-      AND e.task_name IS DISTINCT FROM t.name
-"""
-_UPDATE_TAG_NAMES = """
-    UPDATE proj_entries e
-    SET tag_names = (
-        SELECT array_agg(tag.name::text ORDER BY tag.id)
-        FROM unnest(e.tag_ids) AS tid JOIN tags tag ON tag.id = tid)
-    WHERE e.tag_ids && CAST(:ids AS uuid[])
-"""
-_UPDATE_USER_NAMES = """
-    UPDATE proj_entries e SET user_name = u.full_name
-    FROM users u JOIN memberships m ON m.user_id = u.id
-    WHERE u.id = ANY(:ids) AND e.org_id = m.org_id AND e.user_id = u.id
-      AND e.user_name IS DISTINCT FROM u.full_name
-"""
-_UPDATE_LOCAL_DATES = """
-    WITH moved AS (
-        UPDATE proj_entries e SET local_date = (e.start_at AT TIME ZONE o.timezone)::date
-        FROM organizations o
-        WHERE o.id = ANY(:ids) AND e.org_id = o.id
-          AND e.local_date <> (e.start_at AT TIME ZONE o.timezone)::date
-        RETURNING e.org_id)
-    SELECT DISTINCT org_id FROM moved
-"""
+# SQLAlchemy compiles DDL on every execution (its statement cache skips DDL): once here.
+@functools.cache
+def _compiled_ddl(table: CreateTable, dialect: Dialect) -> str:
+    return str(table.compile(dialect=dialect))
 
 
-def _delete_where(session: Session, table: str, where: str, params: Mapping[str, object]) -> None:
-    session.execute(text(f"DELETE FROM {table} WHERE {where}"), params)
+def _rederive_entries(session: Session, ids: set[uuid.UUID], buckets: Buckets) -> None:
+    """The entries' rows as they were, then re-derived in place; then the gone ones deleted."""
+    params = {"ids": list(ids)}
+    _create_temporary(session, _CREATE_ENTRY_DELTA)
+    session.execute(_CLEAR_ENTRY_DELTA)
+    session.execute(_OLD_ENTRIES, params)
+    session.execute(_UPSERT_ENTRIES, params)
+    session.execute(_DELETE_GONE_ENTRIES, params)
+    buckets.entries_rederived = True
+    buckets.users.update(session.execute(_RUNNING_USERS).scalars())
+
+
+def _refresh_names(session: Session, touched: Touched) -> None:
+    """Renames change display names only; totals are keyed by ids."""
+    if touched.client_ids:
+        projects_of_clients = session.execute(_CLIENTS_PROJECTS, {"ids": list(touched.client_ids)})
+        touched.project_ids.update(projects_of_clients.scalars())
+    refreshes = (
+        (touched.project_ids, _REFRESH_PROJECT_NAMES),
+        (touched.task_ids, _REFRESH_TASK_NAMES),
+        (touched.tag_ids, _REFRESH_TAG_NAMES),
+        (touched.user_ids, _REFRESH_USER_NAMES),
+    )
+    for ids, statement in refreshes:
+        if ids:
+            session.execute(statement, {"ids": list(ids)})
+
+
+def _refresh_organizations(session: Session, org_ids: set[uuid.UUID], buckets: Buckets) -> None:
+    """A deleted organization leaves the read side; a new time zone moves local days."""
+    params = {"ids": list(org_ids)}
+    gone = set(session.execute(_GONE_ORGS, params).scalars())
+    if gone:
+        session.execute(_DELETE_ORG_ENTRIES, {"ids": list(gone)})
+        buckets.whole_orgs.update(gone)
+    buckets.whole_orgs.update(session.execute(_MOVED_ORGS, params).scalars())
 
 
 def recompute_totals(session: Session, buckets: Buckets) -> None:
@@ -491,17 +829,17 @@ def recompute_totals(session: Session, buckets: Buckets) -> None:
     if buckets.entries_rederived:
         _add_entry_deltas(session, buckets.whole_orgs)
     if buckets.users:
-        params: dict[str, object] = {"users": list(buckets.users)}
-        _delete_where(session, "proj_running_timers", "user_id = ANY(:users)", params)
-        session.execute(text(insert_running_timers(LIVE, "AND user_id = ANY(:users)")), params)
+        params = {"ids": list(buckets.users)}
+        session.execute(_DELETE_TIMERS, params)
+        session.execute(_INSERT_TIMERS, params)
 
 
 def _recompute_whole_orgs(session: Session, org_ids: set[uuid.UUID]) -> None:
-    params: dict[str, object] = {"orgs": list(org_ids)}
-    for table in TABLES[1:]:
-        _delete_where(session, f"proj_{table}", "org_id = ANY(:orgs)", params)
-    for statement in rebuild_statements(LIVE, scoped=True)[1:]:  # all but the entries
-        session.execute(text(statement), params)
+    params = {"orgs": list(org_ids)}
+    for statement in _DELETE_ORG_ROWS:
+        session.execute(statement, params)
+    for table in TABLES[1:]:  # all but the entries
+        session.execute(_load(LIVE, table, True), params)
 
 
 # Every total follows the entry rows by exact integer deltas, in the transaction that
@@ -509,127 +847,16 @@ def _recompute_whole_orgs(session: Session, org_ids: set[uuid.UUID]) -> None:
 # to the daily totals, and the same daily deltas to every coarser roll-up and the stats.
 # Re-applying a change yields a zero delta; a rebuild (which sums the entries, then the
 # daily rows) gives the same rows.
-_DELTA_TABLE = """
-    CREATE TEMP TABLE IF NOT EXISTS evotrack_daily_delta (
-        tagged boolean, org_id uuid, day date, user_id uuid, project_id uuid, task_id uuid,
-        billable boolean, tag_id uuid, seconds bigint, billable_seconds bigint,
-        amount bigint, entries bigint
-    ) ON COMMIT DELETE ROWS
-"""
-_DAILY_COLUMNS = "org_id, day, user_id, project_id, task_id, billable"
-_SIGNED_SUMS = (
-    "SUM(sign * duration_seconds), SUM(CASE WHEN billable THEN sign * duration_seconds"
-    " ELSE 0 END), SUM(sign * amount), SUM(sign)"
-)
-_NONZERO = "HAVING SUM(sign) <> 0 OR SUM(sign * duration_seconds) <> 0 OR SUM(sign * amount) <> 0"
-# Only finished entries count; the organizations recomputed whole (`:skip`) already are.
-_ENTRY_DELTAS = f"""
-    INSERT INTO evotrack_daily_delta
-    SELECT false, org_id, local_date, user_id, project_id, task_id, billable, NULL::uuid,
-           {_SIGNED_SUMS}
-    FROM evotrack_entry_delta WHERE NOT running AND org_id <> ALL(CAST(:skip AS uuid[]))
-    GROUP BY org_id, local_date, user_id, project_id, task_id, billable
-    {_NONZERO}
-    UNION ALL
-    SELECT true, org_id, local_date, user_id, project_id, task_id, billable, tag_id,
-           {_SIGNED_SUMS}
-    FROM evotrack_entry_delta CROSS JOIN LATERAL unnest(
-        CASE WHEN cardinality(tag_ids) = 0 THEN ARRAY[NULL]::uuid[] ELSE tag_ids END
-    ) AS tag_id
-    WHERE NOT running AND org_id <> ALL(CAST(:skip AS uuid[]))
-    GROUP BY org_id, local_date, user_id, project_id, task_id, billable, tag_id
-    {_NONZERO}
-"""
-
-
-def _add_deltas(
-    table: str, key: str, select_key: str, tagged: bool, where: str = "", conflict: str = ""
-) -> str:
-    sums = "SUM(seconds), SUM(billable_seconds), SUM(amount), SUM(entries)"
-    return f"""
-        WITH added AS (
-        INSERT INTO {table} ({key}, {_TOTALS})
-        SELECT {select_key}, {sums} FROM evotrack_daily_delta
-        WHERE tagged = {tagged} {where}
-        GROUP BY {key}
-        HAVING SUM(entries) <> 0 OR SUM(seconds) <> 0 OR SUM(billable_seconds) <> 0
-            OR SUM(amount) <> 0
-        ON CONFLICT ({conflict or key}) DO UPDATE SET
-            seconds = {table}.seconds + EXCLUDED.seconds,
-            billable_seconds = {table}.billable_seconds + EXCLUDED.billable_seconds,
-            amount = {table}.amount + EXCLUDED.amount,
-            entries = {table}.entries + EXCLUDED.entries
-        RETURNING ctid, entries)
-        SELECT ctid::text FROM added WHERE entries = 0
-    """
-
-
-_MONTH = "org_id, month, user_id, project_id, task_id, billable"
-_MONTH_SELECT = f"org_id, {_MONTH_OF_DAY}, user_id, project_id, task_id, billable"
-
-
-# (table, statement adding the batch's deltas and returning the rows it emptied).
-_DELTA_UPSERTS = (
-    (
-        "proj_daily_totals",
-        _add_deltas("proj_daily_totals", _DAILY_COLUMNS, _DAILY_COLUMNS, tagged=False),
-    ),
-    (
-        "proj_daily_tag_totals",
-        _add_deltas(
-            "proj_daily_tag_totals",
-            f"{_DAILY_COLUMNS}, tag_id",
-            f"{_DAILY_COLUMNS}, tag_id",
-            tagged=True,
-        ),
-    ),
-    (
-        "proj_monthly_totals",
-        _add_deltas("proj_monthly_totals", _MONTH, _MONTH_SELECT, tagged=False),
-    ),
-    (
-        "proj_monthly_tag_totals",
-        _add_deltas(
-            "proj_monthly_tag_totals", f"{_MONTH}, tag_id", f"{_MONTH_SELECT}, tag_id", tagged=True
-        ),
-    ),
-    *((rollup.table.name, rollup.add_deltas()) for rollup in ROLLUPS),
-    (
-        "proj_project_stats",
-        _add_deltas(
-            "proj_project_stats",
-            "project_id, org_id",
-            "project_id, org_id",
-            tagged=False,
-            where="AND project_id IS NOT NULL",
-            conflict="project_id",
-        ),
-    ),
-    (
-        "proj_task_stats",
-        _add_deltas(
-            "proj_task_stats",
-            "task_id, org_id, project_id",
-            "task_id, org_id, project_id",
-            tagged=False,
-            where="AND task_id IS NOT NULL",
-            conflict="task_id",
-        ),
-    ),
-)
-
-
 def _add_entry_deltas(session: Session, skip_orgs: set[uuid.UUID]) -> None:
-    session.execute(text(_DELTA_TABLE))
-    session.execute(text("DELETE FROM evotrack_daily_delta"))
-    added = session.execute(text(_ENTRY_DELTAS), {"skip": list(skip_orgs)})
+    _create_temporary(session, _CREATE_DAILY_DELTA)
+    session.execute(_CLEAR_DAILY_DELTA)
+    added = session.execute(
+        _ENTRY_DELTAS, {"skip": list(skip_orgs)}, execution_options=PRESERVE_ROWCOUNT
+    )
     if not getattr(added, "rowcount", 0):
         return  # nothing that counts changed
-    for table, statement in _DELTA_UPSERTS:
+    for add, delete_emptied in _DELTA_UPSERTS:
         # A bucket whose last entry left it is deleted; no other row can have become empty.
-        emptied = session.execute(text(statement)).scalars().all()
+        emptied = session.execute(add).scalars().all()
         if emptied:
-            session.execute(
-                text(f"DELETE FROM {table} WHERE ctid = ANY(CAST(:rows AS tid[]))"),
-                {"rows": list(emptied)},
-            )
+            session.execute(delete_emptied, {"rows": list(emptied)})

@@ -19,6 +19,10 @@ shorter than PostgreSQL's deadlock_timeout, and gives way to the readers when it
 
 `verify` recomputes a projection from the normalized tables into temporary tables and
 diffs them against the live ones.
+
+What a projection declares (its tables, their loads, its plan) is Core. The DDL around it
+is text: Core has no statement for copying a table (`CREATE TABLE … LIKE`), renaming one,
+locking several at once, `ANALYZE`, or joining an exported snapshot.
 """
 
 from __future__ import annotations
@@ -33,77 +37,43 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Executable, Integer, Table, cast, column, func, literal, select, table, text
+from sqlalchemy.dialects.postgresql import REGCLASS
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
+from sqlalchemy.schema import DropTable
 
-from projections import catalog, entries, notifications
-from projections.entries import Tables
-from projections.registry import by_name
-from projections.runner import advance, current_xmin, lock_projection
+from projections.projection import ORGS, PRESERVE_ROWCOUNT, Projection, Tables
+from projections.registry import PROJECTIONS, by_name
+from projections.runner import (
+    advance,
+    current_xmin,
+    lock_projection,
+    pending_changes,
+    restart_checkpoint,
+)
 
 log = logging.getLogger(__name__)
 
-NEW = "__new"
+NEW = Tables("__new")
+VERIFY = Tables("__verify")
 OLD = "__old"
-VERIFY = "__verify"
 
 Progress = Callable[[str, int, int], None]
-
-
-@dataclass(frozen=True)
-class Plan:
-    tables: tuple[str, ...]
-    statements: Callable[..., list[str]]
-    scope_predicates: dict[str, str]
-    # Tables after the first that parallel sessions may load, each lane in order once the
-    # first table is committed; every table but the first is in exactly one lane.
-    lanes: tuple[tuple[str, ...], ...] = ()
-    # With lanes: the first table's load as statements over disjoint parts of it, which
-    # parallel sessions run on the snapshot (its single statement when not given).
-    first_parts: Callable[[Tables], list[str]] | None = None
-    # The order readers read the tables in, where it matters: the swap locks them in it,
-    # so that it queues behind such readers instead of closing a cycle with them.
-    read_order: tuple[str, ...] = ()
-
-    def scope(self, table: str) -> str:
-        return self.scope_predicates.get(table, "org_id = ANY(:orgs)")
-
-    @property
-    def lock_order(self) -> tuple[str, ...]:
-        return self.read_order or self.tables
-
-
-PLANS: dict[str, Plan] = {
-    catalog.NAME: Plan(catalog.TABLES, catalog.rebuild_statements, catalog.SCOPE_PREDICATES),
-    entries.NAME: Plan(
-        entries.TABLES,
-        entries.rebuild_statements,
-        entries.SCOPE_PREDICATES,
-        entries.LANES,
-        entries.entries_parts,
-        # The detailed report and the dashboard read the roll-ups before the entries.
-        read_order=(*entries.TABLES[1:], entries.TABLES[0]),
-    ),
-    notifications.NAME: Plan(
-        notifications.TABLES, notifications.rebuild_statements, notifications.SCOPE_PREDICATES
-    ),
-}
-
+SessionFactory = Callable[[], Session]
 
 # The most connections a rebuild holds at once: the swapping transaction, and then either
 # the sessions loading the first table's parts or its index build and one session per
 # lane. A session factory with a smaller pool would wait for its own connections.
 CONNECTIONS = 1 + max(
-    max(len(plan.first_parts(Tables())) if plan.first_parts else 1, 1 + len(plan.lanes))
-    for plan in PLANS.values()
+    max(p.plan.first_parts if p.plan.lanes else 1, 1 + len(p.plan.lanes)) for p in PROJECTIONS
 )
 
 
 @dataclass
 class RebuildResult:
     projection: str
-    rows: dict[str, int]
+    rows: dict[str, int]  # by table name
     seconds: float
     snapshot_xmin: int
 
@@ -112,68 +82,111 @@ def _quiet(step: str, done: int, total: int) -> None:
     return None
 
 
-def _indexes(session: Session, table: str) -> list[tuple[str, str]]:
-    """(name, definition) of the table's indexes that do not back a constraint."""
-    rows = session.execute(
-        text(
-            "SELECT i.indexname, i.indexdef FROM pg_indexes i"
-            " WHERE i.schemaname = current_schema() AND i.tablename = :t"
-            " AND NOT EXISTS (SELECT 1 FROM pg_constraint c"
-            "   WHERE c.conname = i.indexname AND c.conrelid = CAST(:t AS regclass))"
-        ),
-        {"t": table},
+def _repeatable_read(session: Session) -> None:
+    """The transaction's snapshot holds for all its statements (called before the first)."""
+    session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
+# --- Copies of the live tables ---------------------------------------------------------------
+
+# The system catalogs a copy's indexes and constraints are read from.
+_pg_indexes = table(
+    "pg_indexes",
+    column("schemaname"),
+    column("tablename"),
+    column("indexname"),
+    column("indexdef"),
+)
+_pg_constraint = table(
+    "pg_constraint", column("oid"), column("conname"), column("conrelid"), column("contype")
+)
+_pg_class = table("pg_class", column("oid"), column("reloptions"))
+_pg_settings = table("pg_settings", column("name"), column("setting"))
+
+
+def _oid(name: str) -> Any:
+    return cast(literal(name), REGCLASS)
+
+
+def _indexes(session: Session, name: str) -> list[tuple[str, str]]:
+    """(name, definition) of the table's indexes that do not back a constraint: the live
+    table's own, so a copy gets exactly what the migrations made."""
+    backs_constraint = (
+        select(_pg_constraint.c.conname)
+        .where(
+            _pg_constraint.c.conname == _pg_indexes.c.indexname,
+            _pg_constraint.c.conrelid == _oid(name),
+        )
+        .exists()
     )
-    return [(name, definition) for name, definition in rows]
-
-
-def _constraints(session: Session, table: str) -> list[tuple[str, str]]:
     rows = session.execute(
-        text(
-            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
-            " WHERE conrelid = CAST(:t AS regclass) AND contype IN ('p', 'u')"
-        ),
-        {"t": table},
+        select(_pg_indexes.c.indexname, _pg_indexes.c.indexdef).where(
+            _pg_indexes.c.schemaname == func.current_schema(),
+            _pg_indexes.c.tablename == name,
+            ~backs_constraint,
+        )
     )
-    return [(name, definition) for name, definition in rows]
+    return [(index, definition) for index, definition in rows]
 
 
-def _create_empty(session: Session, live: str, new: str) -> None:
+def _constraints(session: Session, name: str) -> list[tuple[str, str]]:
+    rows = session.execute(
+        select(_pg_constraint.c.conname, func.pg_get_constraintdef(_pg_constraint.c.oid)).where(
+            _pg_constraint.c.conrelid == _oid(name), _pg_constraint.c.contype.in_(("p", "u"))
+        )
+    )
+    return [(constraint, definition) for constraint, definition in rows]
+
+
+def _create_empty(session: Session, live: Table, new: Table) -> None:
     """An empty copy of the live table: columns, defaults, checks and storage parameters
     (a fillfactor, say: LIKE does not copy those); indexes come after the load."""
     options = session.execute(
-        text(
-            "SELECT array_to_string(reloptions, ', ') FROM pg_class"
-            " WHERE oid = CAST(:t AS regclass)"
-        ),
-        {"t": live},
+        select(func.array_to_string(_pg_class.c.reloptions, ", ")).where(
+            _pg_class.c.oid == _oid(live.name)
+        )
     ).scalar_one()
     with_options = f" WITH ({options})" if options else ""
-    session.execute(text(f"DROP TABLE IF EXISTS {new}"))
+    session.execute(DropTable(new, if_exists=True))
     session.execute(
         text(
-            f"CREATE TABLE {new} (LIKE {live} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+            f"CREATE TABLE {new.name} (LIKE {live.name} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
             f"{with_options}"
         )
     )
 
 
-def _index_new(session: Session, live: str, new: str) -> None:
-    for name, definition in _constraints(session, live):
-        session.execute(text(f"ALTER TABLE {new} ADD CONSTRAINT {name}{NEW} {definition}"))
-    for name, definition in _indexes(session, live):
-        renamed = definition.replace(f"INDEX {name} ON", f"INDEX {name}{NEW} ON", 1)
-        renamed, count = re.subn(rf" ON (ONLY )?(\w+\.)?{live} ", f" ON {new} ", renamed, count=1)
+def _index_new(session: Session, live: Table, new: Table) -> None:
+    for name, definition in _constraints(session, live.name):
+        session.execute(text(f"ALTER TABLE {new.name} ADD CONSTRAINT {name}__new {definition}"))
+    for name, definition in _indexes(session, live.name):
+        renamed = definition.replace(f"INDEX {name} ON", f"INDEX {name}__new ON", 1)
+        renamed, count = re.subn(
+            rf" ON (ONLY )?(\w+\.)?{live.name} ", f" ON {new.name} ", renamed, count=1
+        )
         if count != 1:
             raise RuntimeError(f"cannot retarget index definition: {definition}")
         session.execute(text(renamed))
 
+
+def _index_and_analyze(session: Session, live: Table) -> None:
+    _index_new(session, live, NEW[live])
+    session.execute(text(f"ANALYZE {NEW[live].name}"))
+
+
+def _load(session: Session, statement: Executable) -> int:
+    result = session.execute(statement, execution_options=PRESERVE_ROWCOUNT)
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# --- The swap ----------------------------------------------------------------------------------
 
 # Why the swap's lock may fail: PostgreSQL chose the swap as a deadlock's victim, or the
 # swap's own time limit ended its wait. Either way it gives way to the readers.
 _GAVE_WAY = {"40P01": "deadlock", "57014": "time limit"}
 
 
-def _swap_all(session: Session, name: str, plan: Plan) -> None:
+def _swap_all(session: Session, projection: Projection) -> None:
     """Rename every `__new` table over the live one, giving way to readers until it can.
 
     A reader holds an ACCESS SHARE lock on each table it has read until its transaction
@@ -191,9 +204,9 @@ def _swap_all(session: Session, name: str, plan: Plan) -> None:
     while True:
         try:
             with session.begin_nested():
-                _lock_live_tables(session, plan, limit_ms)
-                for table in plan.tables:
-                    _swap(session, f"proj_{table}")
+                _lock_live_tables(session, projection.lock_order, limit_ms)
+                for live in projection.tables:
+                    _swap(session, live)
             return
         except DBAPIError as exc:
             reason = _GAVE_WAY.get(str(getattr(exc.orig, "sqlstate", None)))
@@ -201,7 +214,9 @@ def _swap_all(session: Session, name: str, plan: Plan) -> None:
                 raise
         attempt += 1
         if attempt % 10 == 1:
-            log.warning("swap of %s gave way to readers (%s; attempt %d)", name, reason, attempt)
+            log.warning(
+                "swap of %s gave way to readers (%s; attempt %d)", projection.name, reason, attempt
+            )
         # Random, so that the swap does not keep meeting the same readers at the same moment.
         time.sleep(random.uniform(0, min(1.0, 0.02 * 2**attempt)))
 
@@ -209,39 +224,44 @@ def _swap_all(session: Session, name: str, plan: Plan) -> None:
 def _lock_limit_ms(session: Session) -> int:
     """A quarter of the server's deadlock_timeout (1 s by default), at least 10 ms."""
     deadlock_ms = session.execute(
-        text("SELECT setting::int FROM pg_settings WHERE name = 'deadlock_timeout'")
+        select(cast(_pg_settings.c.setting, Integer)).where(
+            _pg_settings.c.name == "deadlock_timeout"
+        )
     ).scalar_one()
     return max(10, int(deadlock_ms) // 4)
 
 
-def _lock_live_tables(session: Session, plan: Plan, limit_ms: int) -> None:
+def _set_statement_timeout(session: Session, value: str) -> None:
+    session.execute(select(func.set_config("statement_timeout", value, True)))
+
+
+def _lock_live_tables(session: Session, order: Sequence[Table], limit_ms: int) -> None:
     """ACCESS EXCLUSIVE on every live table, in the readers' order, or a cancellation
     after `limit_ms`."""
-    order = plan.lock_order
-    previous = session.execute(text("SELECT current_setting('statement_timeout')")).scalar_one()
-    session.execute(text(f"SET LOCAL statement_timeout = {int(limit_ms)}"))
-    session.execute(
-        text(f"LOCK TABLE {', '.join(f'proj_{t}' for t in order)} IN ACCESS EXCLUSIVE MODE")
-    )
-    session.execute(
-        text("SELECT set_config('statement_timeout', :previous, true)"), {"previous": previous}
-    )
+    previous = session.execute(select(func.current_setting("statement_timeout"))).scalar_one()
+    _set_statement_timeout(session, str(int(limit_ms)))
+    names = ", ".join(live.name for live in order)
+    session.execute(text(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE"))
+    _set_statement_timeout(session, str(previous))
 
 
-def _swap(session: Session, live: str) -> None:
-    constraints = _constraints(session, live)
-    indexes = _indexes(session, live)
-    session.execute(text(f"ALTER TABLE {live} RENAME TO {live}{OLD}"))
-    session.execute(text(f"ALTER TABLE {live}{NEW} RENAME TO {live}"))
-    session.execute(text(f"DROP TABLE {live}{OLD}"))
+def _swap(session: Session, live: Table) -> None:
+    constraints = _constraints(session, live.name)
+    indexes = _indexes(session, live.name)
+    session.execute(text(f"ALTER TABLE {live.name} RENAME TO {live.name}{OLD}"))
+    session.execute(text(f"ALTER TABLE {NEW[live].name} RENAME TO {live.name}"))
+    session.execute(text(f"DROP TABLE {live.name}{OLD}"))
     for name, _ in constraints:
-        session.execute(text(f"ALTER TABLE {live} RENAME CONSTRAINT {name}{NEW} TO {name}"))
+        session.execute(text(f"ALTER TABLE {live.name} RENAME CONSTRAINT {name}__new TO {name}"))
     for name, _ in indexes:
-        session.execute(text(f"ALTER INDEX {name}{NEW} RENAME TO {name}"))
+        session.execute(text(f"ALTER INDEX {name}__new RENAME TO {name}"))
+
+
+# --- Rebuild -----------------------------------------------------------------------------------
 
 
 def rebuild(
-    session_factory: Callable[[], Session], name: str, progress: Progress = _quiet
+    session_factory: SessionFactory, name: str, progress: Progress = _quiet
 ) -> RebuildResult:
     """Rebuild one projection blue/green; writes keep flowing meanwhile.
 
@@ -250,7 +270,7 @@ def rebuild(
     failure: nothing was swapped then, and the rebuild simply starts again."""
     for attempt in range(1, 4):
         try:
-            return _rebuild_once(session_factory, name, progress)
+            return _rebuild_once(session_factory, by_name(name), progress)
         except OperationalError as exc:
             if getattr(exc.orig, "sqlstate", None) != "40001" or attempt == 3:
                 raise
@@ -258,97 +278,95 @@ def rebuild(
 
 
 def _rebuild_once(
-    session_factory: Callable[[], Session], name: str, progress: Progress
+    session_factory: SessionFactory, projection: Projection, progress: Progress
 ) -> RebuildResult:
-    plan = PLANS[name]
     started = time.perf_counter()
-    new = Tables(NEW)
     try:
         with session_factory() as session, session.begin():
-            session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+            _repeatable_read(session)
             xmin = current_xmin(session)
-            lock_projection(session, name)
-            if plan.lanes:
-                snapshot = str(session.execute(text("SELECT pg_export_snapshot()")).scalar_one())
-                rows = _load_in_lanes(session_factory, plan, new, snapshot, progress)
+            lock_projection(session, projection.name)
+            if projection.plan.lanes:
+                snapshot = str(session.execute(select(func.pg_export_snapshot())).scalar_one())
+                rows = _load_in_lanes(session_factory, projection, snapshot, progress)
             else:
-                rows = _load_here(session, plan, new, progress)
-            _swap_all(session, name, plan)
-            _restart_from(session, name, xmin)
+                rows = _load_here(session, projection, progress)
+            _swap_all(session, projection)
+            restart_checkpoint(session, projection.name, xmin)
             progress("swap", 1, 1)
     except BaseException:
-        if plan.lanes:  # the lanes committed their tables; the swap (if any) rolled back
-            _drop_new(session_factory, name, plan.tables, new)
+        if projection.plan.lanes:  # the lanes committed their tables; the swap (if any) rolled back
+            _drop_new(session_factory, projection)
         raise
-    return RebuildResult(name, rows, time.perf_counter() - started, xmin)
+    return RebuildResult(projection.name, rows, time.perf_counter() - started, xmin)
 
 
-def _load_here(session: Session, plan: Plan, new: Tables, progress: Progress) -> dict[str, int]:
+def _load_here(session: Session, projection: Projection, progress: Progress) -> dict[str, int]:
     """Every table loaded, then indexed, in the swapping transaction itself."""
     rows: dict[str, int] = {}
-    for table in plan.tables:
-        _create_empty(session, f"proj_{table}", getattr(new, table))
-    statements = plan.statements(new)
-    steps = len(statements) * 2
-    for step, (table, statement) in enumerate(zip(plan.tables, statements, strict=True)):
-        progress(f"load {table}", step, steps)
-        rows[table] = _load(session, statement)
-    for step, table in enumerate(plan.tables):
-        progress(f"index {table}", len(statements) + step, steps)
-        _index_and_analyze(session, table, new)
+    for live in projection.tables:
+        _create_empty(session, live, NEW[live])
+    steps = len(projection.tables) * 2
+    for step, live in enumerate(projection.tables):
+        progress(f"load {live.name}", step, steps)
+        rows[live.name] = _load(session, projection.load(NEW, live))
+    for step, live in enumerate(projection.tables):
+        progress(f"index {live.name}", len(projection.tables) + step, steps)
+        _index_and_analyze(session, live)
     return rows
 
 
 def _load_in_lanes(
-    session_factory: Callable[[], Session],
-    plan: Plan,
-    new: Tables,
-    snapshot: str,
-    progress: Progress,
+    session_factory: SessionFactory, projection: Projection, snapshot: str, progress: Progress
 ) -> dict[str, int]:
     """The first table from the normalized tables on the exported snapshot (its parts in
     parallel sessions), committed; then its indexes and each lane of derived tables in
     parallel sessions (PostgreSQL runs each session on a core of its own). Every table is
     committed under its `__new` name."""
-    statements = dict(zip(plan.tables, plan.statements(new), strict=True))
-    first = plan.tables[0]
-    parts = plan.first_parts(new) if plan.first_parts else [statements[first]]
-    steps = _StepCounter(progress, len(plan.tables) * 2)
+    first = projection.tables[0]
+    parts = projection.plan.first_parts
+    steps = _StepCounter(progress, len(projection.tables) * 2)
     with session_factory() as session, session.begin():
-        steps.start(f"load {first}")
-        _create_empty(session, f"proj_{first}", getattr(new, first))
+        steps.start(f"load {first.name}")
+        _create_empty(session, first, NEW[first])
 
-    def load_part(statement: str) -> int:
+    def load_part(index: int) -> int:
         with session_factory() as session, session.begin():
-            session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+            _repeatable_read(session)
+            # Text: Core has no SET TRANSACTION SNAPSHOT, and it takes no bind parameter.
             session.execute(text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
+            statement = (
+                projection.load_part(NEW, index, parts)
+                if parts > 1
+                else projection.load(NEW, first)
+            )
             return _load(session, statement)
 
-    with ThreadPoolExecutor(max_workers=len(parts)) as pool:
-        rows = {first: sum(pool.map(load_part, parts))}
+    with ThreadPoolExecutor(max_workers=parts) as pool:
+        rows = {first.name: sum(pool.map(load_part, range(parts)))}
 
     def index_first() -> dict[str, int]:
         with session_factory() as session, session.begin():
-            steps.start(f"index {first}")
-            _index_and_analyze(session, first, new)
+            steps.start(f"index {first.name}")
+            _index_and_analyze(session, first)
         return {}
 
-    def load_lane(lane: Sequence[str]) -> dict[str, int]:
+    def load_lane(lane: Sequence[Table]) -> dict[str, int]:
         counted: dict[str, int] = {}
         with session_factory() as session, session.begin():
-            for table in lane:
-                steps.start(f"load {table}")
-                _create_empty(session, f"proj_{table}", getattr(new, table))
-                counted[table] = _load(session, statements[table])
-            for table in lane:
-                steps.start(f"index {table}")
-                _index_and_analyze(session, table, new)
+            for live in lane:
+                steps.start(f"load {live.name}")
+                _create_empty(session, live, NEW[live])
+                counted[live.name] = _load(session, projection.load(NEW, live))
+            for live in lane:
+                steps.start(f"index {live.name}")
+                _index_and_analyze(session, live)
         return counted
 
     # Leaving the block waits for every session, so a failure is raised once all are done.
-    with ThreadPoolExecutor(max_workers=len(plan.lanes) + 1) as pool:
+    with ThreadPoolExecutor(max_workers=len(projection.plan.lanes) + 1) as pool:
         futures = [pool.submit(index_first)]
-        futures += [pool.submit(load_lane, lane) for lane in plan.lanes]
+        futures += [pool.submit(load_lane, lane) for lane in projection.plan.lanes]
         for future in futures:
             rows.update(future.result())
     return rows
@@ -369,49 +387,26 @@ class _StepCounter:
             self.done += 1
 
 
-def _load(session: Session, statement: str) -> int:
-    result = session.execute(text(statement))
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
-def _index_and_analyze(session: Session, table: str, new: Tables) -> None:
-    _index_new(session, f"proj_{table}", getattr(new, table))
-    session.execute(text(f"ANALYZE {getattr(new, table)}"))
-
-
-def _drop_new(
-    session_factory: Callable[[], Session], name: str, tables: Sequence[str], new: Tables
-) -> None:
+def _drop_new(session_factory: SessionFactory, projection: Projection) -> None:
     """Drop the `__new` tables a failed rebuild committed, under the projection's lock (so
     never those of a rebuild started since), each on its own: best effort, as the next
     rebuild replaces what this leaves."""
     try:
         with session_factory() as session, session.begin():
-            lock_projection(session, name)
-            for table in tables:
+            lock_projection(session, projection.name)
+            for live in projection.tables:
                 try:
                     with session.begin_nested():
-                        session.execute(text(f"DROP TABLE IF EXISTS {getattr(new, table)}"))
+                        session.execute(DropTable(NEW[live], if_exists=True))
                 except SQLAlchemyError:
-                    log.warning("could not drop %s after a failed rebuild", getattr(new, table))
+                    log.warning("could not drop %s after a failed rebuild", NEW[live].name)
     except SQLAlchemyError:
-        log.warning("could not drop the tables of a failed rebuild of %s", name, exc_info=True)
+        log.warning(
+            "could not drop the tables of a failed rebuild of %s", projection.name, exc_info=True
+        )
 
 
-def _restart_from(session: Session, name: str, xmin: int) -> None:
-    """Re-apply every change from transactions the snapshot may not have seen."""
-    session.execute(
-        text("INSERT INTO projection_checkpoints (name) VALUES (:n) ON CONFLICT DO NOTHING"),
-        {"n": name},
-    )
-    session.execute(
-        text(
-            "UPDATE projection_checkpoints SET tx = CAST(:x AS xid8), change_id = 0,"
-            " watermark = GREATEST(watermark, CAST(:x AS xid8)), updated_at = now()"
-            " WHERE name = :n"
-        ),
-        {"n": name, "x": str(xmin)},
-    )
+# --- Verify ------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -432,44 +427,8 @@ class VerifyResult:
         return not self.diffs
 
 
-def _diff(
-    session: Session, table: str, sample: int, scope: str, params: dict[str, Any]
-) -> TableDiff | None:
-    live, expected = f"proj_{table}", f"proj_{table}{VERIFY}"
-    live_rows = f"SELECT * FROM {live} WHERE {scope}"
-    missing_result = session.execute(
-        text(f"SELECT * FROM {expected} EXCEPT ALL {live_rows}"), params
-    )
-    columns = list(missing_result.keys())
-    missing = missing_result.all()
-    unexpected = session.execute(
-        text(f"{live_rows} EXCEPT ALL SELECT * FROM {expected}"), params
-    ).all()
-    if not missing and not unexpected:
-        return None
-
-    def show(row: Any) -> str:
-        return ", ".join(f"{column}={value}" for column, value in zip(columns, row, strict=True))
-
-    samples = [f"missing    {show(r)}" for r in missing[:sample]]
-    samples += [f"unexpected {show(r)}" for r in unexpected[:sample]]
-    return TableDiff(table, len(missing), len(unexpected), samples)
-
-
-def _pending_changes(session: Session, name: str) -> int:
-    return int(
-        session.execute(
-            text(
-                "SELECT count(*) FROM changes c, projection_checkpoints p"
-                " WHERE p.name = :n AND (c.tx, c.id) > (p.tx, p.change_id)"
-            ),
-            {"n": name},
-        ).scalar_one()
-    )
-
-
 def verify(
-    session_factory: Callable[[], Session],
+    session_factory: SessionFactory,
     name: str,
     *,
     org_ids: list[Any] | None = None,
@@ -482,10 +441,9 @@ def verify(
     The projection is first advanced to the watermark; when writes land meanwhile the
     comparison is retried, so a difference reported is a real one.
     """
-    plan = PLANS[name]
-    check = _Check(name, plan, sample, org_ids)
+    check = _Check(by_name(name), sample, org_ids)
     for _ in range(attempts):
-        advance(session_factory, by_name(name))
+        advance(session_factory, check.projection)
         result = check.run(session_factory)
         if result is not None:
             return result
@@ -495,46 +453,53 @@ def verify(
 
 @dataclass
 class _Check:
-    name: str
-    plan: Plan
+    projection: Projection
     sample: int
     org_ids: list[Any] | None
 
-    def run(
-        self, session_factory: Callable[[], Session], *, force: bool = False
-    ) -> VerifyResult | None:
+    def run(self, session_factory: SessionFactory, *, force: bool = False) -> VerifyResult | None:
+        projection = self.projection
         scoped = self.org_ids is not None
-        params: dict[str, Any] = {"orgs": list(self.org_ids or [])}
+        params: dict[str, Any] = {ORGS.key: list(self.org_ids or [])}
         with session_factory() as session, session.begin():
-            session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
-            if _pending_changes(session, self.name) and not force:
+            _repeatable_read(session)
+            if pending_changes(session, projection.name) and not force:
                 return None
-            verify_tables = Tables(VERIFY)
-            for table in self.plan.tables:
+            for live in projection.tables:
+                # Text: Core's CreateTable cannot say LIKE (the live table's columns as they are).
                 session.execute(
-                    text(
-                        f"CREATE TEMP TABLE {getattr(verify_tables, table)}"
-                        f" (LIKE proj_{table}) ON COMMIT DROP"
-                    )
+                    text(f"CREATE TEMP TABLE {VERIFY[live].name} (LIKE {live.name}) ON COMMIT DROP")
                 )
-            for statement in self.plan.statements(verify_tables, scoped=scoped):
-                session.execute(text(statement), params)
+            for live in projection.tables:
+                session.execute(projection.load(VERIFY, live, scoped=scoped), params)
             diffs = [
                 diff
-                for table in self.plan.tables
-                if (
-                    diff := _diff(
-                        session,
-                        table,
-                        self.sample,
-                        self.plan.scope(table) if scoped else "true",
-                        params,
-                    )
-                )
-                is not None
+                for live in projection.tables
+                if (diff := self._diff(session, live, scoped, params)) is not None
             ]
             session.rollback()
-        return VerifyResult(self.name, diffs)
+        return VerifyResult(projection.name, diffs)
+
+    def _diff(
+        self, session: Session, live: Table, scoped: bool, params: dict[str, Any]
+    ) -> TableDiff | None:
+        live_rows = select(live)
+        if scoped:
+            live_rows = live_rows.where(self.projection.in_scope(live))
+        expected = select(VERIFY[live])
+        missing_result = session.execute(expected.except_all(live_rows), params)
+        columns = list(missing_result.keys())
+        missing = missing_result.all()
+        unexpected = session.execute(live_rows.except_all(expected), params).all()
+        if not missing and not unexpected:
+            return None
+
+        def show(row: Any) -> str:
+            return ", ".join(f"{c}={value}" for c, value in zip(columns, row, strict=True))
+
+        samples = [f"missing    {show(r)}" for r in missing[: self.sample]]
+        samples += [f"unexpected {show(r)}" for r in unexpected[: self.sample]]
+        return TableDiff(live.name, len(missing), len(unexpected), samples)
 
 
 def summary(results: list[Any]) -> str:

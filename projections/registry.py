@@ -1,17 +1,23 @@
-"""Every projection, in the order a full rebuild runs them."""
+"""Every projection, in the order a full rebuild runs them: the one list the runner, rebuild,
+verify, status, the worker and the CLI read."""
 
 from __future__ import annotations
 
-from projections.catalog import CatalogProjector
-from projections.entries import EntriesProjector
-from projections.notifications import NotificationsProjector
-from projections.runner import Projector
+from notifications.service import create_notifications
+from projections.catalog import CatalogProjection
+from projections.entries import EntriesProjection
+from projections.notifications import NotificationsProjection
+from projections.projection import Projection
 
 # Notifications read the stats of the entries projection: they come after it.
-PROJECTIONS: list[Projector] = [CatalogProjector(), EntriesProjector(), NotificationsProjector()]
+PROJECTIONS: tuple[Projection, ...] = (
+    CatalogProjection(),
+    EntriesProjection(),
+    NotificationsProjection(notify=create_notifications),
+)
 
 
-def by_name(name: str) -> Projector:
+def by_name(name: str) -> Projection:
     for projection in PROJECTIONS:
         if projection.name == name:
             return projection

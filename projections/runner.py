@@ -9,43 +9,52 @@ longer add rows, so nothing can appear behind the checkpoint.
 Each batch is applied and the checkpoint advanced in one transaction, under a
 per-projection advisory lock: duplicate or concurrent wake-ups cost a little work and
 never apply a change twice.
+
+The statements are built once, on the tables of `Change`, `ProjectionCheckpoint` and
+`ProjectionDeadLetter`: they run once per batch and find themselves in the compiled cache.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Protocol
+from dataclasses import dataclass, fields
+from datetime import timedelta
 
-from sqlalchemy import text
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Integer,
+    Interval,
+    RowMapping,
+    String,
+    Text,
+    any_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
+
+from projections.projection import ChangeRow, Projection
+from shared.changes import Xid8, changes_table
+from shared.checkpoints import (
+    SNAPSHOT_XMIN,
+    UNAPPLIED,
+    applied_position,
+    checkpoints_table,
+    dead_letters_table,
+)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 1000
-
-
-@dataclass(frozen=True)
-class ChangeRow:
-    id: int
-    tx: int
-    org_id: Any
-    entity: str
-    entity_id: Any
-    op: str
-    payload: dict[str, Any]
-    created_at: datetime
-
-
-class Projector(Protocol):
-    """One read model. `apply` must be idempotent: re-applying a change changes nothing."""
-
-    name: str
-
-    def apply(self, session: Session, changes: Sequence[ChangeRow]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -57,40 +66,136 @@ class AdvanceResult:
     drained: bool = True
 
 
-_LOCK_KEY = "hashtext('evotrack.projection.' || :n)"
+change_log, checkpoints, dead_letters = changes_table, checkpoints_table, dead_letters_table
+_NAME = bindparam("projection_name", type_=String)
+_OF_PROJECTION = checkpoints.c.name == _NAME
+
+# --- The writer lock -----------------------------------------------------------------------
+
+_LOCK_KEY = func.hashtext(bindparam("lock_key", type_=Text))
+_TRY_LOCK = select(func.pg_try_advisory_xact_lock(_LOCK_KEY))
+_WAIT_FOR_LOCK = select(func.pg_advisory_xact_lock(_LOCK_KEY))
+
+
+def _lock_key(name: str) -> dict[str, str]:
+    return {"lock_key": f"evotrack.projection.{name}"}
 
 
 def _lock(session: Session, name: str) -> bool:
     """Transaction-scoped advisory lock: one writer per projection, released at commit."""
-    return bool(
-        session.execute(
-            text(f"SELECT pg_try_advisory_xact_lock({_LOCK_KEY})"), {"n": name}
-        ).scalar_one()
-    )
+    return bool(session.execute(_TRY_LOCK, _lock_key(name)).scalar_one())
 
 
 def lock_projection(session: Session, name: str) -> None:
     """The same lock, waited for: the runner skips the projection, and another holder
     waits, until this transaction ends."""
-    session.execute(text(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})"), {"n": name})
+    session.execute(_WAIT_FOR_LOCK, _lock_key(name))
+
+
+# --- The checkpoint ------------------------------------------------------------------------
+
+_CREATE_CHECKPOINT = insert(checkpoints).values(name=_NAME).on_conflict_do_nothing()
+_POSITION = select(checkpoints.c.tx, checkpoints.c.change_id).where(_OF_PROJECTION)
+_CURRENT_XMIN = select(SNAPSHOT_XMIN)
+
+# COALESCE: a batch that read nothing keeps its position; GREATEST: a watermark never
+# moves back (a rebuild may have set it ahead of this transaction's snapshot).
+_SAVE_CHECKPOINT = (
+    update(checkpoints)
+    .where(_OF_PROJECTION)
+    .values(
+        tx=func.coalesce(bindparam("last_tx", type_=Xid8()), checkpoints.c.tx),
+        change_id=func.coalesce(bindparam("last_id", type_=BigInteger), checkpoints.c.change_id),
+        watermark=func.greatest(
+            checkpoints.c.watermark,
+            func.coalesce(bindparam("new_watermark", type_=Xid8()), checkpoints.c.watermark),
+        ),
+        updated_at=func.now(),
+    )
+)
+
+_XMIN = bindparam("xmin", type_=Xid8())
+_RESTART = (
+    update(checkpoints)
+    .where(_OF_PROJECTION)
+    .values(
+        tx=_XMIN,
+        change_id=0,
+        watermark=func.greatest(checkpoints.c.watermark, _XMIN),
+        updated_at=func.now(),
+    )
+)
+
+_PENDING = (
+    select(func.count()).select_from(change_log).join(checkpoints, UNAPPLIED).where(_OF_PROJECTION)
+)
 
 
 def _checkpoint(session: Session, name: str) -> tuple[int, int]:
-    session.execute(
-        text("INSERT INTO projection_checkpoints (name) VALUES (:n) ON CONFLICT DO NOTHING"),
-        {"n": name},
-    )
-    tx, change_id = session.execute(
-        text("SELECT tx::text, change_id FROM projection_checkpoints WHERE name = :n"),
-        {"n": name},
-    ).one()
-    return int(tx), int(change_id)
+    session.execute(_CREATE_CHECKPOINT, {"projection_name": name})
+    tx, change_id = session.execute(_POSITION, {"projection_name": name}).one()
+    return tx, change_id
+
+
+def checkpoint_position(session: Session, name: str) -> tuple[int, int]:
+    """The `(tx, change_id)` of the last change `name` applied; (0, 0) before its first."""
+    row = session.execute(_POSITION, {"projection_name": name}).one_or_none()
+    return (0, 0) if row is None else (row.tx, row.change_id)
+
+
+def restart_checkpoint(session: Session, name: str, xmin: int) -> None:
+    """Move `name` back to the first change of transaction `xmin`: it re-applies every
+    change a snapshot with that xmin may not have seen. Its watermark stays where it was
+    if that is higher (tokens it already covered stay covered)."""
+    session.execute(_CREATE_CHECKPOINT, {"projection_name": name})
+    session.execute(_RESTART, {"projection_name": name, "xmin": xmin})
+
+
+def pending_changes(session: Session, name: str) -> int:
+    """The committed changes beyond `name`'s checkpoint, also those a transaction still
+    running holds behind the watermark; 0 without a checkpoint."""
+    return int(session.execute(_PENDING, {"projection_name": name}).scalar_one())
 
 
 def current_xmin(session: Session) -> int:
-    return int(
-        session.execute(text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")).scalar_one()
+    return int(session.execute(_CURRENT_XMIN).scalar_one())
+
+
+def _save_checkpoint(
+    session: Session, name: str, last: ChangeRow | None, watermark: int | None
+) -> None:
+    session.execute(
+        _SAVE_CHECKPOINT,
+        {
+            "projection_name": name,
+            "last_tx": last.tx if last else None,
+            "last_id": last.id if last else None,
+            "new_watermark": watermark,
+        },
     )
+
+
+# --- Reading the change log ------------------------------------------------------------------
+
+CHANGE_COLUMNS = tuple(change_log.c[field.name] for field in fields(ChangeRow))
+
+# The watermark query; it walks the (tx, id) index in order and stops at the limit. In xid
+# order, not text order: as text '10' < '9', and a batch would pass changes it never read.
+_FETCH_CHANGES = (
+    select(*CHANGE_COLUMNS)
+    .where(
+        tuple_(change_log.c.tx, change_log.c.id)
+        > tuple_(bindparam("after_tx", type_=Xid8()), bindparam("after_id", type_=BigInteger)),
+        change_log.c.tx < _XMIN,
+    )
+    .order_by(change_log.c.tx, change_log.c.id)
+    .limit(bindparam("batch_size", type_=Integer))
+)
+
+
+def as_change(row: RowMapping) -> ChangeRow:
+    """A row holding CHANGE_COLUMNS (and maybe more) as the change a projection applies."""
+    return ChangeRow(**{column.name: row[column.name] for column in CHANGE_COLUMNS})
 
 
 def fetch_changes(
@@ -98,15 +203,44 @@ def fetch_changes(
 ) -> list[ChangeRow]:
     """The watermark query: finished transactions only, in (tx, id) order."""
     rows = session.execute(
-        text(
-            "SELECT id, tx::text AS tx, org_id, entity, entity_id, op, payload, created_at"
-            " FROM changes"
-            " WHERE (tx, id) > (CAST(:tx AS xid8), :id) AND tx < CAST(:xmin AS xid8)"
-            " ORDER BY tx, id LIMIT :limit"
-        ),
-        {"tx": str(after[0]), "id": after[1], "xmin": str(below_xmin), "limit": limit},
-    ).mappings()
-    return [ChangeRow(**{**row, "tx": int(row["tx"])}) for row in rows]
+        _FETCH_CHANGES,
+        {"after_tx": after[0], "after_id": after[1], "xmin": below_xmin, "batch_size": limit},
+    )
+    return [ChangeRow(**row) for row in rows.mappings()]
+
+
+# --- Dead letters ----------------------------------------------------------------------------
+
+_OPEN_DEAD_LETTERS = select(dead_letters.c.change_id).where(
+    dead_letters.c.projection == _NAME,
+    dead_letters.c.resolved_at.is_(None),
+    dead_letters.c.change_id == any_(bindparam("change_ids", type_=ARRAY(BigInteger))),
+)
+
+_NEW_DEAD_LETTER = (
+    insert(dead_letters)
+    .inline()
+    .values(
+        projection=_NAME,
+        change_id=bindparam("change_id", type_=BigInteger),
+        tx=bindparam("change_tx", type_=Xid8()),
+        error=bindparam("message", type_=Text),
+    )
+)
+# The target is the partial unique index: one open dead letter per change and projection.
+_DEAD_LETTER = _NEW_DEAD_LETTER.on_conflict_do_update(
+    index_elements=[dead_letters.c.projection, dead_letters.c.change_id],
+    index_where=dead_letters.c.resolved_at.is_(None),
+    set_={
+        "attempts": dead_letters.c.attempts + 1,
+        "error": _NEW_DEAD_LETTER.excluded.error,
+    },
+)
+_RECORD_ERROR = (
+    update(checkpoints)
+    .where(_OF_PROJECTION)
+    .values(last_error=bindparam("message", type_=Text), last_error_at=func.now())
+)
 
 
 def _skip_dead_letters(session: Session, name: str, changes: list[ChangeRow]) -> list[ChangeRow]:
@@ -114,11 +248,8 @@ def _skip_dead_letters(session: Session, name: str, changes: list[ChangeRow]) ->
         return changes
     dead = set(
         session.execute(
-            text(
-                "SELECT change_id FROM projection_dead_letters WHERE projection = :n"
-                " AND resolved_at IS NULL AND change_id = ANY(:ids)"
-            ),
-            {"n": name, "ids": [c.id for c in changes]},
+            _OPEN_DEAD_LETTERS,
+            {"projection_name": name, "change_ids": [c.id for c in changes]},
         ).scalars()
     )
     return [c for c in changes if c.id not in dead]
@@ -131,13 +262,13 @@ def _is_transient(exc: BaseException) -> bool:
 
 
 def apply_isolating_poison(
-    session: Session, projector: Projector, changes: Sequence[ChangeRow]
+    session: Session, projection: Projection, changes: Sequence[ChangeRow]
 ) -> list[tuple[ChangeRow, BaseException]]:
     """Apply `changes`; when the batch fails, bisect it so only the failing changes are
     set aside. Transient errors propagate (the job retries with backoff)."""
     try:
         with session.begin_nested():
-            projector.apply(session, changes)
+            projection.apply(session, changes)
         return []
     except Exception as exc:
         if _is_transient(exc):
@@ -145,88 +276,65 @@ def apply_isolating_poison(
         if len(changes) == 1:
             return [(changes[0], exc)]
     middle = len(changes) // 2
-    return apply_isolating_poison(session, projector, changes[:middle]) + apply_isolating_poison(
-        session, projector, changes[middle:]
+    return apply_isolating_poison(session, projection, changes[:middle]) + apply_isolating_poison(
+        session, projection, changes[middle:]
     )
 
 
 def _dead_letter(session: Session, name: str, change: ChangeRow, exc: BaseException) -> None:
     log.error("projection %s: change %s dead-lettered: %s", name, change.id, exc, exc_info=exc)
     session.execute(
-        text(
-            "INSERT INTO projection_dead_letters (projection, change_id, tx, error)"
-            " VALUES (:n, :id, CAST(:tx AS xid8), :err)"
-            " ON CONFLICT (projection, change_id) WHERE resolved_at IS NULL"
-            " DO UPDATE SET attempts = projection_dead_letters.attempts + 1, error = EXCLUDED.error"
-        ),
+        _DEAD_LETTER,
         {
-            "n": name,
-            "id": change.id,
-            "tx": str(change.tx),
-            "err": f"{type(exc).__name__}: {exc}"[:4000],
+            "projection_name": name,
+            "change_id": change.id,
+            "change_tx": change.tx,
+            "message": f"{type(exc).__name__}: {exc}"[:4000],
         },
     )
     session.execute(
-        text(
-            "UPDATE projection_checkpoints SET last_error = :err, last_error_at = now()"
-            " WHERE name = :n"
-        ),
-        {"n": name, "err": f"change {change.id}: {type(exc).__name__}: {exc}"[:4000]},
-    )
-
-
-def _save_checkpoint(
-    session: Session, name: str, last: ChangeRow | None, watermark: int | None
-) -> None:
-    session.execute(
-        text(
-            "UPDATE projection_checkpoints SET"
-            " tx = COALESCE(CAST(:tx AS xid8), tx),"
-            " change_id = COALESCE(CAST(:id AS bigint), change_id),"
-            " watermark = GREATEST(watermark, COALESCE(CAST(:wm AS xid8), watermark)),"
-            " updated_at = now()"
-            " WHERE name = :n"
-        ),
+        _RECORD_ERROR,
         {
-            "n": name,
-            "tx": str(last.tx) if last else None,
-            "id": last.id if last else None,
-            "wm": str(watermark) if watermark is not None else None,
+            "projection_name": name,
+            "message": f"change {change.id}: {type(exc).__name__}: {exc}"[:4000],
         },
     )
+
+
+# --- Advancing -------------------------------------------------------------------------------
 
 
 def advance_one_batch(
-    session: Session, projector: Projector, batch_size: int
+    session: Session, projection: Projection, batch_size: int
 ) -> AdvanceResult | None:
     """One transaction's worth of work; the caller commits. None when nothing was left."""
-    if not _lock(session, projector.name):
-        return AdvanceResult(projector.name, 0, 0, locked_elsewhere=True)
-    position = _checkpoint(session, projector.name)
+    if not _lock(session, projection.name):
+        return AdvanceResult(projection.name, 0, 0, locked_elsewhere=True)
+    position = _checkpoint(session, projection.name)
     xmin = current_xmin(session)
     changes = fetch_changes(session, position, xmin, batch_size)
     drained = len(changes) < batch_size
-    live = _skip_dead_letters(session, projector.name, changes)
-    failures = apply_isolating_poison(session, projector, live) if live else []
+    live = _skip_dead_letters(session, projection.name, changes)
+    failures = apply_isolating_poison(session, projection, live) if live else []
     for change, exc in failures:
-        _dead_letter(session, projector.name, change, exc)
+        _dead_letter(session, projection.name, change, exc)
     _save_checkpoint(
-        session, projector.name, changes[-1] if changes else None, xmin if drained else None
+        session, projection.name, changes[-1] if changes else None, xmin if drained else None
     )
     if not changes:
         return None
-    return AdvanceResult(projector.name, len(live) - len(failures), len(failures), drained=drained)
+    return AdvanceResult(projection.name, len(live) - len(failures), len(failures), drained=drained)
 
 
 def advance(
     session_factory: Callable[[], Session],
-    projector: Projector,
+    projection: Projection,
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     max_batches: int | None = None,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> AdvanceResult:
-    """Advance `projector` to the current watermark, one committed batch at a time.
+    """Advance `projection` to the current watermark, one committed batch at a time.
 
     `should_stop` is asked between batches: a worker asked to stop finishes the batch in
     hand (it commits with its checkpoint) and leaves the rest to the next wake-up."""
@@ -234,35 +342,64 @@ def advance(
     batches = 0
     while (max_batches is None or batches < max_batches) and not should_stop():
         with session_factory() as session, session.begin():
-            result = advance_one_batch(session, projector, batch_size)
+            result = advance_one_batch(session, projection, batch_size)
         batches += 1
         if result is None:
             break
         if result.locked_elsewhere:
-            return AdvanceResult(projector.name, applied, dead, locked_elsewhere=True)
+            return AdvanceResult(projection.name, applied, dead, locked_elsewhere=True)
         applied += result.applied
         dead += result.dead_lettered
         if result.drained:
             # A short batch: the watermark was reached (it may have moved since; the
             # next wake-up or the sweeper takes it from here).
             break
-    return AdvanceResult(projector.name, applied, dead)
+    return AdvanceResult(projection.name, applied, dead)
+
+
+# --- For the sweeper -------------------------------------------------------------------------
+
+_NAMES = func.unnest(bindparam("names", type_=ARRAY(String))).table_valued("name").render_derived()
+_BEHIND = (
+    select(_NAMES.c.name, *applied_position())
+    .select_from(_NAMES.outerjoin(checkpoints, checkpoints.c.name == _NAMES.c.name))
+    .where(exists().where(UNAPPLIED))
+)
 
 
 def projections_behind(session: Session, names: Sequence[str]) -> dict[str, tuple[int, int]]:
     """The projections with committed changes beyond their checkpoint, each with that
     checkpoint `(tx, change_id)`: whoever compares two sweeps can tell whether it moved."""
-    rows = session.execute(
-        text(
-            "SELECT n.name, COALESCE(p.tx, '0'::xid8)::text, COALESCE(p.change_id, 0)"
-            " FROM unnest(CAST(:names AS text[])) AS n(name)"
-            " LEFT JOIN projection_checkpoints p ON p.name = n.name"
-            " WHERE EXISTS (SELECT 1 FROM changes c WHERE (c.tx, c.id) >"
-            " (COALESCE(p.tx, '0'::xid8), COALESCE(p.change_id, 0)))"
-        ),
-        {"names": list(names)},
+    rows = session.execute(_BEHIND, {"names": list(names)})
+    return {name: (tx, change_id) for name, tx, change_id in rows}
+
+
+_OLDEST_CHECKPOINT = (
+    select(checkpoints.c.tx, checkpoints.c.change_id, func.count().over().label("known"))
+    .where(checkpoints.c.name == any_(bindparam("names", type_=ARRAY(String))))
+    .order_by(checkpoints.c.tx, checkpoints.c.change_id)
+    .limit(1)
+)
+
+
+_passed = change_log.alias("passed")  # its own FROM: the batch is chosen before the DELETE
+_PRUNE = delete(change_log).where(
+    change_log.c.id.in_(
+        select(_passed.c.id)
+        .where(
+            tuple_(_passed.c.tx, _passed.c.id)
+            <= tuple_(
+                bindparam("through_tx", type_=Xid8()), bindparam("through_id", type_=BigInteger)
+            ),
+            _passed.c.created_at < func.now() - bindparam("retention", type_=Interval()),
+            ~exists().where(
+                dead_letters.c.change_id == _passed.c.id, dead_letters.c.resolved_at.is_(None)
+            ),
+        )
+        .order_by(_passed.c.tx, _passed.c.id)
+        .limit(bindparam("batch_size", type_=Integer))
     )
-    return {str(name): (int(tx), int(change_id)) for name, tx, change_id in rows}
+)
 
 
 def prune_change_log(
@@ -271,26 +408,16 @@ def prune_change_log(
     """Delete one batch of change rows that every projection has passed and that are older
     than the retention. Small batches in short transactions: writers are never blocked,
     they only ever append. Changes still dead-lettered are kept for `retry`."""
-    oldest = session.execute(
-        text(
-            "SELECT p.tx::text, p.change_id, count(*) OVER () AS known"
-            " FROM projection_checkpoints p WHERE p.name = ANY(:names)"
-            " ORDER BY p.tx, p.change_id LIMIT 1"
-        ),
-        {"names": list(names)},
-    ).one_or_none()
-    if oldest is None or int(oldest.known) < len(set(names)):
+    oldest = session.execute(_OLDEST_CHECKPOINT, {"names": list(names)}).one_or_none()
+    if oldest is None or oldest.known < len(set(names)):
         return 0  # a projection that has not started yet has passed nothing
     result = session.execute(
-        text(
-            "DELETE FROM changes WHERE id IN ("
-            " SELECT c.id FROM changes c"
-            " WHERE (c.tx, c.id) <= (CAST(:tx AS xid8), :id)"
-            "   AND c.created_at < now() - make_interval(days => :days)"
-            "   AND NOT EXISTS (SELECT 1 FROM projection_dead_letters d"
-            "     WHERE d.change_id = c.id AND d.resolved_at IS NULL)"
-            " ORDER BY c.tx, c.id LIMIT :batch)"
-        ),
-        {"tx": oldest.tx, "id": oldest.change_id, "days": retention_days, "batch": batch_size},
+        _PRUNE,
+        {
+            "through_tx": oldest.tx,
+            "through_id": oldest.change_id,
+            "retention": timedelta(days=retention_days),
+            "batch_size": batch_size,
+        },
     )
     return int(getattr(result, "rowcount", 0) or 0)

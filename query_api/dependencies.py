@@ -24,7 +24,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import ColumnElement, exists, select, text, true
+from sqlalchemy import ColumnElement, exists, select, true
 from sqlalchemy.engine import RowMapping
 
 from projections.models import (
@@ -35,8 +35,9 @@ from projections.models import (
     proj_team_members,
     proj_users,
 )
-from shared.changes import TOKEN_PREFIX, decode_consistency_token
+from shared.checkpoints import ProjectionCheckpoint
 from shared.config import get_settings
+from shared.consistency import TOKEN_PREFIX, decode_consistency_token
 from shared.db import ReadSession, read_engine, read_session
 from shared.errors import (
     ForbiddenError,
@@ -96,14 +97,14 @@ AuthenticatedUserId = Annotated[uuid.UUID, Depends(authenticated_user_id)]
 # --- The consistency wait ----------------------------------------------------------------
 
 
+_WATERMARKS = select(ProjectionCheckpoint.name, ProjectionCheckpoint.watermark)
+
+
 def _read_watermarks() -> dict[str, int]:
     # Its own short connection, back to the pool at once: no request holds one to wait.
-    # Raw SQL: projection_checkpoints is bookkeeping with no Table object to build from.
     with read_engine().connect() as connection:
-        rows = connection.execute(
-            text("SELECT name, watermark::text FROM projection_checkpoints")
-        ).all()
-    return {str(name): int(watermark) for name, watermark in rows}
+        rows = connection.execute(_WATERMARKS).all()
+    return {name: watermark for name, watermark in rows}
 
 
 def _all_passed(watermarks: dict[str, int], names: tuple[str, ...], xid: int) -> bool:

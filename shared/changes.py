@@ -1,4 +1,4 @@
-"""The change log (transactional outbox) of DESIGN.md §3 and the consistency token.
+"""The change log (transactional outbox) of DESIGN.md §3: its model and its writer.
 
 Every command appends one row per changed aggregate to `changes` in the same transaction
 as its normalized rows. `tx` is the writing transaction's id (`pg_current_xact_id()`);
@@ -8,7 +8,9 @@ row that commits late can never be skipped.
 
 from __future__ import annotations
 
+import typing
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -16,13 +18,23 @@ from typing import Any
 
 from pydantic_core import to_json
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
-    Connection,
+    BindParameter,
+    ColumnElement,
     DateTime,
+    Dialect,
     Index,
     String,
+    Table,
+    Text,
+    Uuid,
+    bindparam,
+    cast,
     event,
     func,
+    insert,
+    select,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -37,10 +49,34 @@ CHANGES_XID = "evotrack.changes_xid"  # the writing transaction's id, while it l
 
 
 class Xid8(UserDefinedType[int]):
+    """A transaction id (`xid8`), an int on the Python side.
+
+    psycopg has no adapter for it: values travel as text, cast to xid8 in the statement
+    (PostgreSQL casts neither bigint nor numeric to xid8) and parsed back on the way out."""
+
     cache_ok = True
 
     def get_col_spec(self, **kw: Any) -> str:
         return "xid8"
+
+    def bind_expression(self, bindvalue: BindParameter[int]) -> ColumnElement[int]:
+        return cast(bindvalue, self)
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[int | None], str | None]:
+        return _xid_text
+
+    def result_processor(
+        self, dialect: Dialect, coltype: object
+    ) -> Callable[[str | None], int | None]:
+        return _xid_int
+
+
+def _xid_text(value: int | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _xid_int(value: str | None) -> int | None:
+    return None if value is None else int(value)
 
 
 class ChangeOp(StrEnum):
@@ -67,6 +103,10 @@ class Change(Base):
     )
 
 
+# Its Core table: statements run once per batch need no ORM layer.
+changes_table = typing.cast(Table, Change.__table__)
+
+
 @dataclass(frozen=True)
 class ChangeRecord:
     """One changed aggregate. `payload` holds `old` and `new` values of what projections use."""
@@ -91,7 +131,7 @@ def record_changes(session: Session, records: list[ChangeRecord]) -> None:
     if len(records) >= COPY_FROM:
         rows = ((r.org_id, r.entity, r.entity_id, r.op.value, r.payload_json) for r in records)
         copy_rows(session, _COPY_CHANGES, rows)
-        xid = session.execute(text("SELECT pg_current_xact_id()::text")).scalar_one()
+        xid = session.execute(_CURRENT_XID).scalar_one()
     else:
         xid = session.execute(
             _INSERT_CHANGES,
@@ -103,7 +143,7 @@ def record_changes(session: Session, records: list[ChangeRecord]) -> None:
                 "payloads": [r.payload_json for r in records],
             },
         ).scalar_one()
-    session.info[CHANGES_XID] = int(xid)
+    session.info[CHANGES_XID] = xid
     session.info[CHANGES_WRITTEN] = True
 
 
@@ -115,16 +155,27 @@ def _json(payload: dict[str, Any]) -> str:
 # From this many rows on, COPY (formatted in C) beats the INSERT's arrays (dumped in Python)
 # by more than its extra round trip for the transaction id.
 COPY_FROM = 50
+# Raw SQL: Core has no COPY.
 _COPY_CHANGES = "COPY changes (org_id, entity, entity_id, op, payload) FROM STDIN"
 
 # Below it, one statement text for any number of rows (a multi-row VALUES is compiled anew for each
 # count), and the transaction id comes back with it: the consistency token needs no round
 # trip of its own (current_consistency_xid).
-_INSERT_CHANGES = text(
-    "WITH written AS (INSERT INTO changes (org_id, entity, entity_id, op, payload)"
-    " SELECT * FROM unnest(CAST(:org_ids AS uuid[]), CAST(:entities AS text[]),"
-    " CAST(:entity_ids AS uuid[]), CAST(:ops AS text[]), CAST(:payloads AS jsonb[])))"
-    " SELECT pg_current_xact_id()::text"
+_COLUMNS = ("org_id", "entity", "entity_id", "op", "payload")
+_ROWS = (
+    func.unnest(
+        bindparam("org_ids", type_=ARRAY(Uuid)),
+        bindparam("entities", type_=ARRAY(Text)),
+        bindparam("entity_ids", type_=ARRAY(Uuid)),
+        bindparam("ops", type_=ARRAY(Text)),
+        cast(bindparam("payloads", type_=ARRAY(Text)), ARRAY(JSONB)),  # JSON text as it is
+    )
+    .table_valued(*_COLUMNS)
+    .render_derived()
+)
+_CURRENT_XID = select(func.pg_current_xact_id(type_=Xid8()))
+_INSERT_CHANGES = _CURRENT_XID.add_cte(
+    insert(changes_table).from_select(_COLUMNS, select(*_ROWS.c)).cte("written")
 )
 
 
@@ -139,120 +190,5 @@ def record_change(session: Session, record: ChangeRecord) -> None:
     record_changes(session, [record])
 
 
-# --- Consistency tokens -------------------------------------------------------------
-#
-# A token names a transaction id T. A projection "includes" the token once it has caught
-# up to a watermark (snapshot xmin) greater than T: every transaction with an id <= T has
-# then finished, and its changes are behind the checkpoint. A transaction that committed
-# before this one began has a smaller id, so waiting for a token also waits for it.
-
-TOKEN_PREFIX = "ct1."
-
-
-def encode_consistency_token(xid: int) -> str:
-    return f"{TOKEN_PREFIX}{xid:x}"
-
-
-def decode_consistency_token(token: str) -> int | None:
-    if not token.startswith(TOKEN_PREFIX):
-        return None
-    try:
-        value = int(token[len(TOKEN_PREFIX) :], 16)
-    except ValueError:
-        return None
-    return value if value >= 0 else None
-
-
-def current_consistency_xid(session: Session) -> int:
-    """The id of this transaction if it wrote, else the last id any finished one can have."""
-    written = session.info.get(CHANGES_XID)
-    if written is not None:
-        return int(written)
-    row = session.execute(
-        text(
-            "SELECT pg_current_xact_id_if_assigned()::text, "
-            "pg_snapshot_xmax(pg_current_snapshot())::text"
-        )
-    ).one()
-    own, xmax = row
-    return int(own) if own is not None else int(xmax) - 1
-
-
 # Let reflection (alembic check) recognize the column type.
 ischema_names["xid8"] = Xid8
-
-
-# --- Projection lag ------------------------------------------------------------------------
-#
-# One query for the CLI, /metrics and /system/projections. `names` lists the projections to
-# report (a projection without a checkpoint yet shows as lagging from the start); without
-# it, every projection that has a checkpoint.
-
-_LAG = """
-    WITH names AS (
-        SELECT unnest(CAST(:names AS text[])) AS name WHERE CAST(:names AS text[]) IS NOT NULL
-        UNION SELECT name FROM projection_checkpoints WHERE CAST(:names AS text[]) IS NULL
-    ), snapshot AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
-    SELECT n.name,
-           COALESCE(p.tx, '0'::xid8)::text AS tx,
-           COALESCE(p.change_id, 0) AS change_id,
-           COALESCE(p.watermark, '0'::xid8)::text AS applied_watermark,
-           s.xmin::text AS watermark,
-           p.updated_at, p.last_error, p.last_error_at,
-           pending.count AS lag_changes,
-           COALESCE(EXTRACT(EPOCH FROM now() - pending.oldest), 0)::float AS lag_seconds,
-           (SELECT count(*) FROM projection_dead_letters d
-             WHERE d.projection = n.name AND d.resolved_at IS NULL) AS dead_letters
-    FROM names n CROSS JOIN snapshot s
-    LEFT JOIN projection_checkpoints p ON p.name = n.name
-    CROSS JOIN LATERAL (
-        SELECT count(*) AS count, min(c.created_at) AS oldest FROM changes c
-        -- Every committed change not yet applied, including those a transaction still
-        -- running elsewhere holds behind the watermark: they are lag all the same.
-        WHERE (c.tx, c.id) > (COALESCE(p.tx, '0'::xid8), COALESCE(p.change_id, 0))
-    ) pending
-    ORDER BY n.name
-"""
-
-
-def projection_lag(
-    connection: Session | Connection, names: list[str] | None = None
-) -> list[dict[str, Any]]:
-    """Per projection: checkpoint (tx, change_id), applied and current watermark, lag in
-    changes and seconds, open dead letters, last error."""
-    rows = connection.execute(text(_LAG), {"names": names}).mappings()
-    return [dict(row) for row in rows]
-
-
-# --- Replica replay lag --------------------------------------------------------------------
-#
-# On a streaming replica the query above runs against what the replica has replayed: the
-# change log and the checkpoints are frozen together, so a replica whose replay is paused or
-# behind shows no projection lag at all. Its own replay lag has to be reported beside it.
-
-_REPLAY = """
-    SELECT pg_get_wal_replay_pause_state() <> 'not paused' AS replay_paused,
-           CASE WHEN received IS NOT NULL  -- replay may run ahead of streaming at start
-                THEN GREATEST(pg_wal_lsn_diff(received, replayed), 0)
-           END::bigint AS lag_bytes,
-           CASE WHEN received IS NULL THEN NULL
-                WHEN replayed >= received THEN 0.0
-                ELSE GREATEST(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0)
-           END::float AS lag_seconds,
-           pg_last_xact_replay_timestamp() AS last_replayed_at
-    FROM (SELECT pg_last_wal_receive_lsn() AS received, pg_last_wal_replay_lsn() AS replayed) wal
-"""
-
-
-def replica_lag(connection: Session | Connection) -> dict[str, Any] | None:
-    """Where a streaming replica's replay stands, or None on a primary.
-
-    `lag_bytes`: WAL received from the primary and not yet replayed. `lag_seconds`: 0 when
-    replay has caught up with everything received; else the time since the last replayed
-    transaction committed on the primary, an upper bound (the WAL waiting may be younger,
-    if the primary was idle before it). Both are None while the replica receives nothing
-    (not streaming yet, or replaying from an archive)."""
-    if not connection.execute(text("SELECT pg_is_in_recovery()")).scalar_one():
-        return None
-    row = connection.execute(text(_REPLAY)).mappings().one()
-    return {"in_recovery": True, **row}

@@ -15,7 +15,7 @@ from prometheus_client.registry import REGISTRY, Collector
 from rq import Queue
 from sqlalchemy import Engine
 
-from shared.changes import projection_lag, replica_lag
+from shared.checkpoints import projection_status, replica_lag
 from shared.supervision_metrics import supervision_collector
 
 log = logging.getLogger(__name__)
@@ -52,10 +52,10 @@ class ProjectionCollector(Collector):
         )
         try:
             with self.engine().connect() as conn:
-                for row in projection_lag(conn):
-                    lag_changes.add_metric([row["name"]], row["lag_changes"])
-                    lag_seconds.add_metric([row["name"]], row["lag_seconds"])
-                    dead.add_metric([row["name"]], row["dead_letters"])
+                for status in projection_status(conn):
+                    lag_changes.add_metric([status.name], status.lag_changes)
+                    lag_seconds.add_metric([status.name], status.lag_seconds)
+                    dead.add_metric([status.name], status.dead_letters)
         except Exception as exc:  # a scrape reports what it can
             log.warning("projection metrics unavailable: %s", exc)
             return

@@ -1,16 +1,22 @@
-"""The notification contract: the kinds, a notification to make (made by the command side,
-the notifications and budget projections and the worker's jobs alike) and what its change
-rows say about it. Shared, like shared/changes.py, so that the read side and the worker
-never import the command side's schemas."""
+"""The notification contract: the kinds, a notification to make (drafted by the
+notifications projection and the worker's jobs alike), what makes it (a `NotificationSink`:
+the notifications service) and what its change rows say about it. Shared, like
+shared/changes.py, so that the read side and the worker never import the command side's
+schemas."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
+
+# The entity of a notification's change rows.
+NOTIFICATION_ENTITY = "notification"
 
 
 class NotificationKind(StrEnum):
@@ -38,6 +44,16 @@ class NotificationDraft(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
     # When it happened (for a change of the log: when that change was written); None: now.
     created_at: datetime | None = None
+
+
+class NotificationSink(Protocol):
+    """Makes the drafts not made before, in the caller's transaction, and returns the ids
+    of those made now: `notifications.service.create_notifications`, injected into the
+    notifications projection so that it writes no write-side table itself."""
+
+    def __call__(
+        self, session: Session, drafts: Sequence[NotificationDraft], /
+    ) -> list[uuid.UUID]: ...
 
 
 class NotificationState(BaseModel):

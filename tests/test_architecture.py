@@ -12,7 +12,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("command_api", "query_api", "projections", "worker", "shared", "evotrack", "bench")
+PACKAGES = (
+    "command_api",
+    "query_api",
+    "projections",
+    "notifications",
+    "worker",
+    "shared",
+    "evotrack",
+    "bench",
+)
 # The one place a session commits; everything else runs in `engine.begin()` blocks.
 COMMITTING_ENTRY_POINTS = ("command_api/transaction.py",)
 
@@ -121,16 +130,34 @@ def test_query_api_reads_only_shared_and_projection_models() -> None:
 
 
 def test_command_api_never_imports_the_read_side_or_the_worker() -> None:
-    assert violations("command_api", ("query_api", "projections", "worker", "evotrack")) == []
+    assert (
+        violations(
+            "command_api", ("query_api", "projections", "notifications", "worker", "evotrack")
+        )
+        == []
+    )
+
+
+def test_shared_imports_no_other_package() -> None:
+    others = tuple(p for p in PACKAGES if p != "shared")
+    assert violations("shared", others) == []
+
+
+def test_projections_and_the_notifications_service_never_import_the_processes() -> None:
+    """The worker and the CLI compose them; they never reach back."""
+    assert violations("projections", ("query_api", "worker", "evotrack")) == []
+    assert violations("notifications", ("query_api", "projections", "worker", "evotrack")) == []
 
 
 def _names_models(module: str) -> bool:
     """`command_api.models` or `command_api.modules.<context>.models`, or a name in one."""
     parts = module.split(".")
+    if parts[0] != "command_api":
+        return False
     return parts[1:2] == ["models"] or (parts[1:2] == ["modules"] and parts[3:4] == ["models"])
 
 
-@pytest.mark.parametrize("package", ["projections", "worker"])
+@pytest.mark.parametrize("package", ["projections", "notifications", "worker"])
 def test_projections_and_the_worker_use_only_the_command_sides_models(package: str) -> None:
     """They read and write the normalized tables, whose ORM models live in command_api;
     nothing else of the command side (DESIGN.md §1 and §10). Contracts they share with it
@@ -235,6 +262,85 @@ def test_each_check_catches_a_planted_violation(tmp_path: Path) -> None:
     ]
     forbidden = violations("projections", ("command_api",), root=tmp_path)
     assert [v for v in forbidden if not _names_models(v.split(" imports ")[1])] == forbidden
+
+
+def _model_names(tree: ast.AST) -> set[str]:
+    """The names a module imports from the command side's models."""
+    return {
+        alias.asname or alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module and _names_models(node.module)
+        for alias in node.names
+    }
+
+
+def _called(node: ast.Call) -> str | None:
+    if isinstance(node.func, ast.Name):
+        return node.func.id
+    return node.func.attr if isinstance(node.func, ast.Attribute) else None
+
+
+def _target(node: ast.Call) -> str | None:
+    """`X` of `insert(X)`, `insert(X.__table__)`."""
+    if not node.args:
+        return None
+    first = node.args[0]
+    if isinstance(first, ast.Attribute):
+        first = first.value
+    return first.id if isinstance(first, ast.Name) else None
+
+
+def write_side_writes(package: str, root: Path = ROOT) -> list[str]:
+    """Statements of `package` that write a normalized table or the change log: Core
+    `insert/update/delete` of a command-side model, `record_changes`, or SQL text."""
+    sql = re.compile(
+        r"\b(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+("
+        + "|".join((*NORMALIZED_TABLES, "changes"))
+        + r")\b",
+        re.IGNORECASE,
+    )
+    found = []
+    for path in python_files(package, root):
+        source = path.read_text()
+        tree = ast.parse(source, str(path))
+        models = _model_names(tree)
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            name = _called(node)
+            writes_model = name in ("insert", "update", "delete") and _target(node) in models
+            if writes_model or name in ("record_changes", "record_change"):
+                found.append(f"{path.relative_to(root)}:{node.lineno} {name}")
+        found += [f"{path.relative_to(root)}: {m.group(0)}" for m in sql.finditer(source)]
+    return sorted(found)
+
+
+def test_projections_write_only_read_models() -> None:
+    """Side effects on the write side go through the service of the domain that owns them
+    (DESIGN.md §10): a projection writes its own tables and nothing else."""
+    assert write_side_writes("projections") == []
+
+
+def test_the_write_check_catches_a_planted_write(tmp_path: Path) -> None:
+    _plant(
+        tmp_path,
+        {
+            "projections/__init__.py": "",
+            "projections/inbox.py": "from command_api.modules.n.models import Notification\n"
+            "from shared.changes import record_changes\n"
+            "def apply(session, rows):\n"
+            "    session.execute(insert(Notification).values(rows))\n"
+            "    session.execute(insert(proj_notifications).values(rows))\n"
+            "    record_changes(session, [])\n"
+            "    session.execute(text('DELETE FROM notifications WHERE id = :id'))\n"
+            "    session.execute(text('DELETE FROM proj_notifications WHERE id = :id'))\n",
+        },
+    )
+    assert write_side_writes("projections", tmp_path) == [
+        "projections/inbox.py: DELETE FROM notifications",
+        "projections/inbox.py:4 insert",
+        "projections/inbox.py:6 record_changes",
+    ]
 
 
 NORMALIZED_TABLES = (

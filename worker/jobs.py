@@ -17,7 +17,8 @@ from collections.abc import Sequence
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from projections.runner import AdvanceResult, Projector, advance
+from projections.projection import Projection
+from projections.runner import AdvanceResult, advance
 from shared.db import write_sessionmaker
 from shared.redis_client import clear_pending_wakeup
 
@@ -43,17 +44,17 @@ def _is_transient(exc: BaseException) -> bool:
     )
 
 
-def advance_with_retries(projector: Projector) -> AdvanceResult:
+def advance_with_retries(projection: Projection) -> AdvanceResult:
     """Advance one projection, retrying transient failures with backoff."""
     for delay in (*RETRY_DELAYS_SECONDS, None):
         try:
-            return advance(write_sessionmaker(), projector, should_stop=stop_requested.is_set)
+            return advance(write_sessionmaker(), projection, should_stop=stop_requested.is_set)
         except Exception as exc:
             if delay is None or not _is_transient(exc) or stop_requested.is_set():
                 raise
             log.warning(
                 "projection %s: transient failure, retrying in %.1f s: %s",
-                projector.name,
+                projection.name,
                 delay,
                 exc,
             )
@@ -72,8 +73,8 @@ class ProjectionsFailedError(RuntimeError):
         self.names = list(names)
 
 
-def registered_projections() -> list[Projector]:
-    """The projectors of `projections.registry.PROJECTIONS`; none while it does not exist."""
+def registered_projections() -> list[Projection]:
+    """The projections of `projections.registry.PROJECTIONS`; none while it does not exist."""
     try:
         registry = importlib.import_module(REGISTRY_MODULE)
     except ModuleNotFoundError as exc:
@@ -87,7 +88,7 @@ def advance_all_projections() -> int:
     """Advance every projection of `projections.registry.PROJECTIONS` to the current
     watermark; return how many changes were applied.
 
-    This job only walks the registry: the projectors and the runner do the work. Without
+    This job only walks the registry: the projections and the runner do the work. Without
     a registry module there is nothing to advance and it returns 0. A projection that
     fails does not hold the others back, but the job still fails (logged with the error,
     visible in RQ's failed registry); the sweeper (worker/sweeper.py) tries again.
@@ -95,18 +96,18 @@ def advance_all_projections() -> int:
     clear_pending_wakeup()  # first: a commit that rings from now on enqueues a new job
     applied = 0
     failed: list[str] = []
-    for projector in registered_projections():
+    for projection in registered_projections():
         try:
-            result = advance_with_retries(projector)
+            result = advance_with_retries(projection)
         except Exception:
-            log.exception("projection %s failed to advance", projector.name)
-            failed.append(projector.name)
+            log.exception("projection %s failed to advance", projection.name)
+            failed.append(projection.name)
             continue
         applied += result.applied
         if result.applied or result.dead_lettered:
             log.info(
                 "projection %s advanced",
-                projector.name,
+                projection.name,
                 extra={"applied": result.applied, "dead_lettered": result.dead_lettered},
             )
     if failed:

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from projections.notifications import create_notifications
+from notifications.service import create_notifications
 from shared.config import get_settings
 from shared.db import write_sessionmaker
 from shared.notifications import NotificationDraft, NotificationKind

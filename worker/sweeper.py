@@ -70,9 +70,9 @@ class Sweeper:
 
     def sweep(self) -> list[str]:
         """Wake up (or advance) every projection that is behind; return their names."""
-        projectors = {p.name: p for p in registered_projections()}
+        projections = {p.name: p for p in registered_projections()}
         with write_sessionmaker()() as session:
-            behind = projections_behind(session, list(projectors))
+            behind = projections_behind(session, list(projections))
         unanswered = [name for name, at in behind.items() if self._rung_at.get(name) == at]
         if behind and self._rq_answers_the_doorbell():
             self._rung_at, to_advance = behind, unanswered
@@ -81,7 +81,7 @@ class Sweeper:
         for name in to_advance:
             if self.stop.is_set():
                 break
-            advance_with_retries(projectors[name])
+            advance_with_retries(projections[name])
         return list(behind)
 
     def _rq_answers_the_doorbell(self) -> bool:

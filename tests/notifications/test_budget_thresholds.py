@@ -12,8 +12,9 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine, text
 
+from notifications.service import create_notifications
 from projections.budget_alerts import Measure, State, evaluate
-from projections.notifications import NotificationsProjector
+from projections.notifications import NotificationsProjection
 from projections.runner import advance
 from tests.conftest import BackgroundProjector
 from tests.factories import OrgHandle, add_member, make_org
@@ -200,7 +201,7 @@ def test_the_check_waits_for_the_entries_projection_it_reads(api: httpx.Client, 
     deadline = time.monotonic() + 60
     while not notification_rows(db, world.org.owner.id, "budget_threshold"):
         assert time.monotonic() < deadline, "the notifications projection never advanced"
-        advance(sessions(db), NotificationsProjector())
+        advance(sessions(db), NotificationsProjection(notify=create_notifications))
         time.sleep(0.05)
     [row] = notification_rows(db, world.org.owner.id, "budget_threshold")
     assert row["data"]["used"] == int(0.9 * HOUR)

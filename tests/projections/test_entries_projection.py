@@ -187,3 +187,43 @@ def test_totals_follow_edits_deletes_renames_and_timers(
     assert running == [started.json()["data"]["id"]]
     assert [tuple(row) for row in tagged] == [(None, 3600, 1)]  # the untagged entry only
     assert_verified(org.id)
+
+
+def test_a_deleted_organization_leaves_every_entries_table(
+    api: httpx.Client,
+    db: Engine,
+    project_all: Callable[[], None],
+    assert_verified: Callable[..., None],
+) -> None:
+    """While another organization lives (the old statement found an organization gone only
+    when no live organization was left anywhere)."""
+    org, other = make_org(db), make_org(db)
+    for each in (org, other):
+        create_entry(
+            api,
+            each.path(),
+            each.owner.headers,
+            start_at="2026-05-04T09:00:00Z",
+            end_at="2026-05-04T10:00:00Z",
+        )
+        create_entry(api, each.path(), each.owner.headers, start_at="2026-05-05T09:00:00Z")
+    project_all()
+
+    response = api.delete(org.path(), headers=org.owner.headers)
+    assert response.status_code == 204, response.text
+    project_all()
+
+    tables = ("proj_entries", "proj_daily_totals", "proj_monthly_totals", "proj_running_timers")
+    with db.connect() as conn:
+        left = {
+            table: conn.execute(
+                text(f"SELECT count(*) FROM {table} WHERE org_id = :o"), {"o": org.id}
+            ).scalar_one()
+            for table in tables
+        }
+        kept = conn.execute(
+            text("SELECT count(*) FROM proj_entries WHERE org_id = :o"), {"o": other.id}
+        ).scalar_one()
+    assert left == dict.fromkeys(tables, 0)
+    assert kept == 2
+    assert_verified(org.id, other.id)

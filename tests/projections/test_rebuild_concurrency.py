@@ -19,7 +19,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from projections.rebuild import PLANS, rebuild
+from projections.rebuild import rebuild
+from projections.registry import PROJECTIONS
 from tests.factories import OrgHandle, make_org
 from tests.projections.test_rebuild import bulk_entries
 
@@ -140,5 +141,7 @@ def test_reads_during_rebuilds_all_succeed_with_complete_answers(
 
 
 def test_the_swap_locks_every_table_of_each_projection_once() -> None:
-    for plan in PLANS.values():
-        assert sorted(plan.lock_order) == sorted(plan.tables)
+    for projection in PROJECTIONS:
+        assert sorted(t.name for t in projection.lock_order) == sorted(
+            t.name for t in projection.tables
+        )

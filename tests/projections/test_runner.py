@@ -5,21 +5,45 @@ from __future__ import annotations
 
 import threading
 import time
+import typing
 import uuid
 from collections.abc import Callable, Sequence
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, Executable, Table, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from projections.runner import ChangeRow, advance
+from projections.projection import ChangeRow, Projection, Tables
+from projections.runner import (
+    advance,
+    checkpoint_position,
+    fetch_changes,
+    pending_changes,
+    prune_change_log,
+    restart_checkpoint,
+)
+
+P = typing.TypeVar("P", bound=Projection)
 
 
-class RecordingProjector:
+def named(projection: type[P], name: str) -> type[P]:
+    """`projection` under a name of its own: a checkpoint no other test shares."""
+    return typing.cast(type[P], type(projection.__name__, (projection,), {"name": name}))
+
+
+class BareProjection(Projection):
+    """Declares no tables: the runner only needs `name` and `apply`; nothing rebuilds it."""
+
+    tables: typing.ClassVar[tuple[Table, ...]] = ()
+
+    def load(self, t: Tables, table: Table, *, scoped: bool = False) -> Executable:
+        raise NotImplementedError("a test projection is never rebuilt")
+
+
+class RecordingProjection(BareProjection):
     """Applies the changes of one test's entity kind into `runner_test_applied`."""
 
     def __init__(self, entity: str, poison: set[str] | None = None) -> None:
-        self.name = f"test-{entity}"
         self.entity = entity
         self.poison = poison or set()
 
@@ -36,6 +60,10 @@ class RecordingProjector:
                 ),
                 {"p": self.name, "c": change.id, "l": change.payload.get("label")},
             )
+
+
+def recording(entity: str, poison: set[str] | None = None) -> RecordingProjection:
+    return named(RecordingProjection, f"test-{entity}")(entity, poison)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +91,7 @@ def write_change(conn: object, entity: str, label: str) -> None:
 
 def advance_until(
     sessions: sessionmaker[Session],
-    projector: RecordingProjector,
+    projector: RecordingProjection,
     done: Callable[[], bool],
     batch_size: int = 1000,
 ) -> None:
@@ -77,7 +105,7 @@ def advance_until(
         time.sleep(0.05)
 
 
-def applied_labels(db: Engine, projector: RecordingProjector) -> list[str]:
+def applied_labels(db: Engine, projector: RecordingProjection) -> list[str]:
     with db.connect() as conn:
         return list(
             conn.execute(
@@ -93,7 +121,7 @@ def test_a_change_committed_late_is_not_skipped(
     db: Engine, sessions: sessionmaker[Session]
 ) -> None:
     entity = f"gap-{uuid.uuid4().hex[:8]}"
-    projector = RecordingProjector(entity)
+    projector = recording(entity)
     slow = db.connect()
     slow_tx = slow.begin()
     write_change(slow, entity, "slow")  # takes its id (and xid) first, commits last
@@ -115,7 +143,7 @@ def test_small_batches_and_repeated_wakeups_apply_each_change_once(
     db: Engine, sessions: sessionmaker[Session]
 ) -> None:
     entity = f"batch-{uuid.uuid4().hex[:8]}"
-    projector = RecordingProjector(entity)
+    projector = recording(entity)
     with db.begin() as conn:
         for i in range(25):
             write_change(conn, entity, f"c{i}")
@@ -129,7 +157,7 @@ def test_concurrent_wakeups_never_apply_a_change_twice(
     db: Engine, sessions: sessionmaker[Session]
 ) -> None:
     entity = f"conc-{uuid.uuid4().hex[:8]}"
-    projector = RecordingProjector(entity)
+    projector = recording(entity)
     with db.begin() as conn:
         for i in range(200):
             write_change(conn, entity, f"c{i}")
@@ -158,7 +186,7 @@ def test_a_poison_change_is_dead_lettered_and_the_rest_flow(
     db: Engine, sessions: sessionmaker[Session]
 ) -> None:
     entity = f"poison-{uuid.uuid4().hex[:8]}"
-    projector = RecordingProjector(entity, poison={"bad"})
+    projector = recording(entity, poison={"bad"})
     with db.begin() as conn:
         for label in ("one", "bad", "two", "three"):
             write_change(conn, entity, label)
@@ -191,7 +219,7 @@ def test_the_watermark_passes_a_write_once_it_is_projected(
     db: Engine, sessions: sessionmaker[Session]
 ) -> None:
     entity = f"wm-{uuid.uuid4().hex[:8]}"
-    projector = RecordingProjector(entity)
+    projector = recording(entity)
     with db.begin() as conn:
         write_change(conn, entity, "x")
         own_xid = int(conn.execute(text("SELECT pg_current_xact_id()::text")).scalar_one())
@@ -208,3 +236,106 @@ def test_the_watermark_passes_a_write_once_it_is_projected(
     advance_until(sessions, projector, lambda: watermark() > own_xid)
     assert watermark() > own_xid
     assert applied_labels(db, projector) == ["x"]
+
+
+def _write_at(
+    session: Session, entity: str, label: str, *, tx: int | None = None, age_days: int = 0
+) -> int:
+    """A change row with a transaction id (else the session's own) and an age of the test's
+    choosing."""
+    return int(
+        session.execute(
+            text(
+                "INSERT INTO changes (tx, entity, entity_id, op, payload, created_at)"
+                " VALUES (COALESCE(CAST(:tx AS xid8), pg_current_xact_id()), :e, :id, 'created',"
+                " jsonb_build_object('label', CAST(:l AS text)), now() - make_interval(days => :d))"
+                " RETURNING id"
+            ),
+            {
+                "tx": None if tx is None else str(tx),
+                "e": entity,
+                "id": uuid.uuid4(),
+                "l": label,
+                "d": age_days,
+            },
+        ).scalar_one()
+    )
+
+
+def test_the_watermark_query_orders_by_transaction_id_not_by_its_digits(db: Engine) -> None:
+    """Across a power of ten ('10' < '9' as text) the log is still read in xid order: a
+    batch that read 10 first would save a checkpoint past 9, and 9 would never be read."""
+    entity = f"order-{uuid.uuid4().hex[:8]}"
+    with Session(db) as session:  # rolled back: no other test sees these ids
+        nine = _write_at(session, entity, "nine", tx=9)
+        ten = _write_at(session, entity, "ten", tx=10)
+        assert [c.id for c in fetch_changes(session, (8, 0), 11, 1)] == [nine]
+        assert [(c.tx, c.id) for c in fetch_changes(session, (8, 0), 11, 5)] == [
+            (9, nine),
+            (10, ten),
+        ]
+        assert fetch_changes(session, (9, nine), 10, 5) == []  # 10 is not below the xmin
+        session.rollback()
+
+
+def test_the_checkpoint_helpers_of_rebuild_and_budget_alerts(
+    db: Engine, sessions: sessionmaker[Session]
+) -> None:
+    entity = f"helpers-{uuid.uuid4().hex[:8]}"
+    projector = recording(entity)
+    with sessions() as session:
+        assert checkpoint_position(session, projector.name) == (0, 0)
+        assert pending_changes(session, projector.name) == 0  # no checkpoint, nothing pending
+    with db.begin() as conn:
+        write_change(conn, entity, "x")
+    advance_until(sessions, projector, lambda: applied_labels(db, projector) == ["x"])
+    with sessions() as session, session.begin():
+        tx, change_id = checkpoint_position(session, projector.name)
+        assert tx > 0
+        assert change_id > 0
+        watermark = session.execute(
+            text("SELECT watermark::text FROM projection_checkpoints WHERE name = :p"),
+            {"p": projector.name},
+        ).scalar_one()
+        restart_checkpoint(session, projector.name, tx)
+        assert checkpoint_position(session, projector.name) == (tx, 0)
+        assert pending_changes(session, projector.name) >= 1  # the change of `tx`, again
+        # The watermark never moves back: tokens it covered stay covered.
+        assert session.execute(
+            text("SELECT watermark::text FROM projection_checkpoints WHERE name = :p"),
+            {"p": projector.name},
+        ).scalar_one() == str(max(int(watermark), tx))
+    with sessions() as session, session.begin():
+        fresh = f"test-fresh-{uuid.uuid4().hex[:8]}"
+        restart_checkpoint(session, fresh, 7)  # a projection without a checkpoint gets one
+        assert checkpoint_position(session, fresh) == (7, 0)
+
+
+def test_pruning_keeps_what_a_projection_has_not_passed_and_what_is_dead_lettered(
+    db: Engine, sessions: sessionmaker[Session]
+) -> None:
+    entity = f"prune-{uuid.uuid4().hex[:8]}"
+    projector = recording(entity, poison={"bad"})
+    with sessions() as session, session.begin():
+        old = _write_at(session, entity, "old", age_days=30)
+        bad = _write_at(session, entity, "bad", age_days=30)
+    with db.begin() as conn:
+        write_change(conn, entity, "new")
+    advance_until(sessions, projector, lambda: "new" in applied_labels(db, projector))
+
+    def remaining() -> set[int]:
+        with db.connect() as conn:
+            return set(
+                conn.execute(
+                    text("SELECT id FROM changes WHERE entity = :e AND id = ANY(:ids)"),
+                    {"e": entity, "ids": [old, bad]},
+                ).scalars()
+            )
+
+    not_started = f"test-not-started-{uuid.uuid4().hex[:8]}"
+    with sessions() as session, session.begin():
+        assert prune_change_log(session, [projector.name, not_started], 7) == 0
+    assert remaining() == {old, bad}
+    with sessions() as session, session.begin():
+        assert prune_change_log(session, [projector.name], 7, batch_size=100000) >= 1
+    assert remaining() == {bad}  # old and passed: pruned; dead-lettered: kept for `retry`

@@ -7,13 +7,8 @@ import uuid
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from shared.changes import (
-    CHANGES_XID,
-    ChangeOp,
-    ChangeRecord,
-    current_consistency_xid,
-    record_changes,
-)
+from shared.changes import CHANGES_XID, ChangeOp, ChangeRecord, record_changes
+from shared.consistency import current_consistency_xid
 
 
 def test_the_token_names_the_writing_transaction_and_is_forgotten_after_it(db: Engine) -> None:

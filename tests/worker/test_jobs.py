@@ -14,22 +14,27 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from projections.runner import ChangeRow
+from projections.projection import ChangeRow
+from tests.projections.test_runner import BareProjection, named
 from worker.jobs import ProjectionsFailedError, advance_all_projections, registered_projections
 
 
-class CountingProjector:
+class CountingProjection(BareProjection):
     def __init__(self) -> None:
-        self.name = f"test-jobs-{uuid.uuid4().hex[:8]}"
         self.seen: list[int] = []
 
     def apply(self, session: Session, changes: Sequence[ChangeRow]) -> None:
         self.seen.extend(change.id for change in changes)
 
 
-class UnreachableProjector(CountingProjector):
+class UnreachableProjection(CountingProjection):
     def apply(self, session: Session, changes: Sequence[ChangeRow]) -> None:
         raise OperationalError("SELECT 1", {}, ConnectionError("the read model is unreachable"))
+
+
+def counting(kind: type[CountingProjection] = CountingProjection) -> CountingProjection:
+    """A fresh one, with a checkpoint of its own."""
+    return named(kind, f"test-jobs-{uuid.uuid4().hex[:8]}")()
 
 
 def use_registry(monkeypatch: pytest.MonkeyPatch, projectors: list[object] | None) -> None:
@@ -64,7 +69,7 @@ def test_every_projection_advances_and_a_failure_fails_the_job(
     db: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     change_id = write_change(db)
-    healthy, broken = CountingProjector(), UnreachableProjector()
+    healthy, broken = counting(), counting(UnreachableProjection)
     use_registry(monkeypatch, [broken, healthy])
 
     # Other tests' open transactions may hold the watermark back for a moment.

@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from evotrack.embedded import EmbeddedRedis
 from shared.config import get_settings
 from shared.redis_client import redis_client
-from tests.worker.test_jobs import CountingProjector, use_registry, write_change
+from tests.worker.test_jobs import counting, use_registry, write_change
 from worker.sweeper import Sweeper
 
 
@@ -47,7 +47,7 @@ def _repeat_until(done: Callable[[], bool], step: Callable[[], object]) -> None:
 def test_a_ring_nobody_answers_is_answered_by_the_next_sweep(
     db: Engine, queue: Queue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    projector = CountingProjector()
+    projector = counting()
     use_registry(monkeypatch, [projector])
     change_id = write_change(db)
     sweeper = _sweeper()
@@ -66,7 +66,7 @@ def test_a_projection_that_moved_since_the_ring_is_left_to_rq(
 ) -> None:
     from worker.jobs import advance_with_retries
 
-    projector = CountingProjector()
+    projector = counting()
     use_registry(monkeypatch, [projector])
     first = write_change(db)
     sweeper = _sweeper()
