@@ -31,7 +31,7 @@ from shared.db import Base
 
 # --- Read models -------------------------------------------------------------------------
 #
-# Core tables (no ORM classes): the query API selects from them, projectors write them
+# Core tables (no ORM classes): the query API selects from them, projections write them
 # with set-based SQL. Every table carries org_id (DESIGN.md §9).
 
 
@@ -205,7 +205,7 @@ proj_entries = Table(
     Column("local_date", Date, nullable=False),
     # Keyset pagination: (start_at, entry_id) within an organization, both directions.
     Index("ix_proj_entries_org_id_start_at_entry_id", "org_id", "start_at", "entry_id"),
-    # The projector's bucket recompute: (org, local_date, user).
+    # The projection's bucket recompute: (org, local_date, user).
     Index("ix_proj_entries_org_id_user_id_local_date", "org_id", "user_id", "local_date"),
     # A member's (or a user_id-filtered) entries page, keyset on (start_at, entry_id).
     Index(
@@ -376,7 +376,7 @@ proj_notifications = Table(
     Index("ix_proj_notifications_org_id", "org_id"),
 )
 
-# The notifications projector's memory of budget thresholds: whether a subject (project or
+# The notifications projection's memory of budget thresholds: whether a subject (project or
 # task) is at or past `threshold` % of its `metric` budget, and the generation of that
 # crossing (it grows each time the subject falls back below), which is part of the
 # notification's dedup key. History, not a read model: rebuilds keep it.
