@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 
 NEW = Tables("__new")
 VERIFY = Tables("__verify")
-OLD = "__old"
+OLD = Tables("__old")
 
 Progress = Callable[[str, int, int], None]
 SessionFactory = Callable[[], Session]
@@ -248,9 +248,9 @@ def _lock_live_tables(session: Session, order: Sequence[Table], limit_ms: int) -
 def _swap(session: Session, live: Table) -> None:
     constraints = _constraints(session, live.name)
     indexes = _indexes(session, live.name)
-    session.execute(text(f"ALTER TABLE {live.name} RENAME TO {live.name}{OLD}"))
+    session.execute(text(f"ALTER TABLE {live.name} RENAME TO {OLD[live].name}"))
     session.execute(text(f"ALTER TABLE {NEW[live].name} RENAME TO {live.name}"))
-    session.execute(text(f"DROP TABLE {live.name}{OLD}"))
+    session.execute(DropTable(OLD[live]))
     for name, _ in constraints:
         session.execute(text(f"ALTER TABLE {live.name} RENAME CONSTRAINT {name}__new TO {name}"))
     for name, _ in indexes:
