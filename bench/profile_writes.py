@@ -61,9 +61,7 @@ def _short(frame: str) -> str:
     """`function (path/to/module.py:line)` → `function (module.py)`: lines differ by sample."""
     name, _, where = frame.partition(" (")
     path = where.rstrip(")").rsplit(":", 1)[0]
-    parts = Path(path).parts
-    shown = "/".join(parts[-2:]) if "site-packages" in parts or len(parts) > 1 else path
-    return f"{name} ({shown})"
+    return f"{name} ({'/'.join(Path(path).parts[-2:])})"
 
 
 def markdown(profile: Profile, rate: float) -> str:

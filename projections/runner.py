@@ -43,14 +43,11 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from projections.projection import ChangeRow, Projection
-from shared.changes import Xid8, changes_table
-from shared.checkpoints import (
-    SNAPSHOT_XMIN,
-    UNAPPLIED,
-    applied_position,
-    checkpoints_table,
-    dead_letters_table,
-)
+from shared.changes import Xid8
+from shared.changes import changes_table as change_log
+from shared.checkpoints import SNAPSHOT_XMIN, UNAPPLIED, applied_position
+from shared.checkpoints import checkpoints_table as checkpoints
+from shared.checkpoints import dead_letters_table as dead_letters
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +63,6 @@ class AdvanceResult:
     drained: bool = True
 
 
-change_log, checkpoints, dead_letters = changes_table, checkpoints_table, dead_letters_table
 _NAME = bindparam("projection_name", type_=String)
 _OF_PROJECTION = checkpoints.c.name == _NAME
 
@@ -255,7 +251,8 @@ def _skip_dead_letters(session: Session, name: str, changes: list[ChangeRow]) ->
     return [c for c in changes if c.id not in dead]
 
 
-def _is_transient(exc: BaseException) -> bool:
+def is_transient(exc: BaseException) -> bool:
+    """A failure to retry with backoff (the database restarting, a dropped connection)."""
     return isinstance(exc, OperationalError) or (
         isinstance(exc, DBAPIError) and exc.connection_invalidated
     )
@@ -271,7 +268,7 @@ def apply_isolating_poison(
             projection.apply(session, changes)
         return []
     except Exception as exc:
-        if _is_transient(exc):
+        if is_transient(exc):
             raise
         if len(changes) == 1:
             return [(changes[0], exc)]

@@ -9,12 +9,11 @@ from sqlalchemy.orm import Session
 from projections.registry import PROJECTIONS, by_name
 from projections.runner import CHANGE_COLUMNS, apply_isolating_poison, as_change, lock_projection
 from shared.changes import changes_table
-from shared.checkpoints import ProjectionStatus, dead_letters_table
+from shared.checkpoints import ProjectionStatus
+from shared.checkpoints import dead_letters_table as dead_letters
 from shared.checkpoints import projection_status as status_of
 
 __all__ = ["ProjectionStatus", "projection_status", "retry_dead_letters"]
-
-dead_letters = dead_letters_table
 
 
 def projection_status(session: Session, names: list[str] | None = None) -> list[ProjectionStatus]:

@@ -15,10 +15,8 @@ import threading
 import time
 from collections.abc import Sequence
 
-from sqlalchemy.exc import DBAPIError, OperationalError
-
 from projections.projection import Projection
-from projections.runner import AdvanceResult, advance
+from projections.runner import AdvanceResult, advance, is_transient
 from shared.db import write_sessionmaker
 from shared.redis_client import clear_pending_wakeup
 
@@ -38,19 +36,13 @@ rq_listening = threading.Event()
 RETRY_DELAYS_SECONDS = (0.2, 1.0, 3.0)
 
 
-def _is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, OperationalError) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
-    )
-
-
 def advance_with_retries(projection: Projection) -> AdvanceResult:
     """Advance one projection, retrying transient failures with backoff."""
     for delay in (*RETRY_DELAYS_SECONDS, None):
         try:
             return advance(write_sessionmaker(), projection, should_stop=stop_requested.is_set)
         except Exception as exc:
-            if delay is None or not _is_transient(exc) or stop_requested.is_set():
+            if delay is None or not is_transient(exc) or stop_requested.is_set():
                 raise
             log.warning(
                 "projection %s: transient failure, retrying in %.1f s: %s",

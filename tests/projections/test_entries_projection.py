@@ -10,7 +10,10 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy.dialects import postgresql
 
+from projections import entries
+from projections.models import proj_entries
 from tests.factories import make_org
 
 DST_DAYS = {
@@ -227,3 +230,19 @@ def test_a_deleted_organization_leaves_every_entries_table(
     assert left == dict.fromkeys(tables, 0)
     assert kept == 2
     assert_verified(org.id, other.id)
+
+
+def test_a_column_of_proj_entries_is_one_labelled_column_of_its_source() -> None:
+    """What makes adding a column three edits (model, source select, migration): a source
+    that misses a column of the table is refused at import, and the in-place upsert sets
+    every column but the key, read from the table."""
+    rows = entries.entries_source()
+    short = rows.with_only_columns(*list(rows.selected_columns)[:-1])
+    with pytest.raises(RuntimeError, match="not proj_entries' columns"):
+        entries._every_column(short)
+    assert entries._every_column(rows) is rows
+
+    sql = str(entries._UPSERT_ENTRIES.compile(dialect=postgresql.dialect()))  # type: ignore[no-untyped-call]
+    updated = sql.split("DO UPDATE SET", 1)[1]
+    for column in proj_entries.c:
+        assert (f" {column.name} = excluded.{column.name}" in updated) is not column.primary_key
