@@ -64,7 +64,7 @@ def _short(frame: str) -> str:
     return f"{name} ({'/'.join(Path(path).parts[-2:])})"
 
 
-def markdown(profile: Profile, rate: float) -> str:
+def markdown(profile: Profile, rate: float, *, waits: bool = False) -> str:
     def table(rows: list[tuple[str, int]]) -> list[str]:
         lines = ["| function | share of samples |", "|---|---|"]
         lines += [f"| `{name}` | {count / profile.samples:.1%} |" for name, count in rows]
@@ -72,7 +72,8 @@ def markdown(profile: Profile, rate: float) -> str:
 
     return "\n".join(
         [
-            f"{profile.samples:,} samples (200/s, GIL holder only) of the command API's process at "
+            f"{profile.samples:,} samples (200/s, {'every thread' if waits else 'GIL holder only'})"
+            " of the command API's process at "
             f"{rate:,.0f} entries/s (wrk, 16 connections, distinct users).",
             "",
             "Own time (the function itself):",
@@ -90,6 +91,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--waits",
+        action="store_true",
+        help="sample every thread, idle or not (where requests wait), not only the GIL holder",
+    )
+    parser.add_argument("--raw", type=Path, help="also keep py-spy's raw stacks in this file")
     args = parser.parse_args()
     server = os.environ.get("DATABASE_URL")
     redis = os.environ.get("REDIS_URL")
@@ -110,14 +117,17 @@ def main() -> int:
                 + ["--pid", str(worker), "--duration", f"{args.seconds:g}", "--rate", "200"]
                 # Only the thread holding the GIL: where the process's Python time goes, not
                 # the threads waiting for the database or for the GIL.
-                + ["--output", str(raw), "--nonblocking", "--gil"],
+                + ["--output", str(raw), "--nonblocking"]
+                + (["--idle"] if args.waits else ["--gil"]),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
             requests = api_requests(org, args.connections, 2, one_user=False)
             run = wrk.run(api.root, requests, args.seconds)
             spy.wait()
-            print(markdown(summarize(raw.read_text()), run.per_second))
+            if args.raw:
+                args.raw.write_text(raw.read_text())
+            print(markdown(summarize(raw.read_text()), run.per_second, waits=args.waits))
     finally:
         forget_entries(ctx, entries_written_since(ctx, since), since)
         empty_wakeup_queue(ctx)

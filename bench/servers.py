@@ -40,6 +40,9 @@ NOOP_APP = "bench.noop_app"  # the command API plus `POST /bench/noop`
 API_PREFIX = "/api/v1"
 # Processes per API, as `evotrack run` starts them (API_WORKERS, else the cores up to 4).
 API_WORKERS = int(os.environ.get("API_WORKERS") or default_api_workers())
+# An A/B against an older commit in one run: the product's processes (not the benchmark's
+# own no-op app) start from that checkout, with its virtual environment.
+SERVER_CHECKOUT = os.environ.get("BENCH_SERVER_CHECKOUT")
 
 
 def token_for(user_id: str | uuid.UUID) -> str:
@@ -64,11 +67,21 @@ def log_path(name: str) -> Path:
     return DATA_DIR / f"{name}.log"
 
 
-def _spawn(command: list[str], env: dict[str, str], name: str) -> subprocess.Popen[bytes]:
+def _product(command: list[str]) -> tuple[list[str], Path]:
+    """A product process's command and directory: this checkout's, or BENCH_SERVER_CHECKOUT's."""
+    if not SERVER_CHECKOUT:
+        return command, ROOT
+    checkout = Path(SERVER_CHECKOUT).resolve()
+    return [str(checkout / ".venv" / "bin" / "python"), *command[1:]], checkout
+
+
+def _spawn(
+    command: list[str], env: dict[str, str], name: str, cwd: Path = ROOT
+) -> subprocess.Popen[bytes]:
     with open(log_path(name), "ab") as log:
         return subprocess.Popen(
             command,
-            cwd=ROOT,
+            cwd=cwd,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -108,7 +121,10 @@ def api_server(
     command = api_argv(app, "127.0.0.1", port, API_WORKERS)
     env = child_env(database_url or ctx.database_url, ctx.redis_url)
     env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir(DATA_DIR, name))
-    process = _spawn(command, env, name)
+    cwd = ROOT
+    if app != NOOP_APP:
+        command, cwd = _product(command)
+    process = _spawn(command, env, name, cwd)
     root = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(process, root, name)
@@ -135,9 +151,8 @@ def _wait_healthy(process: subprocess.Popen[bytes], root: str, name: str) -> Non
 @contextlib.contextmanager
 def worker_process(ctx: Context) -> Iterator[subprocess.Popen[bytes]]:
     """The projection worker (`python -m worker.main`) on the benchmark's database."""
-    process = _spawn(
-        [sys.executable, "-m", "worker.main"], child_env(ctx.database_url, ctx.redis_url), "worker"
-    )
+    command, cwd = _product([sys.executable, "-m", "worker.main"])
+    process = _spawn(command, child_env(ctx.database_url, ctx.redis_url), "worker", cwd)
     try:
         yield process
     finally:

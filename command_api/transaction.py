@@ -24,7 +24,6 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
-from starlette.concurrency import run_in_threadpool
 
 from command_api.idempotency import (
     MAX_KEY_LENGTH,
@@ -42,6 +41,7 @@ from shared.db import WriteSession, write_sessionmaker
 from shared.errors import EvoTrackError, ValidationFailedError
 from shared.openapi import ERROR_DESCRIPTIONS
 from shared.redis_client import ring_doorbell
+from shared.threads import in_thread
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ async def get_session(request: Request) -> AsyncIterator[WriteSession]:
         yield session
     finally:
         if session.in_transaction():
-            await run_in_threadpool(_rollback_and_close, session)
+            await in_thread(_rollback_and_close, session)
         else:
             session.close()
 
@@ -112,7 +112,7 @@ def _in_the_thread_pool(endpoint: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(endpoint)
     async def run(*args: Any, **kwargs: Any) -> Any:
-        return await run_in_threadpool(endpoint, *args, **kwargs)
+        return await in_thread(endpoint, *args, **kwargs)
 
     return run
 
@@ -151,7 +151,7 @@ class CommandRoute(APIRoute):
             try:
                 response = await original(request)
             except IdempotentReplay as replay:
-                await run_in_threadpool(_rollback, request)
+                await in_thread(_rollback, request)
                 return Response(
                     replay.body or None,
                     status_code=replay.status_code,
@@ -160,17 +160,17 @@ class CommandRoute(APIRoute):
                 )
             except EvoTrackError as exc:
                 if exc.persist_changes:
-                    await run_in_threadpool(_commit, request, None)
+                    await in_thread(_commit, request, None)
                 else:
-                    await run_in_threadpool(_rollback, request)
+                    await in_thread(_rollback, request)
                 raise
             except BaseException:
-                await run_in_threadpool(_rollback, request)
+                await in_thread(_rollback, request)
                 raise
             if response.status_code >= 400:
-                await run_in_threadpool(_rollback, request)
+                await in_thread(_rollback, request)
                 return response
-            token = await run_in_threadpool(_commit, request, response)
+            token = await in_thread(_commit, request, response)
             if token:
                 response.headers[CONSISTENCY_HEADER] = token
             return response
@@ -232,7 +232,7 @@ async def claim_idempotency_key(request: Request, session: WriteSession, user_id
     fingerprint = request_fingerprint(
         request.method, request.url.path, _canonical_body(await request.body())
     )
-    row_id = await run_in_threadpool(
+    row_id = await in_thread(
         claim_key,
         session,
         user_id=user_id,

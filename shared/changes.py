@@ -25,6 +25,7 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Index,
+    Select,
     String,
     Table,
     Text,
@@ -40,6 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql.base import ischema_names
 from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
+from sqlalchemy.sql.dml import ReturningInsert
 from sqlalchemy.types import UserDefinedType
 
 from shared.db import Base, copy_rows
@@ -121,7 +123,7 @@ class ChangeRecord:
     payload_json: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "payload_json", _json(self.payload))
+        object.__setattr__(self, "payload_json", json_text(self.payload))
 
 
 def record_changes(session: Session, records: list[ChangeRecord]) -> None:
@@ -133,21 +135,43 @@ def record_changes(session: Session, records: list[ChangeRecord]) -> None:
         copy_rows(session, _COPY_CHANGES, rows)
         xid = session.execute(_CURRENT_XID).scalar_one()
     else:
-        xid = session.execute(
-            _INSERT_CHANGES,
-            {
-                "org_ids": [r.org_id for r in records],
-                "entities": [r.entity for r in records],
-                "entity_ids": [r.entity_id for r in records],
-                "ops": [r.op.value for r in records],
-                "payloads": [r.payload_json for r in records],
-            },
-        ).scalar_one()
+        xid = session.execute(_INSERT_CHANGES, change_row_params(records)).scalar_one()
+    changes_recorded(session, xid)
+
+
+def change_row_params(records: list[ChangeRecord]) -> dict[str, list[Any]]:
+    """The bind parameters of `with_change_rows` for these records."""
+    return {
+        "org_ids": [r.org_id for r in records],
+        "entities": [r.entity for r in records],
+        "entity_ids": [r.entity_id for r in records],
+        "ops": [r.op.value for r in records],
+        "payloads": [r.payload_json for r in records],
+    }
+
+
+def with_change_rows(statement: Select[Any]) -> Select[Any]:
+    """`statement` that also appends the change rows `change_row_params` gives, for a
+    command that writes its rows and their change rows in one statement (select
+    `CURRENT_XID` in it for the transaction id, then call `changes_recorded`)."""
+    return statement.add_cte(_INSERT_CHANGE_ROWS.cte("written"))
+
+
+def changes_recorded(session: Session, xid: int) -> None:
+    """Note that the session's transaction `xid` wrote change rows: the consistency token
+    names it, and the doorbell rings after the commit."""
     session.info[CHANGES_XID] = xid
     session.info[CHANGES_WRITTEN] = True
 
 
-def _json(payload: dict[str, Any]) -> str:
+def insert_changes_from(rows: Select[Any]) -> ReturningInsert[tuple[int]]:
+    """Change rows from a SELECT of (org_id, entity, entity_id, op, payload), returning the
+    transaction id: for a command that writes its rows and their change rows in one
+    statement (then `changes_recorded`)."""
+    return insert(changes_table).from_select(_COLUMNS, rows).returning(changes_table.c.tx)
+
+
+def json_text(payload: dict[str, Any]) -> str:
     """A payload as JSON text for the jsonb column (pydantic-core: ~5× json.dumps)."""
     return to_json(payload).decode()
 
@@ -173,10 +197,10 @@ _ROWS = (
     .table_valued(*_COLUMNS)
     .render_derived()
 )
-_CURRENT_XID = select(func.pg_current_xact_id(type_=Xid8()))
-_INSERT_CHANGES = _CURRENT_XID.add_cte(
-    insert(changes_table).from_select(_COLUMNS, select(*_ROWS.c)).cte("written")
-)
+CURRENT_XID = func.pg_current_xact_id(type_=Xid8())
+_CURRENT_XID = select(CURRENT_XID)
+_INSERT_CHANGE_ROWS = insert(changes_table).from_select(_COLUMNS, select(*_ROWS.c))
+_INSERT_CHANGES = with_change_rows(_CURRENT_XID)
 
 
 @event.listens_for(Session, "after_transaction_end")

@@ -12,7 +12,6 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy import ColumnElement, Select, and_, bindparam, select
-from starlette.concurrency import run_in_threadpool
 
 from command_api.modules.auth.dependencies import (
     CALLER_CONDITIONS,
@@ -31,6 +30,7 @@ from command_api.modules.users.models import User
 from command_api.transaction import SessionDep, claim_idempotency_key, claims_idempotency_key
 from shared.db import WriteSession
 from shared.errors import NotFoundError
+from shared.threads import in_thread
 
 
 @claims_idempotency_key
@@ -39,7 +39,7 @@ async def get_org_context(
 ) -> OrgContext:
     """Who calls, and as which member of the path's organization: both in one thread-pool
     hop (every organization command runs this first); then the Idempotency-Key's claim."""
-    context = await run_in_threadpool(_org_context, session, credentials, org_id)
+    context = await in_thread(_org_context, session, credentials, org_id)
     await claim_idempotency_key(request, session, context.user.id)
     return context
 

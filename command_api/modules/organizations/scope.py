@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
-from typing import Annotated
 
-from fastapi import Depends
 from sqlalchemy import any_, select
 from sqlalchemy.orm import Session, aliased
 
 from command_api.modules.organizations.context import OrgContext
 from command_api.modules.organizations.models import Membership, Role, Team, TeamMember
-from command_api.transaction import SessionDep
 from shared.db import uuid_array
 from shared.errors import NotFoundError
 
@@ -92,10 +89,3 @@ class MemberScopeService:
             .distinct()
         )
         return set(rows)
-
-
-async def get_member_scope_service(session: SessionDep) -> MemberScopeService:
-    return MemberScopeService(session)
-
-
-MemberScopeDep = Annotated[MemberScopeService, Depends(get_member_scope_service)]

@@ -12,9 +12,15 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import CTE, RowMapping
 from sqlalchemy.orm import Session
 
-from command_api.modules.projects.repository import ProjectRef, ProjectsRepository, TaskRef
+from command_api.modules.projects.repository import (
+    NEW_ENTRY_REFERENCES,
+    ProjectRef,
+    ProjectsRepository,
+    TaskRef,
+)
 from shared.errors import BusinessRuleError, EvoTrackError, NotFoundError
 
 # (user_id, project_id, task_id, tag_ids)
@@ -137,6 +143,32 @@ class EntryReferenceService:
         item: ReferenceItem = (user_id, project_id, task_id, tag_ids)
         catalog = self._load(org_id, [item], share_lock=for_new_entry)
         return _resolve_item(catalog, item, for_new_entry)
+
+    @staticmethod
+    def locked_for_new_entry() -> CTE:
+        """`resolve(…, for_new_entry=True)` as a one-row CTE for the statement that writes
+        the entry (one round trip for the checks, the locks and the writes). Its bind
+        parameters: `org_id`, `user_id`, `project_id`, `task_id` and `tag_ids` (distinct,
+        never NULL: an empty list for none). Its columns: what `checked` reads, and `ok`,
+        true when `checked` raises nothing, plus `project_id`, `project_billable`,
+        `project_hourly_rate_amount`, `member_rate` and `task_id` for the insert."""
+        return NEW_ENTRY_REFERENCES
+
+    @staticmethod
+    def checked(row: RowMapping, item: ReferenceItem) -> EntryReferences:
+        """The references `item` resolves to, read from a `locked_for_new_entry` row;
+        raises what `resolve(…, for_new_entry=True)` would have raised."""
+        tasks, projects, member_rates = {}, {}, {}
+        if row["task_id"] is not None:
+            task = TaskRef._make(row[f"task_{name}"] for name in TaskRef._fields)
+            tasks[task.id] = task
+        if row["project_id"] is not None:
+            project = ProjectRef._make(row[f"project_{name}"] for name in ProjectRef._fields)
+            projects[project.id] = project
+            if row["member_rate"] is not None:
+                member_rates[(project.id, item[0])] = row["member_rate"]
+        catalog = _Catalog(tasks, projects, member_rates, frozenset(row["live_tag_ids"] or ()))
+        return _resolve_item(catalog, item, True)
 
     def resolve_many(
         self, org_id: uuid.UUID, items: Sequence[ReferenceItem]

@@ -7,14 +7,20 @@ from collections.abc import Collection, Sequence
 from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import (
+    CTE,
     Row,
     Select,
+    Uuid,
     and_,
     any_,
     bindparam,
     delete,
     exists,
+    func,
+    literal,
+    or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert
@@ -76,6 +82,84 @@ _PROJECT_FIELDS = len(ProjectRef._fields)
 _PROJECTS_WITH_RATES = _projects_with_rates()
 # FOR SHARE of the projects only: the links are read, never locked.
 _LOCKED_PROJECTS_WITH_RATES = _PROJECTS_WITH_RATES.with_for_update(read=True, of=Project.__table__)
+
+
+def _new_entry_references() -> CTE:
+    """One new entry's references as a one-row CTE, for the statement that writes the entry:
+    the task (`:task_id`), the project (`:project_id`, else the task's) with the own rate of
+    its link to `:user_id`, and the live tags among `:tag_ids`, all of `:org_id` and live,
+    locked FOR SHARE as `EntryReferenceService.resolve` locks them for a new entry. Columns:
+    `TaskRef`'s and `ProjectRef`'s fields (prefixed `task_`, `project_`; NULL when absent),
+    `member_rate`, `live_tag_ids` and `ok`: every reference is live, of the organization
+    and open (no archived project, no done task), and the task is of the project."""
+    org_id = bindparam("org_id", type_=Uuid)
+    task_id, project_id = bindparam("task_id", type_=Uuid), bindparam("project_id", type_=Uuid)
+    tag_ids = bindparam("tag_ids", type_=UUIDS)
+    tasks, projects, members, tags = (
+        Task.__table__, Project.__table__, ProjectMember.__table__, Tag.__table__
+    )  # fmt: skip
+    task = (
+        select(*(tasks.c[name] for name in TaskRef._fields))
+        .where(tasks.c.id == task_id, tasks.c.org_id == org_id, tasks.c.deleted_at.is_(None))
+        .with_for_update(read=True)
+        .cte("ref_task")
+    )
+    own_rate = and_(
+        members.c.project_id == projects.c.id,
+        members.c.user_id == bindparam("user_id", type_=Uuid),
+        members.c.hourly_rate_amount.is_not(None),
+    )
+    project = (
+        select(
+            *(projects.c[name] for name in ProjectRef._fields),
+            members.c.hourly_rate_amount.label("member_rate"),
+        )
+        .select_from(projects.outerjoin(members, own_rate))
+        .where(
+            projects.c.id == func.coalesce(select(task.c.project_id).scalar_subquery(), project_id),
+            projects.c.org_id == org_id,
+            projects.c.deleted_at.is_(None),
+        )
+        .with_for_update(read=True, of=projects)
+        .cte("ref_project")
+    )
+    live_tags = (
+        select(tags.c.id)
+        .where(tags.c.id == any_(tag_ids), tags.c.org_id == org_id, tags.c.deleted_at.is_(None))
+        .with_for_update(read=True)
+        .cte("ref_tags")
+    )
+    task_ok = or_(
+        task_id.is_(None),
+        and_(
+            task.c.id.is_not(None),
+            or_(project_id.is_(None), task.c.project_id == project_id),
+            task.c.done.is_(False),
+        ),
+    )
+    project_ok = or_(
+        and_(task_id.is_(None), project_id.is_(None)),
+        and_(project.c.id.is_not(None), project.c.archived.is_(False)),
+    )
+    tags_ok = (
+        func.cardinality(tag_ids) == select(func.count()).select_from(live_tags).scalar_subquery()
+    )
+    one_row = select(literal(1).label("one")).subquery("one_row")
+    return (
+        select(
+            *(task.c[name].label(f"task_{name}") for name in TaskRef._fields),
+            *(project.c[name].label(f"project_{name}") for name in ProjectRef._fields),
+            project.c.member_rate,
+            select(func.array_agg(live_tags.c.id)).scalar_subquery().label("live_tag_ids"),
+            and_(task_ok, project_ok, tags_ok).label("ok"),
+        )
+        .select_from(one_row.outerjoin(task, true()).outerjoin(project, true()))
+        .cte("refs")
+    )
+
+
+# Built once (see `_new_entry_references`).
+NEW_ENTRY_REFERENCES = _new_entry_references()
 
 
 def _locked(statement: Selected, model: type[Client | Project | Task | Tag]) -> Selected:

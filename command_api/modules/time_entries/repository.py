@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 import uuid
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
@@ -9,15 +10,52 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import any_, bindparam, delete, func, select, text
-from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy import (
+    CTE,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Row,
+    RowMapping,
+    Select,
+    String,
+    Table,
+    Text,
+    Uuid,
+    and_,
+    any_,
+    bindparam,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    literal_column,
+    not_,
+    null,
+    select,
+    text,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Session
 
 from command_api.modules.organizations.models import Organization
 from command_api.modules.time_entries.models import TimeEntry, TimeEntryTag
 from command_api.modules.time_entries.views import EntryView
 from command_api.modules.users.models import User
-from shared.db import copy_rows, uuid_array
+from shared.changes import (
+    CURRENT_XID,
+    ChangeOp,
+    ChangeRecord,
+    change_row_params,
+    changes_recorded,
+    insert_changes_from,
+    with_change_rows,
+)
+from shared.db import UUIDS, copy_rows, uuid_array
 from shared.errors import NotFoundError
 
 
@@ -58,6 +96,9 @@ _OVERLAPPING_ITEMS = text(
 )
 
 
+ENTRIES = typing.cast(Table, TimeEntry.__table__)
+ENTRY_TAGS = typing.cast(Table, TimeEntryTag.__table__)
+
 # A new entry's columns and their PostgreSQL types (the types are what a binary COPY sends).
 _NEW_ENTRY_TYPES = {
     "id": "uuid",
@@ -92,21 +133,247 @@ def _entry_row(entry: EntryView, no_overlap: bool) -> tuple[Any, ...]:
     )
 
 
-_INSERT_ENTRY = text(
-    f"INSERT INTO time_entries ({', '.join(_NEW_ENTRY_COLUMNS)})"
-    f" VALUES ({', '.join(':' + column for column in _NEW_ENTRY_COLUMNS)})"
-    " RETURNING created_at, updated_at"
-)
-
 _COPY_ENTRIES = f"COPY time_entries ({', '.join(_NEW_ENTRY_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 
-# `lock_policy` and `lock_users` in one statement (SQLAlchemy's select() takes one locking
-# clause; this needs one per table).
-_LOCK_POLICY_AND_WRITER = text(
-    "SELECT o.prevent_overlaps, o.lock_before FROM organizations o, users u"
-    " WHERE o.id = :org_id AND o.deleted_at IS NULL AND u.id = :user_id"
-    " FOR SHARE OF o FOR NO KEY UPDATE OF u"
-)
+
+def create_entry_statement(references: CTE, entity: str) -> Select[Any]:
+    """Create one entry in one statement: the checks, the locks and the writes.
+
+    `references` is the projects module's one-row CTE of the entry's references (see
+    `EntryReferenceService.locked_for_new_entry`). Around it: the organization's policy
+    FOR SHARE (as `lock_policy`), the writer's lock where the organization forbids
+    overlaps (two writes of one user could otherwise deadlock inside the exclusion
+    constraint; without it their rows are outside the constraint), and the lock date
+    (`:local_day`, the start's day in the organization's timezone, unless `:lock_exempt`).
+    The entry, its tags and its change row are written only when every check passes, so a
+    refusal writes nothing and the row tells which check failed. The rate and the billable
+    flag are resolved here as `pick_rate` and `new_entry` resolve them (the service
+    compares the two); the change row's payload is the service's (`:new_payload`), with the
+    four values resolved here set in it.
+
+    One round trip, and locks held from this statement to the commit only: PostgreSQL
+    waited on the API between a write's round trips most of the time (issue 15's profile).
+    """
+    orgs, users = Organization.__table__, User.__table__
+    entries, entry_tags = ENTRIES, ENTRY_TAGS
+    org_id, user_id = bindparam("org_id", type_=Uuid), bindparam("user_id", type_=Uuid)
+    policy = (
+        select(orgs.c.prevent_overlaps, orgs.c.lock_before)
+        .where(orgs.c.id == org_id, orgs.c.deleted_at.is_(None))
+        .with_for_update(read=True)
+        .cte("policy")
+    )
+    writer = (
+        select(users.c.id)
+        .where(users.c.id == user_id, select(policy.c.prevent_overlaps).scalar_subquery())
+        .with_for_update(key_share=True)
+        .cte("writer")
+    )
+    locked = and_(
+        not_(bindparam("lock_exempt", type_=Boolean)),
+        policy.c.lock_before.is_not(None),
+        bindparam("local_day", type_=Date) < policy.c.lock_before,
+    )
+    org_found = policy.c.prevent_overlaps.is_not(None)
+    verdict = (
+        select(
+            references,
+            policy.c.prevent_overlaps,
+            policy.c.lock_before,
+            org_found.label("org_found"),
+            select(func.count()).select_from(writer).scalar_subquery().label("writer_locked"),
+            and_(references.c.ok, org_found, not_(locked)).label("writable"),
+        )
+        .select_from(references.outerjoin(policy, true()))
+        .cte("verdict")
+    )
+    rate = func.coalesce(
+        verdict.c.member_rate,
+        verdict.c.project_hourly_rate_amount,
+        cast(bindparam("member_rate"), BigInteger),
+        cast(bindparam("org_rate"), BigInteger),
+        0,
+    )
+    billable = func.coalesce(
+        cast(bindparam("billable"), Boolean), verdict.c.project_billable, False
+    )
+    values = {
+        "id": cast(bindparam("id"), Uuid),
+        "org_id": org_id,
+        "user_id": user_id,
+        "project_id": verdict.c.project_id,
+        "task_id": verdict.c.task_id,
+        "description": cast(bindparam("description"), Text),
+        "billable": billable,
+        "start_at": cast(bindparam("start_at"), DateTime(timezone=True)),
+        "end_at": cast(bindparam("end_at"), DateTime(timezone=True)),
+        "hourly_rate_amount": rate,
+        "no_overlap": verdict.c.prevent_overlaps,
+    }
+    entry = (
+        insert(entries)
+        .from_select(list(values), select(*values.values()).where(verdict.c.writable))
+        .returning(
+            entries.c.id,
+            entries.c.project_id,
+            entries.c.billable,
+            entries.c.hourly_rate_amount,
+            entries.c.created_at,
+            entries.c.updated_at,
+        )
+        .cte("entry")
+    )
+    tag = func.unnest(bindparam("tag_ids", type_=UUIDS)).table_valued("tag_id").render_derived()
+    tagged = (
+        insert(entry_tags)
+        .from_select(
+            ["entry_id", "tag_id", "org_id"],
+            select(entry.c.id, tag.c.tag_id, org_id).select_from(entry.join(tag, true())),
+        )
+        .cte("tagged")
+    )
+    # billed_amount(): round half up of duration × rate / 3600; 0 when not billable.
+    duration = cast(bindparam("duration_seconds"), BigInteger)
+    amount = case(
+        (duration.is_(None), null()),
+        (entry.c.billable, (duration * entry.c.hourly_rate_amount + 1800) // 3600),
+        else_=0,
+    )
+    resolved = func.jsonb_build_object(
+        literal_column("'project_id'"), entry.c.project_id,
+        literal_column("'billable'"), entry.c.billable,
+        literal_column("'hourly_rate'"), entry.c.hourly_rate_amount,
+        literal_column("'amount'"), amount,
+    )  # fmt: skip
+    payload = func.jsonb_build_object(
+        literal_column("'old'"),
+        cast(null(), JSONB),
+        literal_column("'new'"),
+        cast(bindparam("new_payload"), JSONB).op("||")(resolved),
+    )
+    logged = insert_changes_from(
+        select(
+            org_id,
+            cast(literal_column(f"'{entity}'"), String),
+            entry.c.id,
+            cast(literal_column(f"'{ChangeOp.CREATED.value}'"), String),
+            payload,
+        ).select_from(entry)
+    ).cte("logged")
+    return (
+        select(
+            verdict,
+            entry.c.project_id.label("entry_project_id"),
+            entry.c.billable.label("entry_billable"),
+            entry.c.hourly_rate_amount.label("entry_hourly_rate"),
+            entry.c.created_at.label("entry_created_at"),
+            entry.c.updated_at.label("entry_updated_at"),
+            select(logged.c.tx).scalar_subquery().label("tx"),
+        )
+        .select_from(verdict.outerjoin(entry, true()))
+        .add_cte(tagged)
+    )
+
+
+def timer_locks_statement(references: CTE) -> Select[Any]:
+    """A new timer's first statement: its references checked and locked as for a new entry
+    (`references`, see `create_entry_statement`), the organization's policy FOR SHARE and
+    the writer's lock (always: a timer start stops the user's running timer, in any
+    organization, and two starts must queue). The running timer is read in the next
+    statement, whose snapshot is taken once this one has every lock."""
+    orgs, users = Organization.__table__, User.__table__
+    policy = (
+        select(orgs.c.prevent_overlaps, orgs.c.lock_before)
+        .where(orgs.c.id == bindparam("org_id", type_=Uuid), orgs.c.deleted_at.is_(None))
+        .with_for_update(read=True)
+        .cte("policy")
+    )
+    writer = (
+        select(users.c.id)
+        .where(users.c.id == bindparam("user_id", type_=Uuid))
+        .with_for_update(key_share=True)
+        .cte("writer")
+    )
+    return select(
+        references,
+        policy.c.prevent_overlaps,
+        policy.c.lock_before,
+        policy.c.prevent_overlaps.is_not(None).label("org_found"),
+        select(func.count()).select_from(writer).scalar_subquery().label("writer_locked"),
+    ).select_from(references.outerjoin(policy, true()))
+
+
+def _running_timer(in_org: bool) -> Select[Any]:
+    """The user's running timer (in `:org_id`, or anywhere) locked FOR UPDATE, its tags, and
+    the database's instant once the lock is held (the outer SELECT runs after the CTE)."""
+    entries, entry_tags = ENTRIES, ENTRY_TAGS
+    running = select(entries).where(
+        entries.c.user_id == bindparam("user_id", type_=Uuid),
+        entries.c.end_at.is_(None),
+        entries.c.deleted_at.is_(None),
+    )
+    if in_org:
+        running = running.where(entries.c.org_id == bindparam("org_id", type_=Uuid))
+    timer = running.with_for_update().cte("running")
+    tag_ids = (
+        select(func.array_agg(entry_tags.c.tag_id))
+        .where(entry_tags.c.entry_id == timer.c.id)
+        .scalar_subquery()
+    )
+    one_row = select(literal_column("1").label("one")).subquery("one_row")
+    return select(func.clock_timestamp().label("now"), timer, tag_ids.label("tag_ids")).select_from(
+        one_row.outerjoin(timer, true())
+    )
+
+
+_RUNNING_ANYWHERE, _RUNNING_IN_ORG = _running_timer(False), _running_timer(True)
+
+
+def _stop_statement() -> tuple[Select[Any], Select[Any]]:
+    """Stop a timer (`:stop_id`, none when NULL) at `:stop_at`, with its change rows; and the
+    same followed by a new entry (`_NEW_ENTRY_COLUMNS` as parameters) and its tags. The
+    insert waits for the update (its WHERE reads the update's rows): the partial unique
+    index of running timers must no longer see the stopped one."""
+    entries, entry_tags = ENTRIES, ENTRY_TAGS
+    stopped = (
+        update(entries)
+        .where(entries.c.id == bindparam("stop_id", type_=Uuid))
+        .values(end_at=bindparam("stop_at", type_=DateTime(timezone=True)))
+        .returning(entries.c.updated_at)
+        .cte("stopped")
+    )
+    stopped_at = select(stopped.c.updated_at).scalar_subquery().label("stopped_updated_at")
+    stop = with_change_rows(select(stopped_at, CURRENT_XID.label("tx")))
+    after_stop = select(func.count()).select_from(stopped).scalar_subquery() >= 0
+    values = {
+        column: cast(bindparam(f"new_{column}"), entries.c[column].type)
+        for column in _NEW_ENTRY_COLUMNS
+    }
+    created = (
+        insert(entries)
+        .from_select(list(values), select(*values.values()).where(after_stop))
+        .returning(entries.c.id, entries.c.created_at, entries.c.updated_at)
+        .cte("created")
+    )
+    tag = func.unnest(bindparam("tag_ids", type_=UUIDS)).table_valued("tag_id").render_derived()
+    tagged = insert(entry_tags).from_select(
+        ["entry_id", "tag_id", "org_id"],
+        select(created.c.id, tag.c.tag_id, bindparam("new_org_id", type_=Uuid)).select_from(
+            created.join(tag, true())
+        ),
+    )
+    stop_and_start = with_change_rows(
+        select(
+            stopped_at,
+            created.c.created_at,
+            created.c.updated_at,
+            CURRENT_XID.label("tx"),
+        ).add_cte(tagged.cte("tagged"))
+    )
+    return stop, stop_and_start
+
+
+_STOP, _STOP_AND_START = _stop_statement()
 
 
 class TimeEntryRepository:
@@ -115,24 +382,16 @@ class TimeEntryRepository:
 
     # --- locks and the clock -----------------------------------------------------------
 
-    def lock_policy(self, org_id: uuid.UUID, *, writer: uuid.UUID | None = None) -> OverlapPolicy:
+    def lock_policy(self, org_id: uuid.UUID) -> OverlapPolicy:
         """Re-read the organization's policy FOR SHARE: an organization update that flips
         `prevent_overlaps` (and every entry's `no_overlap`) waits for this write, or this
         write waits for it and sees the new value. Entry writes do not block each other.
-        An organization deleted meanwhile (after the membership check) answers 404.
-
-        With `writer`, the same statement also takes that user's lock (see `lock_users`):
-        a command writing one user's entries needs one round trip for both."""
-        if writer is None:
-            row = self.session.execute(
-                select(Organization.prevent_overlaps, Organization.lock_before)
-                .where(Organization.id == org_id, Organization.deleted_at.is_(None))
-                .with_for_update(read=True)
-            ).one_or_none()
-        else:
-            row = self.session.execute(
-                _LOCK_POLICY_AND_WRITER, {"org_id": org_id, "user_id": writer}
-            ).one_or_none()
+        An organization deleted meanwhile (after the membership check) answers 404."""
+        row = self.session.execute(
+            select(Organization.prevent_overlaps, Organization.lock_before)
+            .where(Organization.id == org_id, Organization.deleted_at.is_(None))
+            .with_for_update(read=True)
+        ).one_or_none()
         if row is None:
             raise NotFoundError.for_entity("Organization", org_id)
         return OverlapPolicy(prevent_overlaps=row[0], lock_before=row[1])
@@ -150,11 +409,6 @@ class TimeEntryRepository:
             .with_for_update(key_share=True)
         ).all()
 
-    def clock(self) -> datetime:
-        """The database's current instant (not the transaction's start: we may have waited)."""
-        now: datetime = self.session.execute(select(func.clock_timestamp())).scalar_one()
-        return now
-
     # --- reads ---------------------------------------------------------------------------
 
     def get(self, org_id: uuid.UUID, entry_id: uuid.UUID, *, for_update: bool) -> TimeEntry | None:
@@ -166,21 +420,6 @@ class TimeEntryRepository:
         if for_update:
             statement = statement.with_for_update().execution_options(populate_existing=True)
         return self.session.scalars(statement).one_or_none()
-
-    def running_timer(
-        self, user_id: uuid.UUID, org_id: uuid.UUID | None = None
-    ) -> TimeEntry | None:
-        """The user's running timer (in `org_id`, or in any organization), locked."""
-        statement = select(TimeEntry).where(
-            TimeEntry.user_id == user_id,
-            TimeEntry.end_at.is_(None),
-            TimeEntry.deleted_at.is_(None),
-        )
-        if org_id is not None:
-            statement = statement.where(TimeEntry.org_id == org_id)
-        return self.session.scalars(
-            statement.with_for_update().execution_options(populate_existing=True)
-        ).one_or_none()
 
     def last_entry(self, org_id: uuid.UUID, user_id: uuid.UUID) -> TimeEntry | None:
         """The user's latest live entry that has started: an entry dated in the future is
@@ -233,12 +472,44 @@ class TimeEntryRepository:
 
     # --- writes --------------------------------------------------------------------------
 
-    def add(self, entry: EntryView, *, no_overlap: bool) -> tuple[datetime, datetime]:
-        """Insert a new entry in one Core statement (the ORM's unit of work costs several
-        times more for one row); its created_at and updated_at."""
-        values = dict(zip(_NEW_ENTRY_COLUMNS, _entry_row(entry, no_overlap), strict=True))
-        row = self.session.execute(_INSERT_ENTRY, values).one()
-        return row[0], row[1]
+    def create_checked(self, statement: Select[Any], params: dict[str, Any]) -> RowMapping:
+        """Run a `create_entry_statement`; its one row (see there). A created entry's
+        change row counts for the consistency token and the doorbell."""
+        row = self.session.execute(statement, params).mappings().one()
+        if row["tx"] is not None:
+            changes_recorded(self.session, row["tx"])
+        return row
+
+    def running_timer_now(self, user_id: uuid.UUID, org_id: uuid.UUID | None = None) -> Row[Any]:
+        """The database's instant, and the user's running timer (in `org_id`, or anywhere)
+        locked, with its `tag_ids`: its columns are NULL when none runs."""
+        statement = _RUNNING_ANYWHERE if org_id is None else _RUNNING_IN_ORG
+        return self.session.execute(statement, {"user_id": user_id, "org_id": org_id}).one()
+
+    def stop_and_start(
+        self,
+        stop: tuple[uuid.UUID, datetime] | None,
+        start: tuple[EntryView, bool] | None,
+        changes: list[ChangeRecord],
+    ) -> Row[Any]:
+        """Stop a timer (its id, its end) and/or write a new entry (its view and its
+        `no_overlap`), with their change rows, in one statement. The row holds
+        `stopped_updated_at`, and the new entry's `created_at` and `updated_at`."""
+        params: dict[str, Any] = {
+            "stop_id": stop[0] if stop else None,
+            "stop_at": stop[1] if stop else None,
+            **change_row_params(changes),
+        }
+        if start is None:
+            row = self.session.execute(_STOP, params).one()
+        else:
+            entry, no_overlap = start
+            new = zip(_NEW_ENTRY_COLUMNS, _entry_row(entry, no_overlap), strict=True)
+            params.update({f"new_{column}": value for column, value in new})
+            params["tag_ids"] = list(entry.tag_ids)
+            row = self.session.execute(_STOP_AND_START, params).one()
+        changes_recorded(self.session, row.tx)
+        return row
 
     def flush(self) -> None:
         self.session.flush()

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func
@@ -29,10 +29,14 @@ from command_api.modules.organizations.models import Role
 from command_api.modules.organizations.scope import MemberScopeService
 from command_api.modules.projects.references import EntryReferences, EntryReferenceService
 from command_api.modules.time_entries.models import MAX_ENTRY_SECONDS, TimeEntry
-from command_api.modules.time_entries.repository import OverlapPolicy, TimeEntryRepository
+from command_api.modules.time_entries.repository import (
+    OverlapPolicy,
+    TimeEntryRepository,
+    create_entry_statement,
+)
 from command_api.modules.time_entries.schemas import TimeEntryCreate, TimeEntryUpdate, TimerStart
 from command_api.modules.time_entries.views import EntryView
-from shared.changes import ChangeOp, ChangeRecord, record_changes
+from shared.changes import ChangeOp, ChangeRecord, json_text, record_changes
 from shared.errors import (
     BusinessRuleError,
     ConflictError,
@@ -83,17 +87,29 @@ def ensure_valid_interval(start_at: datetime, end_at: datetime | None) -> None:
         )
 
 
+def local_day(ctx: OrgContext, instant: datetime) -> date:
+    """The organization's calendar day of an instant."""
+    return instant.astimezone(ZoneInfo(ctx.organization.timezone)).date()
+
+
 def ensure_unlocked(ctx: OrgContext, policy: OverlapPolicy, start_at: datetime) -> None:
     """Entries starting before `lock_before` (a local date) are read-only below admin."""
     lock_before = policy.lock_before
     if lock_before is None or ctx.role.at_least(Role.ADMIN):
         return
-    local_day = start_at.astimezone(ZoneInfo(ctx.organization.timezone)).date()
-    if local_day < lock_before:
+    if local_day(ctx, start_at) < lock_before:
         raise BusinessRuleError(
             f"Entries before {lock_before.isoformat()} are locked; only admins may change them",
             details={"field": "start_at", "lock_before": lock_before.isoformat()},
         )
+
+
+def stop_instant(start_at: datetime, now: datetime) -> datetime:
+    """Where a running timer stops at `now`: capped at 24 h; 409 when it starts later."""
+    end_at = min(now, start_at + MAX_ENTRY_DURATION)
+    if end_at <= start_at:
+        raise ConflictError("The running timer starts in the future; edit or delete it")
+    return end_at
 
 
 def pick_rate(refs: EntryReferences, member_rate: int | None, org_rate: int | None) -> int:
@@ -180,44 +196,65 @@ class EntryWriter:
             raise ForbiddenError("You may not write entries for this member")
         return rate
 
-    def insert(self, entry: EntryView, policy: OverlapPolicy) -> EntryView:
-        """Write a new entry and its tags; the entry with its timestamps."""
-        with self.guarded():
-            created_at, updated_at = self.repository.add(entry, no_overlap=policy.prevent_overlaps)
-            self.repository.insert_tags(entry.org_id, ((entry.id, t) for t in entry.tag_ids))
-        return replace(entry, created_at=created_at, updated_at=updated_at)
 
-    def stop(self, entry: TimeEntry, now: datetime) -> tuple[EntryView, EntryView]:
-        """Stop a running timer at `now`; return the entry before and after.
-
-        Stopping is part of the timer that the user already started, so it is allowed even
-        if the entry now lies before `lock_before`. A timer left running for more than
-        24 h is not refused (the user could never stop it): it is capped at 24 h.
-        """
-        old = EntryView.of(entry, self.repository.tag_ids(entry.id))
-        end_at = min(now, entry.start_at + MAX_ENTRY_DURATION)
-        if end_at <= entry.start_at:
-            raise ConflictError("The running timer starts in the future; edit or delete it")
-        with self.guarded():
-            entry.end_at = end_at
-            self.repository.flush()
-        return old, EntryView.of(entry, old.tag_ids)
+# A new entry's checks, locks and writes in one statement (see `create_entry_statement`).
+_CREATE_ENTRY = create_entry_statement(EntryReferenceService.locked_for_new_entry(), ENTITY)
 
 
 class TimeEntryService(EntryWriter):
     def create(self, ctx: OrgContext, data: TimeEntryCreate) -> EntryView:
+        """One round trip when the caller writes for themselves: the database checks the
+        references, the organization's policy and the lock date while it takes the locks,
+        and writes the entry, its tags and its change row only when all of them pass. A
+        refusal is then explained by the same rules, in the same order, as before."""
         user_id = data.user_id or ctx.user.id
         member_rate = self.writable_member_rate(ctx, user_id)
         ensure_valid_interval(data.start_at, data.end_at)
-        refs = self.references.resolve(
-            ctx.org_id, user_id, data.project_id, data.task_id, data.tag_ids, for_new_entry=True
-        )
-        policy = self.repository.lock_policy(ctx.org_id, writer=user_id)
-        ensure_unlocked(ctx, policy, data.start_at)
+        tag_ids = tuple(dict.fromkeys(data.tag_ids))
+        item = (user_id, data.project_id, data.task_id, tag_ids)
+        # The entry as far as Python knows it before the statement resolves its references.
+        unresolved = EntryReferences(data.project_id, None, None, None, data.task_id, tag_ids)
+        draft = new_entry(ctx, user_id, unresolved, data, member_rate, data.start_at, data.end_at)
+        with self.guarded():
+            row = self.repository.create_checked(
+                _CREATE_ENTRY,
+                {
+                    "org_id": ctx.org_id,
+                    "user_id": user_id,
+                    "project_id": data.project_id,
+                    "task_id": data.task_id,
+                    "tag_ids": list(tag_ids),
+                    "lock_exempt": ctx.role.at_least(Role.ADMIN),
+                    "local_day": local_day(ctx, data.start_at),
+                    "member_rate": member_rate,
+                    "org_rate": ctx.organization.hourly_rate_amount,
+                    "id": draft.id,
+                    "description": draft.description,
+                    "billable": data.billable,
+                    "start_at": data.start_at,
+                    "end_at": data.end_at,
+                    "duration_seconds": draft.duration_seconds,
+                    # project_id, billable, hourly_rate and amount: set by the statement
+                    "new_payload": json_text(draft.payload()),
+                },
+            )
+        refs = self.references.checked(row, item)
+        if row["entry_created_at"] is None:
+            if not row["org_found"]:
+                raise NotFoundError.for_entity("Organization", ctx.org_id)
+            policy = OverlapPolicy(row["prevent_overlaps"], row["lock_before"])
+            ensure_unlocked(ctx, policy, data.start_at)
+            raise RuntimeError("The database refused an entry that every rule accepts")
         entry = new_entry(ctx, user_id, refs, data, member_rate, data.start_at, data.end_at)
-        view = self.insert(entry, policy)
-        record_changes(self.session, [change(ChangeOp.CREATED, None, view)])
-        return view
+        written = (row["entry_project_id"], row["entry_billable"], row["entry_hourly_rate"])
+        if written != (entry.project_id, entry.billable, entry.hourly_rate):
+            raise RuntimeError(f"The entry was written with {written}, the rules give {entry}")
+        return replace(
+            entry,
+            id=draft.id,
+            created_at=row["entry_created_at"],
+            updated_at=row["entry_updated_at"],
+        )
 
     def update(self, ctx: OrgContext, entry_id: uuid.UUID, data: TimeEntryUpdate) -> EntryView:
         entry = self._writable_entry(ctx, entry_id)

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Row
+
 from command_api.modules.time_entries.models import TimeEntry
 
 SECONDS_PER_HOUR = 3600
@@ -32,7 +34,8 @@ class EntryView:
     updated_at: datetime | None = None
 
     @classmethod
-    def of(cls, entry: TimeEntry, tag_ids: Sequence[uuid.UUID]) -> EntryView:
+    def of(cls, entry: TimeEntry | Row[Any], tag_ids: Sequence[uuid.UUID]) -> EntryView:
+        """An entry's view, of its ORM object or of a row of its table's columns."""
         return cls(
             id=entry.id,
             org_id=entry.org_id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
+from typing import Any
 
 import httpx
 import pytest
@@ -115,7 +116,9 @@ def test_billable_defaults_to_the_projects_flag(
     body: dict[str, object] = {"project_id": str(project)}
     if sent is not None:
         body["billable"] = sent
-    assert ok_data(create_entry(api, org, **body))["billable"] is expected
+    data = ok_data(create_entry(api, org, **body))
+    assert data["billable"] is expected
+    assert_logged_as_answered(db, data)
 
 
 def test_without_a_project_an_entry_is_not_billable_by_default(
@@ -137,7 +140,9 @@ def test_the_most_specific_rate_wins(api: httpx.Client, db: Engine) -> None:
 
     def rate(user: UserHandle, project: uuid.UUID | None) -> int:
         body = {"project_id": str(project)} if project else {}
-        return int(ok_data(create_entry(api, org, user, **body))["hourly_rate"])
+        data = ok_data(create_entry(api, org, user, **body))
+        assert_logged_as_answered(db, data)
+        return int(data["hourly_rate"])
 
     assert rate(worker, rated) == 4000  # project member
     assert rate(worker, unrated_member_project) == 3000  # project
@@ -170,6 +175,18 @@ def test_amounts_round_half_up(
     data = ok_data(create_entry(api, org, project_id=str(project), start_at=start, end_at=end))
     assert data["duration_seconds"] == seconds
     assert data["amount"] == amount
+    assert_logged_as_answered(db, data)
+
+
+def assert_logged_as_answered(db: Engine, data: dict[str, Any]) -> None:
+    """The change row carries the project, flag, rate and amount the answer shows: the
+    statement that writes an entry resolves them in SQL, the answer in Python."""
+    (change,) = change_rows(db, uuid.UUID(data["id"]))
+    new = change["payload"]["new"]
+    for field in ("project_id", "billable", "hourly_rate", "amount", "duration_seconds"):
+        assert new[field] == data[field], field
+    row = entry_row(db, data["id"])
+    assert (row["billable"], row["hourly_rate_amount"]) == (data["billable"], data["hourly_rate"])
 
 
 # --- rules ---------------------------------------------------------------------------------
