@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy import ColumnElement, Select, and_, bindparam, select
 
 from command_api.modules.auth.dependencies import (
     CALLER_CONDITIONS,
+    Caller,
     Credentials,
     active_caller,
     caller,
@@ -27,7 +28,14 @@ from command_api.modules.organizations.service import (
     TeamService,
 )
 from command_api.modules.users.models import User
-from command_api.transaction import SessionDep, claim_idempotency_key, claims_idempotency_key
+from command_api.transaction import (
+    Deferred,
+    SessionDep,
+    claim_idempotency_key,
+    claims_idempotency_key,
+    resolved,
+    wants_idempotency_claim,
+)
 from shared.db import WriteSession
 from shared.errors import NotFoundError
 from shared.threads import in_thread
@@ -36,12 +44,29 @@ from shared.threads import in_thread
 @claims_idempotency_key
 async def get_org_context(
     org_id: uuid.UUID, request: Request, session: SessionDep, credentials: Credentials
-) -> OrgContext:
-    """Who calls, and as which member of the path's organization: both in one thread-pool
-    hop (every organization command runs this first); then the Idempotency-Key's claim."""
-    context = await in_thread(_org_context, session, credentials, org_id)
+) -> OrgContext | PendingOrgContext:
+    """Who calls, and as which member of the path's organization. A token that names no one
+    is a 401 at once. The lookup itself runs in the command's own thread hop (it is the
+    command's first statement), unless an Idempotency-Key must be claimed first: then in a
+    hop here, with the claim."""
+    found = caller(credentials)
+    if not wants_idempotency_claim(request):
+        return PendingOrgContext(session, found, org_id)
+    context = await in_thread(_org_context, session, found, org_id)
     await claim_idempotency_key(request, session, context.user.id)
     return context
+
+
+@dataclass(frozen=True)
+class PendingOrgContext(Deferred):
+    """`get_org_context`'s lookup, for the command's thread hop (`CommandRoute`)."""
+
+    session: WriteSession
+    found: Caller
+    org_id: uuid.UUID
+
+    def resolve(self) -> OrgContext:
+        return _org_context(self.session, self.found, self.org_id)
 
 
 def _org_context_of(
@@ -69,12 +94,9 @@ def _org_context_of(
 _ORG_CONTEXT = {kind: _org_context_of(condition) for kind, condition in CALLER_CONDITIONS.items()}
 
 
-def _org_context(
-    session: WriteSession, credentials: HTTPAuthorizationCredentials | None, org_id: uuid.UUID
-) -> OrgContext:
+def _org_context(session: WriteSession, found: Caller, org_id: uuid.UUID) -> OrgContext:
     """The caller, the organization and the membership in one query (every organization
     command pays for this round trip)."""
-    found = caller(credentials)
     row = session.execute(
         _ORG_CONTEXT[found.by_api_token], {**found.params, "org_id": org_id}
     ).one_or_none()
@@ -90,8 +112,10 @@ OrgMember = Annotated[OrgContext, Depends(get_org_context)]
 
 def require_role(role: Role) -> Callable[[OrgContext], OrgContext]:
     def check(context: OrgMember) -> OrgContext:
-        context.require(role)
-        return context
+        # A plain `def`: FastAPI calls it in a worker thread, where the lookup may run.
+        member: OrgContext = resolved(context)
+        member.require(role)
+        return member
 
     return check
 
