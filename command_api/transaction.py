@@ -145,12 +145,10 @@ def _run_command(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> Any:
-    """The endpoint with its deferred dependencies looked up first, then the commit.
-
-    Each hop between the loop and a thread left the transaction idle while the request
-    waited for the loop: with 64 clients PostgreSQL was idle in transaction 63 % of the
-    time. A response that an Idempotency-Key must store is committed by the route after
-    FastAPI made it, as before; so is nothing when the endpoint answers an error."""
+    """The endpoint with its deferred dependencies looked up first, then the commit: a
+    transaction left open across a return to the loop waits for every other request the
+    loop serves. Not committed here: a response an Idempotency-Key must store (the route
+    commits it once FastAPI made it) and an error the endpoint answered (rolled back)."""
     result = endpoint(*args, **{name: resolved(value) for name, value in kwargs.items()})
     refused = isinstance(result, Response) and result.status_code >= 400
     if request is not None and not refused and getattr(request.state, STATE_KEY, None) is None:

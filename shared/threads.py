@@ -1,9 +1,9 @@
 """The APIs' thread hop: `await in_thread(function, *args)` runs blocking database work off
 the event loop.
 
-Starlette's `run_in_threadpool` (anyio's `to_thread.run_sync`) costs about 55 µs of CPU a
-hop on the development machine, the event loop's own executor about 19 µs
-(`python -m bench.hops`); a command makes three hops. Like anyio's, a hop is not abandoned
+The event loop's own executor costs less than half the CPU of Starlette's
+`run_in_threadpool` (anyio's `to_thread.run_sync`) per hop (`python -m bench.hops`).
+Like anyio's, a hop is not abandoned
 when the awaiting task is cancelled: the cancellation waits for the function to return,
 so that a request's session is never used by its thread and by the loop at once. The
 function runs in a copy of the caller's context (the request id of the log lines). The
@@ -29,10 +29,9 @@ T = TypeVar("T")
 @lru_cache
 def _executor() -> ThreadPoolExecutor:
     """As many threads as the database pool keeps connections (`DB_POOL_SIZE`); requests
-    beyond them wait on the loop. With anyio's 40 threads, 32 clients a process used
-    overflow connections that the pool closes when they come back, so most requests paid
-    for a new PostgreSQL backend: at 64 clients B1 fell to ~330 writes/s, p99 ~580 ms, and
-    ~590 writes/s, p99 ~220 ms with the threads capped (same run, alternating)."""
+    beyond them wait on the loop. With more threads than that, the extra requests take
+    overflow connections, which the pool closes when they come back: each of them would
+    pay for starting a PostgreSQL backend (bench/results/issue15-ab.md)."""
     return ThreadPoolExecutor(max_workers=get_settings().db_pool_size, thread_name_prefix="db")
 
 

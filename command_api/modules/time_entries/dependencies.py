@@ -1,7 +1,7 @@
 """Dependency aliases of the time entries module.
 
 Each service is built with the services it uses in one dependency: FastAPI resolves every
-dependency of a request one by one (~20 µs each), and these are built per request anyway."""
+dependency of a request one by one, and these are built per request anyway."""
 
 from __future__ import annotations
 

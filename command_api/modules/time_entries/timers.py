@@ -61,9 +61,9 @@ class TimerService(EntryWriter):
         changes: list[ChangeRecord] = []
         stop = None
         if running.id is not None:
-            old, new = self._stopped(running, now)
+            old, new, end_at = self._stopped(running, now)
             changes.append(change(ChangeOp.UPDATED, old, new))
-            stop = (old.id, stop_instant(old.start_at, now))
+            stop = (old.id, end_at)
         rate = ctx.membership.hourly_rate_amount
         entry = new_entry(ctx, user_id, refs, data, rate, now, None)
         changes.append(change(ChangeOp.CREATED, None, entry))
@@ -77,18 +77,20 @@ class TimerService(EntryWriter):
         running = self.repository.running_timer_now(user_id, ctx.org_id)
         if running.id is None:
             raise NotFoundError("No timer is running in this organization")
-        old, new = self._stopped(running, running.now)
-        stop = (old.id, stop_instant(old.start_at, running.now))
+        old, new, end_at = self._stopped(running, running.now)
         with self.guarded():
-            row = self.repository.stop_and_start(stop, None, [change(ChangeOp.UPDATED, old, new)])
+            row = self.repository.stop_and_start(
+                (old.id, end_at), None, [change(ChangeOp.UPDATED, old, new)]
+            )
         return replace(new, updated_at=row.stopped_updated_at)
 
     @staticmethod
-    def _stopped(running: Row[Any], now: datetime) -> tuple[EntryView, EntryView]:
+    def _stopped(running: Row[Any], now: datetime) -> tuple[EntryView, EntryView, datetime]:
         """A running timer (a `running_timer_now` row) before and after stopping it at
-        `now` (see `EntryWriter.stop`: capped at 24 h; a start in the future is a 409)."""
+        `now`, and its end (see `stop_instant`: capped at 24 h; a future start is a 409)."""
         old = EntryView.of(running, running.tag_ids or ())
-        return old, replace(old, end_at=stop_instant(old.start_at, now))
+        end_at = stop_instant(old.start_at, now)
+        return old, replace(old, end_at=end_at), end_at
 
     def restart(self, ctx: OrgContext) -> EntryView:
         """Start a timer copying the caller's latest entry in this organization.
