@@ -64,7 +64,7 @@ def _short(frame: str) -> str:
     return f"{name} ({'/'.join(Path(path).parts[-2:])})"
 
 
-def markdown(profile: Profile, rate: float, *, waits: bool = False) -> str:
+def markdown(profile: Profile, rate: float, *, connections: int = 16, waits: bool = False) -> str:
     def table(rows: list[tuple[str, int]]) -> list[str]:
         lines = ["| function | share of samples |", "|---|---|"]
         lines += [f"| `{name}` | {count / profile.samples:.1%} |" for name, count in rows]
@@ -74,7 +74,7 @@ def markdown(profile: Profile, rate: float, *, waits: bool = False) -> str:
         [
             f"{profile.samples:,} samples (200/s, {'every thread' if waits else 'GIL holder only'})"
             " of the command API's process at "
-            f"{rate:,.0f} entries/s (wrk, 16 connections, distinct users).",
+            f"{rate:,.0f} entries/s (wrk, {connections} connections, distinct users).",
             "",
             "Own time (the function itself):",
             "",
@@ -127,7 +127,14 @@ def main() -> int:
             spy.wait()
             if args.raw:
                 args.raw.write_text(raw.read_text())
-            print(markdown(summarize(raw.read_text()), run.per_second, waits=args.waits))
+            print(
+                markdown(
+                    summarize(raw.read_text()),
+                    run.per_second,
+                    connections=args.connections,
+                    waits=args.waits,
+                )
+            )
     finally:
         forget_entries(ctx, entries_written_since(ctx, since), since)
         empty_wakeup_queue(ctx)
