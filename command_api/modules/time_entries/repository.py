@@ -14,6 +14,7 @@ from sqlalchemy import (
     CTE,
     BigInteger,
     Boolean,
+    ColumnElement,
     Date,
     DateTime,
     Row,
@@ -136,6 +137,42 @@ def _entry_row(entry: EntryView, no_overlap: bool) -> tuple[Any, ...]:
 _COPY_ENTRIES = f"COPY time_entries ({', '.join(_NEW_ENTRY_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 
 
+def _policy_cte() -> CTE:
+    """The organization's write policy FOR SHARE, as `lock_policy` reads it (one row, none
+    when the organization is gone)."""
+    orgs = Organization.__table__
+    return (
+        select(orgs.c.prevent_overlaps, orgs.c.lock_before)
+        .where(orgs.c.id == bindparam("org_id", type_=Uuid), orgs.c.deleted_at.is_(None))
+        .with_for_update(read=True)
+        .cte("policy")
+    )
+
+
+def _writer_cte(*conditions: ColumnElement[bool]) -> CTE:
+    """`:user_id`'s row FOR NO KEY UPDATE (see `lock_users`), where `conditions` hold."""
+    users = User.__table__
+    return (
+        select(users.c.id)
+        .where(users.c.id == bindparam("user_id", type_=Uuid), *conditions)
+        .with_for_update(key_share=True)
+        .cte("writer")
+    )
+
+
+def _insert_tags(entry: CTE, org_id: ColumnElement[Any]) -> CTE:
+    """The `:tag_ids` links of the entry an insert CTE returned (none when it returned none)."""
+    tag = func.unnest(bindparam("tag_ids", type_=UUIDS)).table_valued("tag_id").render_derived()
+    return (
+        insert(ENTRY_TAGS)
+        .from_select(
+            ["entry_id", "tag_id", "org_id"],
+            select(entry.c.id, tag.c.tag_id, org_id).select_from(entry.join(tag, true())),
+        )
+        .cte("tagged")
+    )
+
+
 def create_entry_statement(references: CTE, entity: str) -> Select[Any]:
     """Create one entry in one statement: the checks, the locks and the writes.
 
@@ -154,21 +191,10 @@ def create_entry_statement(references: CTE, entity: str) -> Select[Any]:
     One round trip, and locks held from this statement to the commit only: PostgreSQL
     waited on the API between a write's round trips most of the time (issue 15's profile).
     """
-    orgs, users = Organization.__table__, User.__table__
-    entries, entry_tags = ENTRIES, ENTRY_TAGS
+    entries = ENTRIES
     org_id, user_id = bindparam("org_id", type_=Uuid), bindparam("user_id", type_=Uuid)
-    policy = (
-        select(orgs.c.prevent_overlaps, orgs.c.lock_before)
-        .where(orgs.c.id == org_id, orgs.c.deleted_at.is_(None))
-        .with_for_update(read=True)
-        .cte("policy")
-    )
-    writer = (
-        select(users.c.id)
-        .where(users.c.id == user_id, select(policy.c.prevent_overlaps).scalar_subquery())
-        .with_for_update(key_share=True)
-        .cte("writer")
-    )
+    policy = _policy_cte()
+    writer = _writer_cte(select(policy.c.prevent_overlaps).scalar_subquery())
     locked = and_(
         not_(bindparam("lock_exempt", type_=Boolean)),
         policy.c.lock_before.is_not(None),
@@ -223,15 +249,7 @@ def create_entry_statement(references: CTE, entity: str) -> Select[Any]:
         )
         .cte("entry")
     )
-    tag = func.unnest(bindparam("tag_ids", type_=UUIDS)).table_valued("tag_id").render_derived()
-    tagged = (
-        insert(entry_tags)
-        .from_select(
-            ["entry_id", "tag_id", "org_id"],
-            select(entry.c.id, tag.c.tag_id, org_id).select_from(entry.join(tag, true())),
-        )
-        .cte("tagged")
-    )
+    tagged = _insert_tags(entry, org_id)
     # billed_amount(): round half up of duration × rate / 3600; 0 when not billable.
     duration = cast(bindparam("duration_seconds"), BigInteger)
     amount = case(
@@ -281,19 +299,7 @@ def timer_locks_statement(references: CTE) -> Select[Any]:
     the writer's lock (always: a timer start stops the user's running timer, in any
     organization, and two starts must queue). The running timer is read in the next
     statement, whose snapshot is taken once this one has every lock."""
-    orgs, users = Organization.__table__, User.__table__
-    policy = (
-        select(orgs.c.prevent_overlaps, orgs.c.lock_before)
-        .where(orgs.c.id == bindparam("org_id", type_=Uuid), orgs.c.deleted_at.is_(None))
-        .with_for_update(read=True)
-        .cte("policy")
-    )
-    writer = (
-        select(users.c.id)
-        .where(users.c.id == bindparam("user_id", type_=Uuid))
-        .with_for_update(key_share=True)
-        .cte("writer")
-    )
+    policy, writer = _policy_cte(), _writer_cte()
     return select(
         references,
         policy.c.prevent_overlaps,
@@ -334,7 +340,7 @@ def _stop_statement() -> tuple[Select[Any], Select[Any]]:
     same followed by a new entry (`_NEW_ENTRY_COLUMNS` as parameters) and its tags. The
     insert waits for the update (its WHERE reads the update's rows): the partial unique
     index of running timers must no longer see the stopped one."""
-    entries, entry_tags = ENTRIES, ENTRY_TAGS
+    entries = ENTRIES
     stopped = (
         update(entries)
         .where(entries.c.id == bindparam("stop_id", type_=Uuid))
@@ -355,20 +361,14 @@ def _stop_statement() -> tuple[Select[Any], Select[Any]]:
         .returning(entries.c.id, entries.c.created_at, entries.c.updated_at)
         .cte("created")
     )
-    tag = func.unnest(bindparam("tag_ids", type_=UUIDS)).table_valued("tag_id").render_derived()
-    tagged = insert(entry_tags).from_select(
-        ["entry_id", "tag_id", "org_id"],
-        select(created.c.id, tag.c.tag_id, bindparam("new_org_id", type_=Uuid)).select_from(
-            created.join(tag, true())
-        ),
-    )
+    tagged = _insert_tags(created, bindparam("new_org_id", type_=Uuid))
     stop_and_start = with_change_rows(
         select(
             stopped_at,
             created.c.created_at,
             created.c.updated_at,
             CURRENT_XID.label("tx"),
-        ).add_cte(tagged.cte("tagged"))
+        ).add_cte(tagged)
     )
     return stop, stop_and_start
 
@@ -479,6 +479,10 @@ class TimeEntryRepository:
         if row["tx"] is not None:
             changes_recorded(self.session, row["tx"])
         return row
+
+    def timer_locks(self, statement: Select[Any], params: dict[str, Any]) -> RowMapping:
+        """Run a `timer_locks_statement`; its one row."""
+        return self.session.execute(statement, params).mappings().one()
 
     def running_timer_now(self, user_id: uuid.UUID, org_id: uuid.UUID | None = None) -> Row[Any]:
         """The database's instant, and the user's running timer (in `org_id`, or anywhere)

@@ -37,19 +37,15 @@ class TimerService(EntryWriter):
         """Start a timer now; a timer running anywhere for this user stops at that instant."""
         user_id = ctx.user.id
         tag_ids = tuple(dict.fromkeys(data.tag_ids))
-        locks = (
-            self.session.execute(
-                _TIMER_LOCKS,
-                {
-                    "org_id": ctx.org_id,
-                    "user_id": user_id,
-                    "project_id": data.project_id,
-                    "task_id": data.task_id,
-                    "tag_ids": list(tag_ids),
-                },
-            )
-            .one()
-            ._mapping
+        locks = self.repository.timer_locks(
+            _TIMER_LOCKS,
+            {
+                "org_id": ctx.org_id,
+                "user_id": user_id,
+                "project_id": data.project_id,
+                "task_id": data.task_id,
+                "tag_ids": list(tag_ids),
+            },
         )
         refs = self.references.checked(locks, (user_id, data.project_id, data.task_id, tag_ids))
         if not locks["org_found"]:
