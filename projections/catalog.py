@@ -91,6 +91,8 @@ _MEMBERS = (
         Membership.role,
         Membership.hourly_rate_amount,
         Membership.created_at.label("joined_at"),
+        Membership.version,
+        Membership.updated_at,
     )
     .join(User, User.id == Membership.user_id)
     .join(Organization, _live_org(Membership.org_id))
@@ -98,7 +100,7 @@ _MEMBERS = (
 )
 
 _TEAMS = (
-    select(Team.id, Team.org_id, Team.name, Team.parent_id)
+    select(Team.id, Team.org_id, Team.name, Team.parent_id, Team.version, Team.updated_at)
     .join(Organization, _live_org(Team.org_id))
     .where(Team.deleted_at.is_(None))
 )
@@ -141,7 +143,9 @@ _TEAM_MEMBERS = (
 )
 
 _CLIENTS = (
-    select(Client.id, Client.org_id, Client.name, Client.archived)
+    select(
+        Client.id, Client.org_id, Client.name, Client.archived, Client.version, Client.updated_at
+    )
     .join(Organization, _live_org(Client.org_id))
     .where(Client.deleted_at.is_(None))
 )
@@ -159,6 +163,8 @@ _PROJECTS = (
         Project.budget_seconds,
         Project.budget_amount,
         Project.archived,
+        Project.version,
+        Project.updated_at,
     )
     .outerjoin(Client, Client.id == Project.client_id)
     .join(Organization, _live_org(Project.org_id))
@@ -166,14 +172,23 @@ _PROJECTS = (
 )
 
 _TASKS = (
-    select(Task.id, Task.org_id, Task.project_id, Task.name, Task.budget_seconds, Task.done)
+    select(
+        Task.id,
+        Task.org_id,
+        Task.project_id,
+        Task.name,
+        Task.budget_seconds,
+        Task.done,
+        Task.version,
+        Task.updated_at,
+    )
     .join(Project, and_(Project.id == Task.project_id, Project.deleted_at.is_(None)))
     .join(Organization, _live_org(Task.org_id))
     .where(Task.deleted_at.is_(None))
 )
 
 _TAGS = (
-    select(Tag.id, Tag.org_id, Tag.name)
+    select(Tag.id, Tag.org_id, Tag.name, Tag.version, Tag.updated_at)
     .join(Organization, _live_org(Tag.org_id))
     .where(Tag.deleted_at.is_(None))
 )

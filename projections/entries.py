@@ -193,6 +193,8 @@ def entries_source(
             entry.hourly_rate_amount,
             _AMOUNT.label("amount"),
             _local_date(entry.start_at, organizations.c.timezone).label("local_date"),
+            entry.version,
+            entry.updated_at,
         )
         .select_from(time_entries)
         .join(

@@ -48,6 +48,14 @@ def _totals() -> list[Column[Any]]:
     ]
 
 
+def _versioned() -> list[Column[Any]]:
+    """The entity's `version` and `updated_at`, copied from its write-side row."""
+    return [
+        Column("version", Integer, nullable=False),
+        Column("updated_at", DateTime(timezone=True), nullable=False),
+    ]
+
+
 # Catalog ---------------------------------------------------------------------------------
 
 proj_users = Table(
@@ -94,6 +102,7 @@ proj_members = Table(
     Column("role", String(16), nullable=False),
     Column("hourly_rate_amount", BigInteger),
     Column("joined_at", DateTime(timezone=True), nullable=False),
+    *_versioned(),
     Index("ix_proj_members_user_id", "user_id"),
 )
 
@@ -104,6 +113,7 @@ proj_teams = Table(
     Column("org_id", Uuid, nullable=False),
     Column("name", String(200), nullable=False),
     Column("parent_id", Uuid),
+    *_versioned(),
     Index("ix_proj_teams_org_id", "org_id"),
 )
 
@@ -135,6 +145,7 @@ proj_clients = Table(
     Column("org_id", Uuid, nullable=False),
     Column("name", String(200), nullable=False),
     Column("archived", Boolean, nullable=False),
+    *_versioned(),
     Index("ix_proj_clients_org_id", "org_id"),
 )
 
@@ -152,6 +163,7 @@ proj_projects = Table(
     Column("budget_seconds", BigInteger),
     Column("budget_amount", BigInteger),
     Column("archived", Boolean, nullable=False),
+    *_versioned(),
     Index("ix_proj_projects_org_id", "org_id"),
 )
 
@@ -164,6 +176,7 @@ proj_tasks = Table(
     Column("name", String(200), nullable=False),
     Column("budget_seconds", BigInteger),
     Column("done", Boolean, nullable=False),
+    *_versioned(),
     Index("ix_proj_tasks_org_id_project_id", "org_id", "project_id"),
 )
 
@@ -173,6 +186,7 @@ proj_tags = Table(
     Column("id", Uuid, primary_key=True),
     Column("org_id", Uuid, nullable=False),
     Column("name", String(100), nullable=False),
+    *_versioned(),
     Index("ix_proj_tags_org_id", "org_id"),
 )
 
@@ -203,6 +217,7 @@ proj_entries = Table(
     Column("hourly_rate_amount", BigInteger, nullable=False),
     Column("amount", BigInteger, nullable=False),
     Column("local_date", Date, nullable=False),
+    *_versioned(),
     # Keyset pagination: (start_at, entry_id) within an organization, both directions.
     Index("ix_proj_entries_org_id_start_at_entry_id", "org_id", "start_at", "entry_id"),
     # The projection's bucket recompute: (org, local_date, user).

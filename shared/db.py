@@ -12,7 +12,14 @@ import psycopg
 from sqlalchemy import BindParameter, DateTime, Engine, MetaData, bindparam, create_engine, func
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    declared_attr,
+    mapped_column,
+    sessionmaker,
+)
 
 from shared.config import get_settings
 
@@ -38,6 +45,25 @@ class TimestampMixin:
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False
     )
+
+
+class Versioned(TimestampMixin):
+    """`version` counts the writes of a row (API.md, "Versions and conditional writes"): 1
+    when inserted, one more with every UPDATE the ORM flushes (SQLAlchemy's version counter,
+    which also refuses to write over a version it did not read). A Core UPDATE of the row
+    sets `version = version + 1` itself. The new `updated_at` comes back in the UPDATE's
+    RETURNING (`eager_defaults`), not in another SELECT."""
+
+    version: Mapped[int] = mapped_column(nullable=False, server_default="1")
+
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict[str, Any]:
+        return {"version_id_col": cls.version, "eager_defaults": True}
+
+    def touch(self) -> None:
+        """Write the row even though none of its columns changed (its links did: tags,
+        team members), so that its version and `updated_at` move."""
+        self.updated_at = func.now()
 
 
 class UUIDPrimaryKey:

@@ -70,6 +70,14 @@ class ConflictError(EvoTrackError):
     default_message = "The command conflicts with the current state"
 
 
+class PreconditionFailedError(EvoTrackError):
+    """`If-Match` named a version the entity has moved past; `details.current` shows it now."""
+
+    status_code = 412
+    error_code = "PRECONDITION_FAILED"
+    default_message = "The entity has changed since the version in If-Match"
+
+
 class ValidationFailedError(EvoTrackError):
     """Malformed input found by a service (for example a bulk item); details name the fields."""
 

@@ -12,6 +12,16 @@ from shared.pagination import PaginationMeta
 
 T = TypeVar("T")
 
+# An entity's `version` (API.md, "Versions and conditional writes"), in both APIs' shapes.
+Version = Annotated[
+    int,
+    Field(
+        ge=1,
+        description="Grows with every change of the entity; send it back in `If-Match` to "
+        "write only over this version",
+    ),
+]
+
 
 class Envelope(BaseModel, Generic[T]):
     success: bool = True

@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.db import Base, TimestampMixin, UUIDPrimaryKey
+from shared.db import Base, TimestampMixin, UUIDPrimaryKey, Versioned
 
 
 class Role(StrEnum):
@@ -73,7 +73,7 @@ class Organization(UUIDPrimaryKey, TimestampMixin, Base):
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class Membership(UUIDPrimaryKey, TimestampMixin, Base):
+class Membership(UUIDPrimaryKey, Versioned, Base):
     __tablename__ = "memberships"
     __table_args__ = (
         UniqueConstraint("org_id", "user_id", name="uq_memberships_org_user"),
@@ -92,7 +92,7 @@ class Membership(UUIDPrimaryKey, TimestampMixin, Base):
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class Team(UUIDPrimaryKey, TimestampMixin, Base):
+class Team(UUIDPrimaryKey, Versioned, Base):
     __tablename__ = "teams"
     __table_args__ = (Index("ix_teams_org_id_parent_id", "org_id", "parent_id"),)
 

@@ -29,7 +29,7 @@ from command_api.modules.organizations.models import (
     Role,
 )
 from command_api.modules.users.models import User
-from shared.responses import MoneyAmount
+from shared.responses import MoneyAmount, Version
 from shared.time import Day, TimezoneName
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -148,6 +148,8 @@ class MembershipRead(BaseModel):
     full_name: str
     role: Role
     hourly_rate: int | None
+    version: Version
+    updated_at: datetime
 
     @classmethod
     def of(cls, membership: Membership, user: User) -> MembershipRead:
@@ -158,6 +160,8 @@ class MembershipRead(BaseModel):
             full_name=user.full_name,
             role=Role(membership.role),
             hourly_rate=membership.hourly_rate_amount,
+            version=membership.version,
+            updated_at=membership.updated_at,
         )
 
 
@@ -182,6 +186,8 @@ class TeamRead(_Read):
     id: uuid.UUID
     name: str
     parent_id: uuid.UUID | None
+    version: Version
+    updated_at: datetime
 
 
 class TeamMemberUpsert(_Write):

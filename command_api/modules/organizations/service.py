@@ -295,11 +295,14 @@ class TeamService(_Base):
         self._lock_organization(context.org_id)
         team = self._get(context.org_id, team_id)
         old = _team_state(team)
-        if data.name is not None:
-            team.name = data.name
-        if "parent_id" in data.model_fields_set and data.parent_id != team.parent_id:
+        # Checked before anything is assigned: the checks' queries would flush the team
+        # once more, and every flush is one more version.
+        moves = "parent_id" in data.model_fields_set and data.parent_id != team.parent_id
+        if moves:
             self._check_new_parent(team, data.parent_id)
             team.parent_id = data.parent_id
+        if data.name is not None:
+            team.name = data.name
         new = _team_state(team)
         if new != old:
             self.session.flush()

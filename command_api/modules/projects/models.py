@@ -16,7 +16,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.db import Base, TimestampMixin, UUIDPrimaryKey
+from shared.db import Base, TimestampMixin, UUIDPrimaryKey, Versioned
 
 
 def _live_unique_name(table: str) -> Index:
@@ -30,7 +30,7 @@ def _live_unique_name(table: str) -> Index:
     )
 
 
-class Client(UUIDPrimaryKey, TimestampMixin, Base):
+class Client(UUIDPrimaryKey, Versioned, Base):
     __tablename__ = "clients"
     __table_args__ = (_live_unique_name("clients"),)
 
@@ -42,7 +42,7 @@ class Client(UUIDPrimaryKey, TimestampMixin, Base):
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class Project(UUIDPrimaryKey, TimestampMixin, Base):
+class Project(UUIDPrimaryKey, Versioned, Base):
     __tablename__ = "projects"
     __table_args__ = (
         _live_unique_name("projects"),
@@ -84,7 +84,7 @@ class ProjectMember(TimestampMixin, Base):
     hourly_rate_amount: Mapped[int | None] = mapped_column(BigInteger)
 
 
-class Task(UUIDPrimaryKey, TimestampMixin, Base):
+class Task(UUIDPrimaryKey, Versioned, Base):
     __tablename__ = "tasks"
     __table_args__ = (
         Index("ix_tasks_org_id_project_id", "org_id", "project_id"),
@@ -101,7 +101,7 @@ class Task(UUIDPrimaryKey, TimestampMixin, Base):
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class Tag(UUIDPrimaryKey, TimestampMixin, Base):
+class Tag(UUIDPrimaryKey, Versioned, Base):
     __tablename__ = "tags"
     __table_args__ = (_live_unique_name("tags"),)
 

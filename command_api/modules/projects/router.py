@@ -6,6 +6,7 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
+from command_api.conditional import IfMatchDep
 from command_api.modules.organizations.dependencies import OrgManager, OrgMember
 from command_api.modules.projects.dependencies import ProjectsServiceDep
 from command_api.modules.projects.schemas import (
@@ -37,9 +38,12 @@ PROJECT_MEMBER = PROJECT + "/members/{user_id}"
 TASK = PROJECT + "/tasks/{task_id}"
 TAG = ORG + "/tags/{tag_id}"
 
-# Below the manager role (403); a name taken by a live record of the organization (409).
+# Below the manager role (403); a name taken by a live record of the organization (409);
+# `If-Match` naming a version the record moved past (412).
 MANAGERS = errors(403)
+MANAGERS_IF_MATCH = errors(403, 412)
 MANAGERS_UNIQUE_NAME = errors(403, 409)
+MANAGERS_UNIQUE_NAME_IF_MATCH = errors(403, 409, 412)
 
 
 def _no_content() -> Response:
@@ -63,21 +67,25 @@ def create_client(
     return ok(ClientRead.model_validate(client))
 
 
-@router.patch(CLIENT, response_model=Envelope[ClientRead], responses=MANAGERS_UNIQUE_NAME)
+@router.patch(CLIENT, response_model=Envelope[ClientRead], responses=MANAGERS_UNIQUE_NAME_IF_MATCH)
 def update_client(
-    client_id: uuid.UUID, body: ClientUpdate, context: OrgManager, service: ProjectsServiceDep
+    client_id: uuid.UUID,
+    body: ClientUpdate,
+    context: OrgManager,
+    service: ProjectsServiceDep,
+    condition: IfMatchDep,
 ) -> Envelope[ClientRead]:
     """Rename or (un)archive a client (manager and up)."""
-    client = service.update_client(context.org_id, client_id, body)
+    client = service.update_client(context.org_id, client_id, body, condition)
     return ok(ClientRead.model_validate(client))
 
 
-@router.delete(CLIENT, status_code=204, response_class=Response, responses=MANAGERS)
+@router.delete(CLIENT, status_code=204, response_class=Response, responses=MANAGERS_IF_MATCH)
 def delete_client(
-    client_id: uuid.UUID, context: OrgManager, service: ProjectsServiceDep
+    client_id: uuid.UUID, context: OrgManager, service: ProjectsServiceDep, condition: IfMatchDep
 ) -> Response:
     """Delete a client (soft; manager and up). Its projects keep it for past reports."""
-    service.delete_client(context.org_id, client_id)
+    service.delete_client(context.org_id, client_id, condition)
     return _no_content()
 
 
@@ -98,21 +106,27 @@ def create_project(
     return ok(ProjectRead.model_validate(project))
 
 
-@router.patch(PROJECT, response_model=Envelope[ProjectRead], responses=MANAGERS_UNIQUE_NAME)
+@router.patch(
+    PROJECT, response_model=Envelope[ProjectRead], responses=MANAGERS_UNIQUE_NAME_IF_MATCH
+)
 def update_project(
-    project_id: uuid.UUID, body: ProjectUpdate, context: OrgManager, service: ProjectsServiceDep
+    project_id: uuid.UUID,
+    body: ProjectUpdate,
+    context: OrgManager,
+    service: ProjectsServiceDep,
+    condition: IfMatchDep,
 ) -> Envelope[ProjectRead]:
     """Change a project (manager and up); `null` clears client, color, rate or budgets."""
-    project = service.update_project(context.org_id, project_id, body)
+    project = service.update_project(context.org_id, project_id, body, condition)
     return ok(ProjectRead.model_validate(project))
 
 
-@router.delete(PROJECT, status_code=204, response_class=Response, responses=MANAGERS)
+@router.delete(PROJECT, status_code=204, response_class=Response, responses=MANAGERS_IF_MATCH)
 def delete_project(
-    project_id: uuid.UUID, context: OrgManager, service: ProjectsServiceDep
+    project_id: uuid.UUID, context: OrgManager, service: ProjectsServiceDep, condition: IfMatchDep
 ) -> Response:
     """Delete a project (soft; manager and up)."""
-    service.delete_project(context.org_id, project_id)
+    service.delete_project(context.org_id, project_id, condition)
     return _no_content()
 
 
@@ -157,25 +171,30 @@ def create_task(
     return ok(TaskRead.model_validate(task))
 
 
-@router.patch(TASK, response_model=Envelope[TaskRead], responses=MANAGERS)
+@router.patch(TASK, response_model=Envelope[TaskRead], responses=MANAGERS_IF_MATCH)
 def update_task(
     project_id: uuid.UUID,
     task_id: uuid.UUID,
     body: TaskUpdate,
     context: OrgManager,
     service: ProjectsServiceDep,
+    condition: IfMatchDep,
 ) -> Envelope[TaskRead]:
     """Rename a task, mark it done or open, or change its budget (manager and up)."""
-    task = service.update_task(context.org_id, project_id, task_id, body)
+    task = service.update_task(context.org_id, project_id, task_id, body, condition)
     return ok(TaskRead.model_validate(task))
 
 
-@router.delete(TASK, status_code=204, response_class=Response, responses=MANAGERS)
+@router.delete(TASK, status_code=204, response_class=Response, responses=MANAGERS_IF_MATCH)
 def delete_task(
-    project_id: uuid.UUID, task_id: uuid.UUID, context: OrgManager, service: ProjectsServiceDep
+    project_id: uuid.UUID,
+    task_id: uuid.UUID,
+    context: OrgManager,
+    service: ProjectsServiceDep,
+    condition: IfMatchDep,
 ) -> Response:
     """Delete a task (soft; manager and up)."""
-    service.delete_task(context.org_id, project_id, task_id)
+    service.delete_task(context.org_id, project_id, task_id, condition)
     return _no_content()
 
 
@@ -193,17 +212,23 @@ def create_tag(
     return ok(TagRead.model_validate(tag))
 
 
-@router.patch(TAG, response_model=Envelope[TagRead], responses=MANAGERS_UNIQUE_NAME)
+@router.patch(TAG, response_model=Envelope[TagRead], responses=MANAGERS_UNIQUE_NAME_IF_MATCH)
 def update_tag(
-    tag_id: uuid.UUID, body: TagUpdate, context: OrgManager, service: ProjectsServiceDep
+    tag_id: uuid.UUID,
+    body: TagUpdate,
+    context: OrgManager,
+    service: ProjectsServiceDep,
+    condition: IfMatchDep,
 ) -> Envelope[TagRead]:
     """Rename a tag (manager and up)."""
-    tag = service.update_tag(context.org_id, tag_id, body)
+    tag = service.update_tag(context.org_id, tag_id, body, condition)
     return ok(TagRead.model_validate(tag))
 
 
-@router.delete(TAG, status_code=204, response_class=Response, responses=MANAGERS)
-def delete_tag(tag_id: uuid.UUID, context: OrgManager, service: ProjectsServiceDep) -> Response:
+@router.delete(TAG, status_code=204, response_class=Response, responses=MANAGERS_IF_MATCH)
+def delete_tag(
+    tag_id: uuid.UUID, context: OrgManager, service: ProjectsServiceDep, condition: IfMatchDep
+) -> Response:
     """Delete a tag (soft; manager and up). Entries keep their tag for past reports."""
-    service.delete_tag(context.org_id, tag_id)
+    service.delete_tag(context.org_id, tag_id, condition)
     return _no_content()

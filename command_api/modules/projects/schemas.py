@@ -19,7 +19,7 @@ from pydantic import (
     field_validator,
 )
 
-from shared.responses import MoneyAmount
+from shared.responses import MoneyAmount, Version
 from shared.time import Timestamp
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -73,6 +73,7 @@ class ClientRead(_Read):
     id: uuid.UUID
     name: str
     archived: bool
+    version: Version
     created_at: Timestamp
     updated_at: Timestamp
 
@@ -119,6 +120,7 @@ class ProjectRead(_Read):
     budget_seconds: int | None
     budget_amount: int | None
     archived: bool
+    version: Version
     created_at: Timestamp
     updated_at: Timestamp
 
@@ -160,6 +162,7 @@ class TaskRead(_Read):
     name: str
     budget_seconds: int | None
     done: bool
+    version: Version
     created_at: Timestamp
     updated_at: Timestamp
 
@@ -182,5 +185,6 @@ class TagUpdate(_Write):
 class TagRead(_Read):
     id: uuid.UUID
     name: str
+    version: Version
     created_at: Timestamp
     updated_at: Timestamp

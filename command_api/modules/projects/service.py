@@ -17,16 +17,21 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from command_api.conditional import ANY_VERSION, IfMatch, ensure_version
 from command_api.modules.projects.models import Client, Project, Tag, Task
 from command_api.modules.projects.repository import ProjectsRepository
 from command_api.modules.projects.schemas import (
     ClientCreate,
+    ClientRead,
     ClientUpdate,
     ProjectCreate,
+    ProjectRead,
     ProjectUpdate,
     TagCreate,
+    TagRead,
     TagUpdate,
     TaskCreate,
+    TaskRead,
     TaskUpdate,
 )
 from shared.changes import ChangeOp, ChangeRecord, record_changes
@@ -155,10 +160,20 @@ class ProjectsService:
 
     # --- Clients -----------------------------------------------------------------------
 
-    def _client(self, org_id: uuid.UUID, client_id: uuid.UUID, *, lock: bool = False) -> Client:
+    def _client(
+        self,
+        org_id: uuid.UUID,
+        client_id: uuid.UUID,
+        *,
+        lock: bool = False,
+        condition: IfMatch = ANY_VERSION,
+    ) -> Client:
         client = self.repo.get_client(org_id, client_id, lock=lock)
         if client is None:
             raise NotFoundError.for_entity("Client", client_id)
+        ensure_version(
+            condition, client.version, lambda: ClientRead.model_validate(client), "Client"
+        )
         return client
 
     def create_client(self, org_id: uuid.UUID, data: ClientCreate) -> Client:
@@ -167,27 +182,45 @@ class ProjectsService:
         self._record("client", client.id, org_id, None, client_snapshot(client))
         return client
 
-    def update_client(self, org_id: uuid.UUID, client_id: uuid.UUID, data: ClientUpdate) -> Client:
-        client = self._client(org_id, client_id, lock=True)
+    def update_client(
+        self,
+        org_id: uuid.UUID,
+        client_id: uuid.UUID,
+        data: ClientUpdate,
+        condition: IfMatch = ANY_VERSION,
+    ) -> Client:
+        client = self._client(org_id, client_id, lock=True, condition=condition)
         old = client_snapshot(client)
         if _assign(client, data.model_dump(exclude_unset=True)):
             self._save_named(client, "client")
             self._record("client", client.id, org_id, old, client_snapshot(client))
         return client
 
-    def delete_client(self, org_id: uuid.UUID, client_id: uuid.UUID) -> None:
+    def delete_client(
+        self, org_id: uuid.UUID, client_id: uuid.UUID, condition: IfMatch = ANY_VERSION
+    ) -> None:
         """Soft delete. Projects keep their client_id: past reports still name the client."""
-        client = self._client(org_id, client_id, lock=True)
+        client = self._client(org_id, client_id, lock=True, condition=condition)
         old = client_snapshot(client)
         self._soft_delete(client)
         self._record("client", client.id, org_id, old, None)
 
     # --- Projects ----------------------------------------------------------------------
 
-    def _project(self, org_id: uuid.UUID, project_id: uuid.UUID, *, lock: bool = False) -> Project:
+    def _project(
+        self,
+        org_id: uuid.UUID,
+        project_id: uuid.UUID,
+        *,
+        lock: bool = False,
+        condition: IfMatch = ANY_VERSION,
+    ) -> Project:
         project = self.repo.get_project(org_id, project_id, lock=lock)
         if project is None:
             raise NotFoundError.for_entity("Project", project_id)
+        ensure_version(
+            condition, project.version, lambda: ProjectRead.model_validate(project), "Project"
+        )
         return project
 
     def create_project(self, org_id: uuid.UUID, data: ProjectCreate) -> Project:
@@ -201,9 +234,13 @@ class ProjectsService:
         return project
 
     def update_project(
-        self, org_id: uuid.UUID, project_id: uuid.UUID, data: ProjectUpdate
+        self,
+        org_id: uuid.UUID,
+        project_id: uuid.UUID,
+        data: ProjectUpdate,
+        condition: IfMatch = ANY_VERSION,
     ) -> Project:
-        project = self._project(org_id, project_id, lock=True)
+        project = self._project(org_id, project_id, lock=True, condition=condition)
         values = _columns(data.model_dump(exclude_unset=True))
         client_id = values.get("client_id")
         if client_id is not None and client_id != project.client_id:
@@ -214,9 +251,11 @@ class ProjectsService:
             self._record("project", project.id, org_id, old, project_snapshot(project))
         return project
 
-    def delete_project(self, org_id: uuid.UUID, project_id: uuid.UUID) -> None:
+    def delete_project(
+        self, org_id: uuid.UUID, project_id: uuid.UUID, condition: IfMatch = ANY_VERSION
+    ) -> None:
         """Soft delete; its tasks become unreachable with it."""
-        project = self._project(org_id, project_id, lock=True)
+        project = self._project(org_id, project_id, lock=True, condition=condition)
         old = project_snapshot(project)
         self._soft_delete(project)
         self._record("project", project.id, org_id, old, None)
@@ -267,11 +306,18 @@ class ProjectsService:
     # --- Tasks -------------------------------------------------------------------------
 
     def _task(
-        self, org_id: uuid.UUID, project_id: uuid.UUID, task_id: uuid.UUID, *, lock: bool = False
+        self,
+        org_id: uuid.UUID,
+        project_id: uuid.UUID,
+        task_id: uuid.UUID,
+        *,
+        lock: bool = False,
+        condition: IfMatch = ANY_VERSION,
     ) -> Task:
         task = self.repo.get_task(org_id, project_id, task_id, lock=lock)
         if task is None:
             raise NotFoundError.for_entity("Task", task_id)
+        ensure_version(condition, task.version, lambda: TaskRead.model_validate(task), "Task")
         return task
 
     def create_task(self, org_id: uuid.UUID, project_id: uuid.UUID, data: TaskCreate) -> Task:
@@ -289,27 +335,46 @@ class ProjectsService:
         return task
 
     def update_task(
-        self, org_id: uuid.UUID, project_id: uuid.UUID, task_id: uuid.UUID, data: TaskUpdate
+        self,
+        org_id: uuid.UUID,
+        project_id: uuid.UUID,
+        task_id: uuid.UUID,
+        data: TaskUpdate,
+        condition: IfMatch = ANY_VERSION,
     ) -> Task:
-        task = self._task(org_id, project_id, task_id, lock=True)
+        task = self._task(org_id, project_id, task_id, lock=True, condition=condition)
         old = task_snapshot(task)
         if _assign(task, data.model_dump(exclude_unset=True)):
             self.repo.save(task)
             self._record("task", task.id, org_id, old, task_snapshot(task))
         return task
 
-    def delete_task(self, org_id: uuid.UUID, project_id: uuid.UUID, task_id: uuid.UUID) -> None:
-        task = self._task(org_id, project_id, task_id, lock=True)
+    def delete_task(
+        self,
+        org_id: uuid.UUID,
+        project_id: uuid.UUID,
+        task_id: uuid.UUID,
+        condition: IfMatch = ANY_VERSION,
+    ) -> None:
+        task = self._task(org_id, project_id, task_id, lock=True, condition=condition)
         old = task_snapshot(task)
         self._soft_delete(task)
         self._record("task", task.id, org_id, old, None)
 
     # --- Tags --------------------------------------------------------------------------
 
-    def _tag(self, org_id: uuid.UUID, tag_id: uuid.UUID, *, lock: bool = False) -> Tag:
+    def _tag(
+        self,
+        org_id: uuid.UUID,
+        tag_id: uuid.UUID,
+        *,
+        lock: bool = False,
+        condition: IfMatch = ANY_VERSION,
+    ) -> Tag:
         tag = self.repo.get_tag(org_id, tag_id, lock=lock)
         if tag is None:
             raise NotFoundError.for_entity("Tag", tag_id)
+        ensure_version(condition, tag.version, lambda: TagRead.model_validate(tag), "Tag")
         return tag
 
     def create_tag(self, org_id: uuid.UUID, data: TagCreate) -> Tag:
@@ -318,16 +383,24 @@ class ProjectsService:
         self._record("tag", tag.id, org_id, None, tag_snapshot(tag))
         return tag
 
-    def update_tag(self, org_id: uuid.UUID, tag_id: uuid.UUID, data: TagUpdate) -> Tag:
-        tag = self._tag(org_id, tag_id, lock=True)
+    def update_tag(
+        self,
+        org_id: uuid.UUID,
+        tag_id: uuid.UUID,
+        data: TagUpdate,
+        condition: IfMatch = ANY_VERSION,
+    ) -> Tag:
+        tag = self._tag(org_id, tag_id, lock=True, condition=condition)
         old = tag_snapshot(tag)
         if _assign(tag, data.model_dump(exclude_unset=True)):
             self._save_named(tag, "tag")
             self._record("tag", tag.id, org_id, old, tag_snapshot(tag))
         return tag
 
-    def delete_tag(self, org_id: uuid.UUID, tag_id: uuid.UUID) -> None:
-        tag = self._tag(org_id, tag_id, lock=True)
+    def delete_tag(
+        self, org_id: uuid.UUID, tag_id: uuid.UUID, condition: IfMatch = ANY_VERSION
+    ) -> None:
+        tag = self._tag(org_id, tag_id, lock=True, condition=condition)
         old = tag_snapshot(tag)
         self._soft_delete(tag)
         self._record("tag", tag.id, org_id, old, None)

@@ -16,13 +16,13 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.db import Base, TimestampMixin, UUIDPrimaryKey
+from shared.db import Base, UUIDPrimaryKey, Versioned
 
 MAX_ENTRY_SECONDS = 24 * 3600
 MAX_DESCRIPTION_LENGTH = 3000
 
 
-class TimeEntry(UUIDPrimaryKey, TimestampMixin, Base):
+class TimeEntry(UUIDPrimaryKey, Versioned, Base):
     """A half-open interval [start_at, end_at) in UTC; no end_at is a running timer.
 
     The database enforces the two rules concurrent requests could otherwise break:

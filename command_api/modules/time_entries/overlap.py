@@ -25,7 +25,9 @@ def apply_overlap_policy(session: Session, org_id: uuid.UUID, enabled: bool) -> 
     statement = (
         update(TimeEntry)
         .where(TimeEntry.org_id == org_id, TimeEntry.no_overlap != enabled)
-        .values(no_overlap=enabled)
+        # Bookkeeping of the organization's policy, not a change of the entries: their
+        # versions and `updated_at` stay.
+        .values(no_overlap=enabled, updated_at=TimeEntry.updated_at)
         .execution_options(synchronize_session=False)
     )
     if enabled:

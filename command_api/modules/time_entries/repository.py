@@ -344,12 +344,16 @@ def _stop_statement() -> tuple[Select[Any], Select[Any]]:
     stopped = (
         update(entries)
         .where(entries.c.id == bindparam("stop_id", type_=Uuid))
-        .values(end_at=bindparam("stop_at", type_=DateTime(timezone=True)))
-        .returning(entries.c.updated_at)
+        .values(
+            end_at=bindparam("stop_at", type_=DateTime(timezone=True)),
+            version=entries.c.version + 1,
+        )
+        .returning(entries.c.updated_at, entries.c.version)
         .cte("stopped")
     )
     stopped_at = select(stopped.c.updated_at).scalar_subquery().label("stopped_updated_at")
-    stop = with_change_rows(select(stopped_at, CURRENT_XID.label("tx")))
+    stopped_version = select(stopped.c.version).scalar_subquery().label("stopped_version")
+    stop = with_change_rows(select(stopped_at, stopped_version, CURRENT_XID.label("tx")))
     after_stop = select(func.count()).select_from(stopped).scalar_subquery() >= 0
     values = {
         column: cast(bindparam(f"new_{column}"), entries.c[column].type)
@@ -365,6 +369,7 @@ def _stop_statement() -> tuple[Select[Any], Select[Any]]:
     stop_and_start = with_change_rows(
         select(
             stopped_at,
+            stopped_version,
             created.c.created_at,
             created.c.updated_at,
             CURRENT_XID.label("tx"),
@@ -498,7 +503,8 @@ class TimeEntryRepository:
     ) -> Row[Any]:
         """Stop a timer (its id, its end) and/or write a new entry (its view and its
         `no_overlap`), with their change rows, in one statement. The row holds
-        `stopped_updated_at`, and the new entry's `created_at` and `updated_at`."""
+        `stopped_updated_at` and `stopped_version`, and the new entry's `created_at` and
+        `updated_at`."""
         params: dict[str, Any] = {
             "stop_id": stop[0] if stop else None,
             "stop_at": stop[1] if stop else None,

@@ -6,6 +6,7 @@ import uuid
 
 from fastapi import APIRouter, Response
 
+from command_api.conditional import IfMatchDep
 from command_api.modules.organizations.dependencies import OrgMember
 from command_api.modules.time_entries.dependencies import (
     BulkEntryServiceDep,
@@ -33,6 +34,8 @@ TIMER = "/organizations/{org_id}/timer"
 # done task), 403 (another member's entries, out of your scope), 409 (a second running
 # timer, an overlap the organization forbids). Ids in bodies not in the organization: 404.
 ENTRY_RULES = errors(400, 403, 409)
+# The same, for a write that takes `If-Match` (412: the entry moved past that version).
+CONDITIONAL_ENTRY_RULES = errors(400, 403, 409, 412)
 TIMER_RULES = errors(400, 409)
 
 
@@ -72,25 +75,32 @@ def create_time_entries_in_bulk(
 
 
 @router.patch(
-    f"{ENTRIES}/{{entry_id}}", response_model=Envelope[TimeEntryRead], responses=ENTRY_RULES
+    f"{ENTRIES}/{{entry_id}}",
+    response_model=Envelope[TimeEntryRead],
+    responses=CONDITIONAL_ENTRY_RULES,
 )
 def update_time_entry(
-    entry_id: uuid.UUID, payload: TimeEntryUpdate, ctx: OrgMember, service: TimeEntryServiceDep
+    entry_id: uuid.UUID,
+    payload: TimeEntryUpdate,
+    ctx: OrgMember,
+    service: TimeEntryServiceDep,
+    condition: IfMatchDep,
 ) -> Envelope[TimeEntryRead]:
     """Change any field of an entry; setting `end_at` on a running timer stops it.
 
     Members edit their own entries, managers those of their teams, admins any. A new user
-    or project resolves the hourly rate again.
+    or project resolves the hourly rate again. With `If-Match`, only over that version.
     """
-    return ok(TimeEntryRead.model_validate(service.update(ctx, entry_id, payload)))
+    return ok(TimeEntryRead.model_validate(service.update(ctx, entry_id, payload, condition)))
 
 
-@router.delete(f"{ENTRIES}/{{entry_id}}", status_code=204, responses=errors(400, 403))
+@router.delete(f"{ENTRIES}/{{entry_id}}", status_code=204, responses=errors(400, 403, 412))
 def delete_time_entry(
-    entry_id: uuid.UUID, ctx: OrgMember, service: TimeEntryServiceDep
+    entry_id: uuid.UUID, ctx: OrgMember, service: TimeEntryServiceDep, condition: IfMatchDep
 ) -> Response:
-    """Delete an entry (soft: reports and audits still see that it existed)."""
-    service.delete(ctx, entry_id)
+    """Delete an entry (soft: reports and audits still see that it existed). With
+    `If-Match`, only if it is still at that version."""
+    service.delete(ctx, entry_id, condition)
     return Response(status_code=204)
 
 

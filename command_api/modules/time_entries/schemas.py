@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from command_api.modules.time_entries.models import MAX_DESCRIPTION_LENGTH
+from shared.responses import Version
 from shared.time import Timestamp
 
 MAX_BULK_ENTRIES = 1000
@@ -149,6 +150,7 @@ class TimeEntryRead(BaseModel):
     hourly_rate: int = Field(description="Minor units per hour, resolved when written")
     amount: int | None = Field(description="Minor units; null while the timer runs")
     tag_ids: list[uuid.UUID]
+    version: Version
     created_at: datetime
     updated_at: datetime
 

@@ -24,6 +24,7 @@ from sqlalchemy import func
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from command_api.conditional import ANY_VERSION, IfMatch, ensure_version
 from command_api.modules.organizations.context import OrgContext
 from command_api.modules.organizations.models import Role
 from command_api.modules.organizations.scope import MemberScopeService
@@ -34,7 +35,12 @@ from command_api.modules.time_entries.repository import (
     TimeEntryRepository,
     create_entry_statement,
 )
-from command_api.modules.time_entries.schemas import TimeEntryCreate, TimeEntryUpdate, TimerStart
+from command_api.modules.time_entries.schemas import (
+    TimeEntryCreate,
+    TimeEntryRead,
+    TimeEntryUpdate,
+    TimerStart,
+)
 from command_api.modules.time_entries.views import EntryView
 from shared.changes import ChangeOp, ChangeRecord, json_text, record_changes
 from shared.errors import (
@@ -47,6 +53,7 @@ from shared.errors import (
 )
 
 ENTITY = "time_entry"
+ENTRY = "Time entry"  # in messages
 MAX_ENTRY_DURATION = timedelta(seconds=MAX_ENTRY_SECONDS)
 _MAX_DURATION_MESSAGE = f"An entry may not be longer than 24 hours ({MAX_ENTRY_SECONDS} seconds)"
 
@@ -256,7 +263,13 @@ class TimeEntryService(EntryWriter):
             updated_at=row["entry_updated_at"],
         )
 
-    def update(self, ctx: OrgContext, entry_id: uuid.UUID, data: TimeEntryUpdate) -> EntryView:
+    def update(
+        self,
+        ctx: OrgContext,
+        entry_id: uuid.UUID,
+        data: TimeEntryUpdate,
+        condition: IfMatch = ANY_VERSION,
+    ) -> EntryView:
         entry = self._writable_entry(ctx, entry_id)
         new_user = data.user_id or entry.user_id
         policy = self.repository.lock_policy(ctx.org_id)
@@ -265,6 +278,7 @@ class TimeEntryService(EntryWriter):
         if locked is None or locked.user_id != entry.user_id:
             raise ConflictError("The entry changed while this edit waited; retry")
         old = EntryView.of(locked, self.repository.tag_ids(entry_id))
+        ensure_version(condition, old.version, lambda: TimeEntryRead.model_validate(old), ENTRY)
         ensure_unlocked(ctx, policy, old.start_at)
         new = self._edited(ctx, policy, old, data)
         if new == old and locked.no_overlap == policy.prevent_overlaps:
@@ -273,14 +287,17 @@ class TimeEntryService(EntryWriter):
         record_changes(self.session, [change(ChangeOp.UPDATED, old, new)])
         return EntryView.of(locked, new.tag_ids)
 
-    def delete(self, ctx: OrgContext, entry_id: uuid.UUID) -> None:
+    def delete(
+        self, ctx: OrgContext, entry_id: uuid.UUID, condition: IfMatch = ANY_VERSION
+    ) -> None:
         policy = self.repository.lock_policy(ctx.org_id)
         entry = self.repository.get(ctx.org_id, entry_id, for_update=True)
         if entry is None:
-            raise NotFoundError.for_entity("Time entry", entry_id)
+            raise NotFoundError.for_entity(ENTRY, entry_id)
         self._ensure_scope(ctx, entry)
-        ensure_unlocked(ctx, policy, entry.start_at)
         old = EntryView.of(entry, self.repository.tag_ids(entry_id))
+        ensure_version(condition, old.version, lambda: TimeEntryRead.model_validate(old), ENTRY)
+        ensure_unlocked(ctx, policy, entry.start_at)
         entry.deleted_at = func.now()
         self.repository.flush()
         record_changes(self.session, [change(ChangeOp.DELETED, old, None)])
@@ -288,7 +305,7 @@ class TimeEntryService(EntryWriter):
     def _writable_entry(self, ctx: OrgContext, entry_id: uuid.UUID) -> TimeEntry:
         entry = self.repository.get(ctx.org_id, entry_id, for_update=False)
         if entry is None:
-            raise NotFoundError.for_entity("Time entry", entry_id)
+            raise NotFoundError.for_entity(ENTRY, entry_id)
         self._ensure_scope(ctx, entry)
         return entry
 
@@ -373,6 +390,7 @@ class TimeEntryService(EntryWriter):
             entry.end_at = new.end_at
             entry.hourly_rate_amount = new.hourly_rate
             entry.no_overlap = policy.prevent_overlaps
+            entry.touch()  # a change of tags only is a change of the entry too
             self.repository.flush()
             if new.tag_ids != old.tag_ids:
                 self.repository.replace_tags(entry.org_id, entry.id, new.tag_ids)

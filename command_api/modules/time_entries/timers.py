@@ -78,7 +78,7 @@ class TimerService(EntryWriter):
             row = self.repository.stop_and_start(
                 (old.id, end_at), None, [change(ChangeOp.UPDATED, old, new)]
             )
-        return replace(new, updated_at=row.stopped_updated_at)
+        return replace(new, version=row.stopped_version, updated_at=row.stopped_updated_at)
 
     @staticmethod
     def _stopped(running: Row[Any], now: datetime) -> tuple[EntryView, EntryView, datetime]:

@@ -30,6 +30,7 @@ class EntryView:
     end_at: datetime | None
     hourly_rate: int
     tag_ids: tuple[uuid.UUID, ...]
+    version: int = 1
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
@@ -48,6 +49,7 @@ class EntryView:
             end_at=entry.end_at,
             hourly_rate=entry.hourly_rate_amount,
             tag_ids=tuple(sorted(tag_ids)),
+            version=entry.version,
             created_at=entry.created_at,
             updated_at=entry.updated_at,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -131,7 +132,16 @@ def test_rename_and_move_a_team(api: httpx.Client, db: Engine, org: OrgHandle) -
         )
     )
 
-    assert moved == {"id": second["id"], "name": "Second, renamed", "parent_id": first["id"]}
+    assert moved == {
+        "id": second["id"],
+        "name": "Second, renamed",
+        "parent_id": first["id"],
+        "version": 2,  # one more, for one command that changed two fields
+        "updated_at": moved["updated_at"],
+    }
+    assert datetime.fromisoformat(moved["updated_at"]) > datetime.fromisoformat(
+        second["updated_at"]
+    )
     assert parent_of(db, second["id"]) == first["id"]
     change = change_rows(db, uuid.UUID(second["id"]))[-1]
     assert change["op"] == "updated"

@@ -34,7 +34,7 @@ def test_manager_creates_a_client(api, db, org: OrgHandle, manager: UserHandle):
 
     assert data["name"] == name
     assert data["archived"] is False
-    assert set(data) == {"id", "name", "archived", "created_at", "updated_at"}
+    assert set(data) == {"id", "name", "archived", "version", "created_at", "updated_at"}
     row = _client_row(db, data["id"])
     assert row["org_id"] == org.id
     assert row["name"] == name
