@@ -3,7 +3,8 @@ markdown table and write it with the machine's description to bench/results/late
 
 B1 writes, B2 bulk writes, B3 write-to-read lag, B4 reports, B5 pagination (these run the
 APIs and the worker as processes of their own, as `evotrack run` does), B6 rebuild, B7
-worker overhead; in that order. What B1–B3 write is deleted again afterwards.
+worker overhead, B8 delta sync catch-up; in that order. What B1–B3 write is deleted again
+afterwards.
 
 Uses DATABASE_URL / REDIS_URL when set (the data go to a database `evotrack_bench` on
 that server), else embedded servers in .evotrack/bench/.
@@ -20,7 +21,16 @@ from dataclasses import dataclass
 import psycopg
 import redis
 
-from bench import b1_writes, b2_bulk, b3_lag, b4_reports, b5_pagination, b6_rebuild, b7_worker
+from bench import (
+    b1_writes,
+    b2_bulk,
+    b3_lag,
+    b4_reports,
+    b5_pagination,
+    b6_rebuild,
+    b7_worker,
+    b8_sync,
+)
 from bench.context import PROFILES, Benchmark, Context
 from bench.generate import Options, generate, plain_url
 from bench.report import Outcome, Row, document, load_average, machine, table, write
@@ -42,6 +52,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "B5": b5_pagination.run,
     "B6": b6_rebuild.run,
     "B7": b7_worker.run,
+    "B8": b8_sync.run,
 }
 
 

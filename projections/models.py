@@ -6,6 +6,7 @@ They share the write side's metadata: one linear Alembic history.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
+from shared.changes import Xid8
 from shared.db import Base
 
 # --- Read models -------------------------------------------------------------------------
@@ -405,4 +407,74 @@ budget_alert_states = Table(
     Column("generation", Integer, nullable=False, server_default="0"),
     Column("reached", Boolean, nullable=False),
     Column("updated_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+)
+
+# Delta sync (API.md): one row per entity an organization's clients may sync, at the
+# position in the change log, `(tx, change_id)`, of the last change that altered what a
+# client should hold for it (projections/sync.py). An entry's row is its user's
+# (`owner_id`); the catalog's rows are everyone's. `gone` marks a tombstone: the entity was
+# deleted, or the entry moved to another user. Tombstones older than SYNC_RETENTION_DAYS are
+# pruned; live rows stay.
+SYNC_TIME_ENTRY, SYNC_PROJECT, SYNC_CLIENT, SYNC_TASK, SYNC_TAG, SYNC_MEMBER, SYNC_TEAM = (
+    "time_entry",
+    "project",
+    "client",
+    "task",
+    "tag",
+    "member",
+    "team",
+)
+SYNC_KINDS = (
+    SYNC_TIME_ENTRY,
+    SYNC_PROJECT,
+    SYNC_CLIENT,
+    SYNC_TASK,
+    SYNC_TAG,
+    SYNC_MEMBER,
+    SYNC_TEAM,
+)
+EVERYONE = uuid.UUID(int=0)  # the owner of rows every member may see
+proj_sync_feed = Table(
+    "proj_sync_feed",
+    Base.metadata,
+    Column("org_id", Uuid, primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("owner_id", Uuid, primary_key=True),
+    Column("entity_id", Uuid, primary_key=True),
+    Column("tx", Xid8(), nullable=False),
+    Column("change_id", BigInteger, nullable=False),
+    Column("gone", Boolean, nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+    # A page of one kind for a caller who sees everything: a range of this index.
+    Index(
+        "ix_proj_sync_feed_position",
+        "org_id",
+        "kind",
+        "tx",
+        "change_id",
+        "owner_id",
+        "entity_id",
+    ),
+    # A page of one user's entries (a caller who sees some users reads one range per user).
+    Index(
+        "ix_proj_sync_feed_owner_position",
+        "org_id",
+        "kind",
+        "owner_id",
+        "tx",
+        "change_id",
+        "entity_id",
+    ),
+    # The tombstones, oldest first: what pruning takes.
+    Index("ix_proj_sync_feed_tombstones", "changed_at", postgresql_where=text("gone")),
+)
+
+# Per organization, the position up to which the feed no longer holds every tombstone (they
+# were pruned, or a rebuild started the feed again): a cursor before it starts over.
+proj_sync_horizons = Table(
+    "proj_sync_horizons",
+    Base.metadata,
+    Column("org_id", Uuid, primary_key=True),
+    Column("tx", Xid8(), nullable=False),
+    Column("change_id", BigInteger, nullable=False),
 )

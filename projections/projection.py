@@ -34,6 +34,7 @@ from sqlalchemy import (
     any_,
     bindparam,
     insert,
+    select,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
@@ -129,6 +130,11 @@ class Projection(ABC):
     def load_part(self, t: Tables, index: int, parts: int) -> Executable:
         """Part `index` of `parts` of the first table's full load (see RebuildPlan)."""
         raise NotImplementedError(f"{self.name} does not load its first table in parts")
+
+    def compared(self, t: Tables, table: Table) -> Select[Any] | None:
+        """What `verify` compares of `t[table]`: all of it, unless the table holds history a
+        recomputation cannot know (then a part of it, or None: nothing)."""
+        return select(t[table])
 
     def in_scope(self, table: Table) -> ColumnElement[bool]:
         """The rows of `table` that belong to the organizations in ORGS."""

@@ -43,7 +43,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import DropTable
 
-from projections.projection import ORGS, PRESERVE_ROWCOUNT, Projection, Tables
+from projections.projection import LIVE, ORGS, PRESERVE_ROWCOUNT, Projection, Tables
 from projections.registry import PROJECTIONS, by_name
 from projections.runner import (
     advance,
@@ -475,7 +475,8 @@ class _Check:
             diffs = [
                 diff
                 for live in projection.tables
-                if (diff := self._diff(session, live, scoped, params)) is not None
+                if projection.compared(LIVE, live) is not None
+                and (diff := self._diff(session, live, scoped, params)) is not None
             ]
             session.rollback()
         return VerifyResult(projection.name, diffs)
@@ -483,10 +484,12 @@ class _Check:
     def _diff(
         self, session: Session, live: Table, scoped: bool, params: dict[str, Any]
     ) -> TableDiff | None:
-        live_rows = select(live)
+        live_rows = self.projection.compared(LIVE, live)
+        expected = self.projection.compared(VERIFY, live)
+        assert live_rows is not None
+        assert expected is not None
         if scoped:
             live_rows = live_rows.where(self.projection.in_scope(live))
-        expected = select(VERIFY[live])
         missing_result = session.execute(expected.except_all(live_rows), params)
         columns = list(missing_result.keys())
         missing = missing_result.all()

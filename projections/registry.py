@@ -8,12 +8,15 @@ from projections.catalog import CatalogProjection
 from projections.entries import EntriesProjection
 from projections.notifications import NotificationsProjection
 from projections.projection import Projection
+from projections.sync import SyncProjection
 
-# Notifications read the stats of the entries projection: they come after it.
+# Notifications read the stats of the entries projection: they come after it. The sync feed
+# reads only the normalized tables.
 PROJECTIONS: tuple[Projection, ...] = (
     CatalogProjection(),
     EntriesProjection(),
     NotificationsProjection(notify=create_notifications),
+    SyncProjection(),
 )
 
 

@@ -9,6 +9,7 @@ from query_api.modules.dashboard.router import router as dashboard_router
 from query_api.modules.entries.router import router as entries_router
 from query_api.modules.notifications.router import router as notifications_router
 from query_api.modules.reports.router import router as reports_router
+from query_api.modules.sync.router import router as sync_router
 from query_api.modules.system.router import router as system_router
 from shared.config import Settings, get_settings
 from shared.db import read_engine
@@ -26,7 +27,15 @@ from shared.openapi import install_openapi, operation_id
 from shared.redis_client import redis_client
 
 API_PREFIX = "/api/v1"
-DOCUMENTED_TAGS = ("catalog", "system", "entries", "reports", "dashboard", "notifications")
+DOCUMENTED_TAGS = (
+    "catalog",
+    "system",
+    "entries",
+    "reports",
+    "dashboard",
+    "notifications",
+    "sync",
+)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -59,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dashboard_router,
         catalog_router,
         notifications_router,
+        sync_router,
         system_router,
     ):
         app.include_router(router, prefix=API_PREFIX)

@@ -63,6 +63,8 @@ class Settings(BaseSettings):
 
     wakeup_queue: str = "projections"
     change_log_retention_days: int = Field(default=7, ge=0)
+    # How long delta sync keeps a tombstone: a client offline longer starts over (`reset`).
+    sync_retention_days: int = Field(default=30, ge=0)
     consistency_wait_seconds: float = Field(default=5.0, ge=0)
 
     # Notifications: scheduled jobs run from this queue (every worker listens on it after

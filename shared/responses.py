@@ -17,8 +17,9 @@ Version = Annotated[
     int,
     Field(
         ge=1,
-        description="Grows with every change of the entity; send it back in `If-Match` to "
-        "write only over this version",
+        description="Grows with every write of the entity itself (not of what it shows of "
+        "others: a project's client name, totals, a team's leads); PATCH and DELETE of "
+        "entries, projects, clients, tasks and tags take it in `If-Match`",
     ),
 ]
 

@@ -21,10 +21,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
 from projections.runner import projections_behind, prune_change_log
+from projections.sync import TOMBSTONE_BATCH, prune_tombstones
 from shared.config import Settings
 from shared.db import write_sessionmaker
 from shared.redis_client import ring_doorbell
@@ -105,4 +107,19 @@ class Sweeper:
                 break
         if pruned:
             log.info("pruned %d change rows", pruned)
+        tombstones = self.prune_sync_tombstones()
+        if tombstones:
+            log.info("pruned %d sync tombstones", tombstones)
+        return pruned
+
+    def prune_sync_tombstones(self) -> int:
+        """Tombstones of delta sync older than SYNC_RETENTION_DAYS, in small batches."""
+        before = datetime.now(UTC) - timedelta(days=self.settings.sync_retention_days)
+        pruned = 0
+        while not self.stop.is_set():
+            with write_sessionmaker()() as session, session.begin():
+                deleted = prune_tombstones(session, before)
+            pruned += deleted
+            if deleted < TOMBSTONE_BATCH:
+                break
         return pruned

@@ -57,6 +57,7 @@ def test_operation_ids_read_well_in_a_generated_client(spec: dict[str, Any]) -> 
         "get_running_timer",
         "list_notifications",
         "get_projection_status",
+        "get_sync_changes",
     }
 
 

@@ -159,28 +159,41 @@ def _team_path() -> Any:
     )
 
 
+_TEAM_COLUMNS = (
+    proj_teams.c.id,
+    proj_teams.c.name,
+    proj_teams.c.parent_id,
+    proj_teams.c.version,
+    proj_teams.c.updated_at,
+)
+
+
+def _with_member_count(teams: Subquery) -> Select[Any]:
+    """The `_TEAM_COLUMNS` of `teams` with each one's direct member count."""
+    member_count = (
+        select(func.count().label("member_count"))
+        .where(proj_team_members.c.team_id == teams.c.id)
+        .lateral()
+    )
+    return (
+        select(*(teams.c[column.name] for column in _TEAM_COLUMNS), member_count.c.member_count)
+        .select_from(teams)
+        .join(member_count, true())
+    )
+
+
 def teams_page(session: ReadSession, org_id: uuid.UUID, page: PageParams) -> Page:
     """The team tree, flat, in depth-first order, with each team's direct member count."""
     path = _team_path().label("path")
     stmt = (
-        select(proj_teams.c.id, proj_teams.c.name, proj_teams.c.parent_id, path)
+        select(*_TEAM_COLUMNS, path)
         .where(proj_teams.c.org_id == org_id)
         .order_by(path, proj_teams.c.id)
     )
     total = _count(session, stmt)
     paged = stmt.limit(page.page_size).offset(page.offset).subquery()
-    member_count = (
-        select(func.count().label("member_count"))
-        .where(proj_team_members.c.team_id == paged.c.id)
-        .lateral()
-    )
-    rows = session.execute(
-        select(paged.c.id, paged.c.name, paged.c.parent_id, member_count.c.member_count)
-        .select_from(paged)
-        .join(member_count, true())
-        .order_by(paged.c.path, paged.c.id)
-    ).mappings()
-    return Page(rows.all(), total)
+    rows = session.execute(_with_member_count(paged).order_by(paged.c.path, paged.c.id))
+    return Page(rows.mappings().all(), total)
 
 
 def leads_of_teams(
@@ -218,11 +231,21 @@ def leads_of_teams(
 # --- Clients and tags --------------------------------------------------------------------
 
 
+_CLIENT_COLUMNS = (
+    proj_clients.c.id,
+    proj_clients.c.name,
+    proj_clients.c.archived,
+    proj_clients.c.version,
+    proj_clients.c.updated_at,
+)
+_TAG_COLUMNS = (proj_tags.c.id, proj_tags.c.name, proj_tags.c.version, proj_tags.c.updated_at)
+
+
 def clients_page(
     session: ReadSession, org_id: uuid.UUID, page: PageParams, *, archived: bool | None
 ) -> Page:
     stmt = (
-        select(proj_clients.c.id, proj_clients.c.name, proj_clients.c.archived)
+        select(*_CLIENT_COLUMNS)
         .where(proj_clients.c.org_id == org_id)
         .order_by(proj_clients.c.name, proj_clients.c.id)
     )
@@ -245,7 +268,7 @@ def client_exists(session: ReadSession, org_id: uuid.UUID, client_id: uuid.UUID)
 
 def tags_page(session: ReadSession, org_id: uuid.UUID, page: PageParams) -> Page:
     stmt = (
-        select(proj_tags.c.id, proj_tags.c.name)
+        select(*_TAG_COLUMNS)
         .where(proj_tags.c.org_id == org_id)
         .order_by(proj_tags.c.name, proj_tags.c.id)
     )
@@ -375,14 +398,81 @@ def tasks_page(
         stmt = stmt.where(proj_tasks.c.done.is_(done))
     total = _count(session, stmt)
     paged = stmt.limit(page.page_size).offset(page.offset).subquery()
+    rows = session.execute(_task_rows(org, paged).order_by(paged.c.name, paged.c.id))
+    return Page(rows.mappings().all(), total)
+
+
+def _task_rows(org: OrgReader, tasks: Subquery) -> Select[Any]:
+    """`tasks` with their totals (see `_with_totals`)."""
     visible = _visible_sums(
         org,
-        proj_monthly_totals.c.project_id == project_id,
-        proj_monthly_totals.c.task_id == paged.c.id,
+        proj_monthly_totals.c.project_id == tasks.c.project_id,
+        proj_monthly_totals.c.task_id == tasks.c.id,
     )
-    rows_stmt = _with_totals(org, paged, proj_task_stats, proj_task_stats.c.task_id, visible)
-    rows = session.execute(rows_stmt.order_by(paged.c.name, paged.c.id)).mappings().all()
-    return Page(rows, total)
+    return _with_totals(org, tasks, proj_task_stats, proj_task_stats.c.task_id, visible)
+
+
+# --- By id (delta sync's pages: each entity in the shape of its list) ----------------------
+
+
+def clients_by_id(
+    session: ReadSession, org_id: uuid.UUID, ids: Sequence[uuid.UUID]
+) -> list[RowMapping]:
+    return _by_id(session, _CLIENT_COLUMNS, proj_clients, org_id, ids)
+
+
+def tags_by_id(
+    session: ReadSession, org_id: uuid.UUID, ids: Sequence[uuid.UUID]
+) -> list[RowMapping]:
+    return _by_id(session, _TAG_COLUMNS, proj_tags, org_id, ids)
+
+
+def members_by_id(
+    session: ReadSession, org_id: uuid.UUID, user_ids: Sequence[uuid.UUID]
+) -> list[RowMapping]:
+    stmt = select(proj_members).where(
+        proj_members.c.org_id == org_id, proj_members.c.user_id.in_(list(user_ids))
+    )
+    return list(session.execute(stmt).mappings())
+
+
+def teams_by_id(
+    session: ReadSession, org_id: uuid.UUID, ids: Sequence[uuid.UUID]
+) -> list[RowMapping]:
+    """Teams with their direct member count."""
+    chosen = (
+        select(*_TEAM_COLUMNS)
+        .where(proj_teams.c.org_id == org_id, proj_teams.c.id.in_(list(ids)))
+        .subquery()
+    )
+    return list(session.execute(_with_member_count(chosen)).mappings())
+
+
+def projects_by_id(
+    session: ReadSession, org: OrgReader, ids: Sequence[uuid.UUID]
+) -> list[RowMapping]:
+    chosen = _projects(org).where(proj_projects.c.id.in_(list(ids))).subquery()
+    return list(session.execute(_project_rows(org, chosen)).mappings())
+
+
+def tasks_by_id(session: ReadSession, org: OrgReader, ids: Sequence[uuid.UUID]) -> list[RowMapping]:
+    chosen = (
+        select(proj_tasks)
+        .where(proj_tasks.c.org_id == org.org_id, proj_tasks.c.id.in_(list(ids)))
+        .subquery()
+    )
+    return list(session.execute(_task_rows(org, chosen)).mappings())
+
+
+def _by_id(
+    session: ReadSession,
+    columns: Sequence[Any],
+    table: Table,
+    org_id: uuid.UUID,
+    ids: Sequence[uuid.UUID],
+) -> list[RowMapping]:
+    stmt = select(*columns).where(table.c.org_id == org_id, table.c.id.in_(list(ids)))
+    return list(session.execute(stmt).mappings())
 
 
 # --- Timer -------------------------------------------------------------------------------

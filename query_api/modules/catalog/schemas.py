@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from query_api.schemas import ProjectRef, Ref, UserRef, UtcTimestamp
+from shared.responses import Version
 
 Row = Mapping[Any, Any]  # a result row: column name to value
 
@@ -85,6 +86,8 @@ class MemberRead(BaseModel):
     role: Role
     hourly_rate: int | None = Field(description="Minor units per hour; null below admin")
     joined_at: UtcTimestamp
+    version: Version
+    updated_at: UtcTimestamp
     teams: list[MemberTeamRead] = Field(description="Teams the member belongs to, by name")
 
     @classmethod
@@ -102,6 +105,8 @@ class TeamRead(BaseModel):
     id: uuid.UUID
     name: str
     parent_id: uuid.UUID | None
+    version: Version
+    updated_at: UtcTimestamp
     leads: list[UserRef]
     member_count: int = Field(description="Direct members of this team (not of sub-teams)")
 
@@ -119,6 +124,8 @@ class ClientRead(BaseModel):
     id: uuid.UUID
     name: str
     archived: bool
+    version: Version
+    updated_at: UtcTimestamp
 
 
 class ProjectRead(BaseModel):
@@ -131,6 +138,8 @@ class ProjectRead(BaseModel):
     budget_seconds: int | None
     budget_amount: int | None = Field(description="Minor units")
     archived: bool
+    version: Version
+    updated_at: UtcTimestamp
     tracked_seconds: int = Field(description="Finished entries the caller may see")
     billable_seconds: int = Field(description="Finished billable entries the caller may see")
     amount: int = Field(description="Minor units, of the entries the caller may see")
@@ -159,6 +168,8 @@ class TaskRead(BaseModel):
     name: str
     budget_seconds: int | None
     done: bool
+    version: Version
+    updated_at: UtcTimestamp
     tracked_seconds: int = Field(description="Finished entries the caller may see")
     billable_seconds: int = Field(description="Finished billable entries the caller may see")
     amount: int = Field(description="Minor units, of the entries the caller may see")
@@ -175,6 +186,8 @@ class TaskRead(BaseModel):
 class TagRead(BaseModel):
     id: uuid.UUID
     name: str
+    version: Version
+    updated_at: UtcTimestamp
 
 
 # --- Timer -------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ oldest-first order), so a deep page costs what the first one costs.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -71,6 +71,8 @@ class EntryRow:
     billable: bool
     amount: int
     local_date: date
+    version: int
+    updated_at: datetime
 
     @property
     def keyset(self) -> Keyset:
@@ -153,6 +155,16 @@ def _ordered(query: EntryQuery, sort: TimeEntrySort, after: Keyset | None) -> Se
     if sort.descending:
         return stmt.order_by(e.start_at.desc(), e.entry_id.desc())
     return stmt.order_by(e.start_at.asc(), e.entry_id.asc())
+
+
+def entries_by_id(
+    session: ReadSession, org_id: uuid.UUID, ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, EntryRow]:
+    """The entries of `ids` that exist in the organization, by id (delta sync's pages)."""
+    if not ids:
+        return {}
+    stmt = select(*_ENTRY_COLUMNS).where(e.org_id == org_id, e.entry_id.in_(list(ids)))
+    return {row["entry_id"]: EntryRow(**row) for row in session.execute(stmt).mappings()}
 
 
 def page_of_entries(

@@ -35,7 +35,7 @@ from query_api.modules.entries.schemas import (
     DetailedReportResponse,
     TimeEntryRead,
 )
-from query_api.schemas import ProjectRef, Ref, ReportTotalsRead, UserRef
+from query_api.schemas import ReportTotalsRead
 from shared.db import ReadSession
 from shared.pagination import PageDep, PageParams, PaginationMeta
 from shared.responses import PageEnvelope
@@ -56,25 +56,6 @@ EXPORT_COLUMNS = [
     "billable",
     "amount",
 ]
-
-
-def entry_read(row: EntryRow, now: datetime) -> TimeEntryRead:
-    return TimeEntryRead(
-        id=row.entry_id,
-        user=UserRef(id=row.user_id, full_name=row.user_name),
-        project=None
-        if row.project_id is None
-        else ProjectRef(id=row.project_id, name=row.project_name or "", color=row.project_color),
-        client=None if row.client_id is None else Ref(id=row.client_id, name=row.client_name or ""),
-        task=None if row.task_id is None else Ref(id=row.task_id, name=row.task_name or ""),
-        tags=[Ref(id=i, name=n) for i, n in zip(row.tag_ids, row.tag_names, strict=False)],
-        description=row.description,
-        start_at=row.start_at,
-        end_at=row.end_at,
-        duration_seconds=row.duration_at(now),
-        billable=row.billable,
-        amount=row.amount,
-    )
 
 
 def export_row(row: EntryRow, now: datetime) -> list[Any]:
@@ -129,7 +110,7 @@ def read_page(
         meta.has_next = has_next
     meta.next_cursor = next_cursor
     now = datetime.now(UTC)
-    return [entry_read(row, now) for row in rows], meta
+    return [TimeEntryRead.of(row, now) for row in rows], meta
 
 
 @router.get(

@@ -191,6 +191,8 @@ def test_teams_tree_parents_first_with_leads_and_member_counts(
         "id": str(zulu),
         "name": "Zulu",
         "parent_id": None,
+        "version": 1,  # putting members in it writes links, not the team
+        "updated_at": by_id[str(zulu)]["updated_at"],
         "leads": [{"id": str(ana.id), "full_name": "Ana"}, {"id": str(bob.id), "full_name": "Bob"}],
         "member_count": 3,
     }
@@ -210,12 +212,26 @@ def test_clients_and_the_archived_filter(db: Engine, writer: Writer, reader: Rea
     member = add_member(db, org, "member")
     beta = writer.create(org, "/clients", {"name": "Beta"})
     alpha = writer.create(org, "/clients", {"name": "Alpha"})
-    writer.send("PATCH", org.path(f"/clients/{beta}"), org.owner, {"archived": True}, 200)
+    archived = writer.send(
+        "PATCH", org.path(f"/clients/{beta}"), org.owner, {"archived": True}, 200
+    )
 
     everything = reader.data(org.path("/clients"), member)
     assert everything == [
-        {"id": str(alpha), "name": "Alpha", "archived": False},
-        {"id": str(beta), "name": "Beta", "archived": True},
+        {
+            "id": str(alpha),
+            "name": "Alpha",
+            "archived": False,
+            "version": 1,
+            "updated_at": everything[0]["updated_at"],
+        },
+        {
+            "id": str(beta),
+            "name": "Beta",
+            "archived": True,
+            "version": archived["version"],
+            "updated_at": archived["updated_at"],
+        },
     ]
     assert ids(reader.data(org.path("/clients"), member, archived="true")) == [str(beta)]
     assert ids(reader.data(org.path("/clients"), member, archived="false")) == [str(alpha)]
@@ -277,6 +293,8 @@ def test_projects_with_client_totals_budget_and_filters(
         "budget_seconds": 36000,
         "budget_amount": 10000,
         "archived": False,
+        "version": 1,
+        "updated_at": website["updated_at"],
         "tracked_seconds": 5400,
         "billable_seconds": 3600,
         "amount": 6000,
@@ -368,6 +386,8 @@ def test_tasks_with_totals_budget_and_done_filter(
             "name": "Build",
             "budget_seconds": None,
             "done": True,
+            "version": 2,
+            "updated_at": tasks[0]["updated_at"],
             "tracked_seconds": 0,
             "billable_seconds": 0,
             "amount": 0,
@@ -379,6 +399,8 @@ def test_tasks_with_totals_budget_and_done_filter(
             "name": "Design",
             "budget_seconds": 3600,
             "done": False,
+            "version": 1,
+            "updated_at": tasks[1]["updated_at"],
             "tracked_seconds": 3600,
             "billable_seconds": 2700,
             "amount": 2700,
@@ -400,9 +422,9 @@ def test_tags_by_name_paginated(db: Engine, writer: Writer, reader: Reader) -> N
     response = reader.get(org.path("/tags"), member, page_size=2)
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["data"] == [
-        {"id": str(created["a"]), "name": "a"},
-        {"id": str(created["b"]), "name": "b"},
+    assert [{k: v for k, v in tag.items() if k != "updated_at"} for tag in body["data"]] == [
+        {"id": str(created["a"]), "name": "a", "version": 1},
+        {"id": str(created["b"]), "name": "b", "version": 1},
     ]
     assert body["pagination"]["total"] == 3
     assert body["pagination"]["has_next"] is True

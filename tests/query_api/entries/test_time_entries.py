@@ -51,8 +51,11 @@ def test_an_entry_has_the_shape_of_the_contract(client: Client) -> None:
         "duration_seconds": 5400,
         "billable": True,
         "amount": 15_000,  # 1.5 h at 100.00
+        "version": 1,
+        "updated_at": entry["updated_at"],
     }
     assert set(names.values()) == {"urgent", "backend"}
+    assert entry["updated_at"].endswith("Z")
 
 
 def test_an_entry_without_project_task_or_tags_has_nulls_and_an_empty_list(client: Client) -> None:
