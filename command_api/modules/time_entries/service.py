@@ -348,12 +348,14 @@ class TimeEntryService(EntryWriter):
         # A task belongs to its project: moving the entry drops a task that was not resent.
         task_id = data.task_id if "task_id" in sent else None if project_changed else old.task_id
         member_rate = self.writable_member_rate(ctx, user_id) if user_id != old.user_id else None
+        # Tags not sent stay as they are, deleted ones too (past entries keep theirs): only
+        # tags the edit names must be live.
         refs = self.references.resolve(
             ctx.org_id,
             user_id,
             project_id,
             task_id,
-            old.tag_ids if data.tag_ids is None else data.tag_ids,
+            () if data.tag_ids is None else data.tag_ids,
             for_new_entry=project_changed or task_id != old.task_id,
         )
         edited = replace(
@@ -361,7 +363,7 @@ class TimeEntryService(EntryWriter):
             user_id=user_id,
             project_id=refs.project_id,
             task_id=refs.task_id,
-            tag_ids=tuple(sorted(refs.tag_ids)),
+            tag_ids=old.tag_ids if data.tag_ids is None else tuple(sorted(refs.tag_ids)),
         )
         if refs.project_id != old.project_id and data.billable is None:
             edited = replace(edited, billable=bool(refs.project_billable))

@@ -124,6 +124,23 @@ def test_tags_are_replaced(api: httpx.Client, db: Engine, org: OrgHandle) -> Non
     )
 
 
+def test_an_entry_keeps_a_tag_deleted_since_through_an_edit_that_does_not_name_tags(
+    api: httpx.Client, db: Engine, org: OrgHandle
+) -> None:
+    kept, gone = str(make_tag(db, org)), str(make_tag(db, org))
+    other = add_member(db, org, "member")
+    entry = ok_data(create_entry(api, org, tag_ids=[kept, gone]))
+    with db.begin() as conn:
+        conn.execute(text("UPDATE tags SET deleted_at = now() WHERE id = :t"), {"t": gone})
+    moved = ok_data(patch(api, org, entry["id"], user_id=str(other.id)), 200)
+    assert moved["user_id"] == str(other.id)
+    assert sorted(moved["tag_ids"]) == sorted([kept, gone])
+    assert entry_tags(db, entry["id"]) == {kept, gone}
+    # Naming tags again checks every one of them: a deleted tag cannot be put back.
+    refused(patch(api, org, entry["id"], tag_ids=[kept, gone]), 404, "NOT_FOUND")
+    assert sorted(ok_data(patch(api, org, entry["id"], tag_ids=[kept]), 200)["tag_ids"]) == [kept]
+
+
 def test_setting_end_at_stops_a_running_timer(
     api: httpx.Client, db: Engine, org: OrgHandle
 ) -> None:
