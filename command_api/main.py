@@ -10,6 +10,7 @@ from command_api.modules.organizations.router import router as organizations_rou
 from command_api.modules.projects.router import router as projects_router
 from command_api.modules.time_entries.router import router as time_entries_router
 from command_api.modules.users.router import router as users_router
+from command_api.modules.webhooks.router import router as webhooks_router
 from shared.config import Settings, get_settings
 from shared.db import write_engine
 from shared.docs import install_docs
@@ -26,7 +27,15 @@ from shared.openapi import install_openapi, operation_id
 from shared.redis_client import redis_client
 
 API_PREFIX = "/api/v1"
-DOCUMENTED_TAGS = ("auth", "users", "organizations", "projects", "time entries", "notifications")
+DOCUMENTED_TAGS = (
+    "auth",
+    "users",
+    "organizations",
+    "projects",
+    "time entries",
+    "notifications",
+    "webhooks",
+)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -60,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         (organizations_router, "organizations"),
         (projects_router, "projects"),
         (notifications_router, "notifications"),
+        (webhooks_router, "webhooks"),
     ):
         app.include_router(router, prefix=API_PREFIX, tags=[tag])
     settle_heap()

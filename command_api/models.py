@@ -7,6 +7,7 @@ from command_api.modules.organizations.models import Membership, Organization, T
 from command_api.modules.projects.models import Client, Project, ProjectMember, Tag, Task
 from command_api.modules.time_entries.models import TimeEntry, TimeEntryTag
 from command_api.modules.users.models import NotificationSetting, User
+from command_api.modules.webhooks.models import Webhook
 from shared.changes import Change
 
 __all__ = [
@@ -29,4 +30,5 @@ __all__ = [
     "TimeEntry",
     "TimeEntryTag",
     "User",
+    "Webhook",
 ]

@@ -1,5 +1,5 @@
 """The catalog projection: organizations, users, members and roles, the team tree with its
-closure table, team members, clients, projects, tasks and tags.
+closure table, team members, clients, projects, tasks, tags and webhooks.
 
 Catalog tables are small per organization, so a batch re-derives, for every organization
 it touched, each table of the kinds it touched: exact whatever the order or repetition.
@@ -32,6 +32,7 @@ from command_api.modules.auth.models import ApiToken
 from command_api.modules.organizations.models import Membership, Organization, Team, TeamMember
 from command_api.modules.projects.models import Client, Project, Tag, Task
 from command_api.modules.users.models import User
+from command_api.modules.webhooks.models import Webhook
 from projections.models import (
     proj_api_tokens,
     proj_clients,
@@ -44,6 +45,7 @@ from projections.models import (
     proj_team_members,
     proj_teams,
     proj_users,
+    proj_webhooks,
 )
 from projections.projection import IDS, LIVE, ORGS, ChangeRow, Projection, Tables, among, fill
 
@@ -194,6 +196,24 @@ _TAGS = (
 )
 
 
+_WEBHOOKS = (
+    select(
+        Webhook.id,
+        Webhook.org_id,
+        Webhook.url,
+        Webhook.events,
+        Webhook.description,
+        Webhook.enabled,
+        Webhook.disabled_reason,
+        Webhook.created_at,
+        Webhook.version,
+        Webhook.updated_at,
+    )
+    .join(Organization, _live_org(Webhook.org_id))
+    .where(Webhook.deleted_at.is_(None))
+)
+
+
 @dataclass(frozen=True)
 class _Source:
     rows: Select[*tuple[Any, ...]]
@@ -229,6 +249,7 @@ SOURCES: dict[Table, _Source] = {
     ),
     proj_tasks: _Source(_TASKS, among(Task.org_id, ORGS), _ORG_KINDS | {"project", "task"}),
     proj_tags: _Source(_TAGS, among(Tag.org_id, ORGS), _ORG_KINDS | {"tag"}),
+    proj_webhooks: _Source(_WEBHOOKS, among(Webhook.org_id, ORGS), _ORG_KINDS | {"webhook"}),
 }
 
 # Organization-wide tables: re-derived per organization a batch touched, in this order.

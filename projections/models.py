@@ -478,3 +478,19 @@ proj_sync_horizons = Table(
     Column("tx", Xid8(), nullable=False),
     Column("change_id", BigInteger, nullable=False),
 )
+
+# Webhooks of an organization as its admins list them: never their secrets.
+proj_webhooks = Table(
+    "proj_webhooks",
+    Base.metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("org_id", Uuid, nullable=False),
+    Column("url", String(2048), nullable=False),
+    Column("events", ARRAY(String(64)), nullable=False),
+    Column("description", String(500), nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("disabled_reason", String(500)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    *_versioned(),
+    Index("ix_proj_webhooks_org_id", "org_id"),
+)

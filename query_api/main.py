@@ -11,6 +11,7 @@ from query_api.modules.notifications.router import router as notifications_route
 from query_api.modules.reports.router import router as reports_router
 from query_api.modules.sync.router import router as sync_router
 from query_api.modules.system.router import router as system_router
+from query_api.modules.webhooks.router import router as webhooks_router
 from shared.config import Settings, get_settings
 from shared.db import read_engine
 from shared.docs import install_docs
@@ -35,6 +36,7 @@ DOCUMENTED_TAGS = (
     "dashboard",
     "notifications",
     "sync",
+    "webhooks",
 )
 
 
@@ -69,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         catalog_router,
         notifications_router,
         sync_router,
+        webhooks_router,
         system_router,
     ):
         app.include_router(router, prefix=API_PREFIX)

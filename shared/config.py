@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     argon2_parallelism: int = Field(default=4, ge=1)
 
     cors_origins: list[str] = Field(default_factory=list)
+    # Hosts webhooks may reach although they resolve to a private address (production).
+    webhook_allowed_hosts: list[str] = Field(default_factory=list)
     # Where a browser reaches the command API: the query API's /docs signs in at its
     # /api/v1/auth/token (Authorize), and the pages may connect there (shared.docs).
     command_api_url: str = "http://127.0.0.1:8000"

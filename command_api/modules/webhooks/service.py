@@ -1,0 +1,133 @@
+"""Commands on webhooks: subscribe, change, delete, rotate the secret.
+
+A URL is checked against the outbound rules (shared.outbound) when it is saved; every
+change appends a change row without the secret, so the read side can list webhooks and
+never learns a secret.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy.orm import Session
+
+from command_api.modules.organizations.context import OrgContext
+from command_api.modules.webhooks.models import Webhook
+from command_api.modules.webhooks.repository import WebhookRepository
+from command_api.modules.webhooks.schemas import WebhookCreate, WebhookUpdate
+from shared.changes import ChangeOp, ChangeRecord, record_changes
+from shared.config import get_settings
+from shared.errors import NotFoundError, ValidationFailedError
+from shared.outbound import UnsafeURLError, check_url
+
+ENTITY = "webhook"
+# How long deliveries are signed with the secret a rotation replaced too (API.md).
+ROTATION_OVERLAP = timedelta(hours=24)
+
+
+def new_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+def _state(webhook: Webhook) -> dict[str, Any]:
+    """What the read side shows of a webhook: never its secrets."""
+    return {
+        "url": webhook.url,
+        "events": list(webhook.events),
+        "description": webhook.description,
+        "enabled": webhook.enabled,
+        "disabled_reason": webhook.disabled_reason,
+    }
+
+
+def _safe_url(url: str) -> str:
+    try:
+        return check_url(url, get_settings())
+    except UnsafeURLError as exc:
+        raise ValidationFailedError(
+            f"Invalid field 'url': {exc}",
+            details=[
+                {"field": "url", "location": "body", "message": str(exc), "type": "value_error"}
+            ],
+        ) from exc
+
+
+class WebhookService:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.repo = WebhookRepository(session)
+
+    def _record(
+        self, webhook: Webhook, old: dict[str, Any] | None, new: dict[str, Any] | None
+    ) -> None:
+        op = (
+            ChangeOp.CREATED
+            if old is None
+            else ChangeOp.DELETED
+            if new is None
+            else ChangeOp.UPDATED
+        )
+        record_changes(
+            self.session,
+            [ChangeRecord(ENTITY, webhook.id, op, webhook.org_id, {"old": old, "new": new})],
+        )
+
+    def _get(self, ctx: OrgContext, webhook_id: uuid.UUID) -> Webhook:
+        webhook = self.repo.get(ctx.org_id, webhook_id, lock=True)
+        if webhook is None:
+            raise NotFoundError.for_entity("Webhook", webhook_id)
+        return webhook
+
+    def create(self, ctx: OrgContext, data: WebhookCreate) -> Webhook:
+        webhook = Webhook(
+            id=uuid.uuid4(),
+            org_id=ctx.org_id,
+            url=_safe_url(data.url),
+            events=data.events,
+            description=data.description,
+            secret=data.secret or new_secret(),
+            enabled=True,
+            created_by=ctx.user.id,
+        )
+        self.repo.add(webhook)
+        self._record(webhook, None, _state(webhook))
+        return webhook
+
+    def update(self, ctx: OrgContext, webhook_id: uuid.UUID, data: WebhookUpdate) -> Webhook:
+        webhook = self._get(ctx, webhook_id)
+        old = _state(webhook)
+        values = data.model_dump(exclude_unset=True)
+        if "url" in values and values["url"] != webhook.url:
+            webhook.url = _safe_url(values["url"])
+        for name in ("events", "description", "enabled"):
+            if name in values and values[name] != getattr(webhook, name):
+                setattr(webhook, name, values[name])
+        if values.get("enabled"):
+            webhook.disabled_reason = None
+        if _state(webhook) != old:
+            self.repo.flush()
+            self._record(webhook, old, _state(webhook))
+        return webhook
+
+    def delete(self, ctx: OrgContext, webhook_id: uuid.UUID) -> None:
+        webhook = self._get(ctx, webhook_id)
+        old = _state(webhook)
+        webhook.deleted_at = func.now()
+        self.repo.flush()
+        self._record(webhook, old, None)
+
+    def rotate_secret(self, ctx: OrgContext, webhook_id: uuid.UUID) -> tuple[str, datetime]:
+        """A new secret; the old one signs too for ROTATION_OVERLAP (a second rotation
+        within it ends the first's overlap: two secrets at most)."""
+        webhook = self._get(ctx, webhook_id)
+        expires_at = datetime.now(UTC) + ROTATION_OVERLAP
+        webhook.previous_secret, webhook.previous_secret_expires_at = webhook.secret, expires_at
+        webhook.secret = new_secret()
+        self.repo.flush()
+        state = _state(webhook)
+        self._record(webhook, state, state)  # no secret in it: the read side's version moves
+        return webhook.secret, expires_at
