@@ -38,7 +38,7 @@ def test_an_admin_reads_the_projections_state_after_their_write(
     )
     assert response.status_code == 200, response.text
     names = {p["name"] for p in response.json()["data"]}
-    assert {"catalog", "entries"} <= names
+    assert {"catalog", "entries", "sync"} <= names
     assert all(p["lag_changes"] >= 0 for p in response.json()["data"])
     # A primary: no replica lag (tests/e2e/test_replica.py shows it on a replica).
     assert response.json()["replica"] is None
