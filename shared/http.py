@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute, Match
@@ -193,6 +194,19 @@ async def _on_database_down(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _on_stale_row(_: Request, exc: Exception) -> JSONResponse:
+    # SQLAlchemy's version counter (shared.db.Versioned) found the row written by another
+    # transaction since this one read it. Commands lock a row before they change it, so a
+    # path that did not is the bug; the client still only needs to retry.
+    log.error("a row changed between its read and its write: %s", exc)
+    return envelope_response(
+        409,
+        "The request conflicted with a concurrent change; retry it",
+        "CONFLICT",
+        headers={"Retry-After": "1"},
+    )
+
+
 async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
     return _internal_error(exc)
 
@@ -209,6 +223,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(IntegrityError, _on_integrity_error)
     app.add_exception_handler(OperationalError, _on_database_down)
     app.add_exception_handler(DataError, _on_data_error)
+    app.add_exception_handler(StaleDataError, _on_stale_row)
     app.add_exception_handler(DBAPIError, _on_unexpected)
     app.add_exception_handler(Exception, _on_unexpected)
 

@@ -140,6 +140,15 @@ def test_a_deadlock_of_a_command_is_a_retryable_409_not_a_503() -> None:
     assert response.headers["retry-after"] == "1"
 
 
+def test_a_row_written_between_its_read_and_its_write_is_a_retryable_409() -> None:
+    from sqlalchemy.orm.exc import StaleDataError
+
+    response = _client_raising(StaleDataError("expected 1 row, 0 matched")).post("/fail")
+    assert response.status_code == 409
+    assert response.json()["error_code"] == "CONFLICT"
+    assert response.headers["retry-after"] == "1"
+
+
 @pytest.mark.parametrize("sqlstate", ["40P01", "40001", "55P03"])
 def test_a_read_that_gives_way_is_a_retryable_503_never_a_409(sqlstate: str) -> None:
     # A GET conflicts with no client's write, only with maintenance (a rebuild's swap, or

@@ -160,7 +160,7 @@ class OrganizationsRepository:
         rows = self.session.execute(
             update(Team)
             .where(Team.org_id == org_id, Team.parent_id == team_id, Team.deleted_at.is_(None))
-            .values(parent_id=new_parent_id, updated_at=func.now())
+            .values(parent_id=new_parent_id, updated_at=func.now(), version=Team.version + 1)
             .returning(Team.id, Team.name)
             .execution_options(synchronize_session=False)
         ).all()

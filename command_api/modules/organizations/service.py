@@ -295,10 +295,9 @@ class TeamService(_Base):
         self._lock_organization(context.org_id)
         team = self._get(context.org_id, team_id)
         old = _team_state(team)
-        # Checked before anything is assigned: the checks' queries would flush the team
-        # once more, and every flush is one more version.
-        moves = "parent_id" in data.model_fields_set and data.parent_id != team.parent_id
-        if moves:
+        # The parent is checked before anything is assigned: its queries would flush the
+        # team once more, and every flush is one more version.
+        if "parent_id" in data.model_fields_set and data.parent_id != team.parent_id:
             self._check_new_parent(team, data.parent_id)
             team.parent_id = data.parent_id
         if data.name is not None:

@@ -287,6 +287,9 @@ def test_deleting_a_team_moves_its_children_up_and_drops_its_links(
     assert parent_of(db, left["id"]) == top["id"]
     assert parent_of(db, right["id"]) == top["id"]
     assert team_member_rows(db, uuid.UUID(middle["id"])) == []
+    # A child moved up is a change of the child: its version moves too.
+    moved = row(db, "SELECT version FROM teams WHERE id = :id", id=uuid.UUID(left["id"]))
+    assert moved == {"version": 2}
 
     middle_changes = change_rows(db, uuid.UUID(middle["id"]))
     deleted = [c for c in middle_changes if c["entity"] == "team"][-1]
