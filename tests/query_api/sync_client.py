@@ -38,12 +38,17 @@ class SyncClient:
 
     def pull(self) -> None:
         """Until the server has nothing more now."""
+        resets_in_a_row = 0
         while True:
             body = self.page()
             if body["reset"]:
                 assert body["changes"] == []
+                resets_in_a_row += 1
+                assert resets_in_a_row < 3, "the server starts this client over and over"
                 self.resets += 1
                 self.copy.clear()
+            else:
+                resets_in_a_row = 0
             for change in body["changes"]:
                 key = (change["entity"], change["id"])
                 if change["op"] == "upsert":

@@ -17,9 +17,11 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import sessionmaker
 
+from projections.rebuild import rebuild
 from projections.sync import prune_tombstones
 from tests.conftest import BackgroundProjector
 from tests.factories import OrgHandle, UserHandle, add_member, make_org
+from tests.projections.conftest import drain
 from tests.query_api.catalog.helpers import Reader, Writer
 from tests.query_api.sync_client import SyncClient, listed, sync_page
 
@@ -41,6 +43,7 @@ OPERATIONS = (
     "join_team",
     "leave_team",
     "rename_member",
+    "promote",
     "pull",
 )
 
@@ -75,6 +78,7 @@ class World:
     tasks: list[tuple[str, str]] = field(default_factory=list)  # (project, task)
     tags: list[str] = field(default_factory=list)
     other_in_team: bool = False
+    other_is_admin: bool = False
 
     @classmethod
     def build(cls, db: Engine, writer: Writer, reader: Reader, seed: int) -> World:
@@ -172,6 +176,10 @@ class World:
             case "rename_member":
                 body = {"full_name": self.name("User")}
                 self.writer.send("PATCH", "/users/me", self.member, body, status=200)
+            case "promote":  # `other` becomes an admin (sees everyone), or a member again
+                self.other_is_admin = not self.other_is_admin
+                role = "admin" if self.other_is_admin else "member"
+                self.send("PATCH", f"/members/{self.other.id}", {"role": role})
             case "pull":
                 self.pick(clients).pull()
 
@@ -275,29 +283,68 @@ def test_an_entry_moved_out_of_my_view_is_a_delete_and_into_it_an_upsert(
     assert theirs.copy[("time_entry", entry)]["user"]["id"] == str(other.id)
 
 
-def test_a_change_of_whom_i_see_starts_me_over(db: Engine, writer: Writer, reader: Reader) -> None:
+def _entry_of(world: World, user: UserHandle, day: int) -> str:
+    body = {
+        "start_at": f"2026-03-{day:02d}T09:00:00Z",
+        "end_at": f"2026-03-{day:02d}T10:00:00Z",
+        "user_id": str(user.id),
+    }
+    entry: str = world.writer.send("POST", world.org.path("/time-entries"), world.org.owner, body)[
+        "id"
+    ]
+    return entry
+
+
+def test_entries_that_enter_or_leave_my_view_come_as_upserts_and_deletes(
+    db: Engine, writer: Writer, reader: Reader
+) -> None:
     world = World.build(db, writer, reader, 4)
-    world.run("entry", [])
+    theirs = _entry_of(world, world.other, 3)
     manager = SyncClient(reader, world.org, world.manager)
     manager.pull()
-    entry = writer.send(
-        "POST",
-        world.org.path("/time-entries"),
-        world.org.owner,
-        {
-            "start_at": "2026-03-03T09:00:00Z",
-            "end_at": "2026-03-03T10:00:00Z",
-            "user_id": str(world.other.id),
-        },
-    )["id"]
-    world.run("join_team", [])  # the manager now sees `other` and their past entries
+    assert ("time_entry", theirs) not in manager.copy
+    world.run("join_team", [])  # the manager now sees `other`, their past entries too
+    manager.pull()
+    assert manager.resets == 0
+    assert ("time_entry", theirs) in manager.copy
+    assert manager.copy == listed(reader, world.org, world.manager)
+    world.run("leave_team", [])
+    body = manager.page()
+    assert body["reset"] is False
+    assert {
+        "entity": "time_entry",
+        "id": theirs,
+        "op": "delete",
+        "version": None,
+        "data": None,
+    } in (body["changes"])
+    manager.cursor = body["next_cursor"]
+    for change in body["changes"]:
+        if change["op"] == "delete":
+            manager.copy.pop((change["entity"], change["id"]), None)
+        else:
+            manager.copy[(change["entity"], change["id"])] = change["data"]
+    manager.pull()
+    assert manager.resets == 0
+    assert manager.copy == listed(reader, world.org, world.manager)
+
+
+def test_a_view_too_large_for_a_cursor_starts_over_when_it_changes(
+    db: Engine, writer: Writer, reader: Reader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("query_api.modules.sync.dependencies.MAX_CARRIED_USERS", 1)
+    world = World.build(db, writer, reader, 9)
+    theirs = _entry_of(world, world.other, 4)
+    manager = SyncClient(reader, world.org, world.manager)  # sees two users: too many here
+    manager.pull()
+    world.run("join_team", [])
     body = manager.page()
     assert body["reset"] is True
     assert body["changes"] == []
     manager.cursor = body["next_cursor"]
     manager.copy.clear()
     manager.pull()
-    assert ("time_entry", entry) in manager.copy
+    assert ("time_entry", theirs) in manager.copy
     assert manager.copy == listed(reader, world.org, world.manager)
 
 
@@ -319,6 +366,28 @@ def test_a_cursor_past_the_pruned_tombstones_starts_over(
     client.cursor = body["next_cursor"]
     client.copy.clear()
     client.pull()
+    assert client.copy == listed(reader, world.org, world.org.owner)
+
+
+def test_a_rebuilt_feed_serves_a_new_client_without_starting_it_over(
+    db: Engine, api: httpx.Client, qapi: httpx.Client
+) -> None:
+    """A rebuild puts the organization's horizon at its snapshot's xmin, past the other
+    projections' checkpoints until something is written again: a client that starts then
+    must still page through, not be told to start over on every page."""
+    sessions = sessionmaker(db)
+    writer = Writer(api)
+    reader = Reader(qapi, writer)
+    world = World.build(db, writer, reader, 10)
+    for operation in ("tag", "tag", "project", "entry"):
+        world.run(operation, [])
+    drain(sessions)
+    rebuild(sessions, "sync")
+    writer.token = ""  # nothing to wait for: everything is projected
+    client = SyncClient(reader, world.org, world.org.owner, limit=2)
+    client.pull()
+    assert client.resets == 0
+    assert client.pages > 2
     assert client.copy == listed(reader, world.org, world.org.owner)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,12 +34,13 @@ from query_api.modules.entries.schemas import TimeEntryRead
 from query_api.modules.sync import queries
 from query_api.modules.sync.dependencies import (
     START,
+    Redo,
     SyncConsistent,
     SyncCursor,
     SyncRequest,
     SyncRequestDep,
+    View,
     encode_sync_cursor,
-    view_of,
 )
 from query_api.modules.sync.queries import FeedRow
 from query_api.modules.sync.schemas import (
@@ -65,42 +67,90 @@ def get_sync_changes(
     (never skipping a change that committed late). Apply each change in order: `upsert`
     replaces your copy of the entity with `data` (the shape of its list endpoint), `delete`
     removes it (deleted, or no longer yours to see). An entity changed several times comes
-    once, as it is now. `reset` means start again without a cursor: yours is older than
-    what the server keeps, or what you may see changed (your role, your teams).
+    once, as it is now. When whom you see changes (your role, your teams), the next pages
+    bring the entries that entered or left your view. `reset` means start again without a
+    cursor: yours is older than what the server keeps (or whom you see is too many users to
+    follow in a cursor and changed).
     """
-    view = view_of(org)
+    view = View.of(org)
     bound = queries.readable_bound(session)
+    horizon = queries.horizon(session, org.org_id)
+    # A client starting now: the tombstones up to the bound predate its copy, and so do
+    # those the horizon has already taken.
+    fresh = SyncCursor(START, bound or (0, 0), horizon, request.kinds, view)
     cursor = request.cursor
     if cursor is None:
-        # The rows up to the snapshot's bound that are tombstones predate the client's copy.
-        cursor = SyncCursor(START, bound or (0, 0), request.kinds, view)
-    elif _must_start_over(session, org, cursor, view):
-        fresh = SyncCursor(START, bound or (0, 0), request.kinds, view)
+        cursor = fresh
+    elif _must_start_over(cursor, view, horizon):
         page = SyncPageRead(
             changes=[], next_cursor=encode_sync_cursor(org, fresh), has_more=True, reset=True
         )
         return ok(page)
+    elif cursor.view != view:
+        cursor = _redo_for(cursor, view)
+    if cursor.redo is not None:
+        return ok(_redo_page(session, org, request, cursor))
     rows = [] if bound is None else _rows(session, org, request, cursor, bound)
     has_more = len(rows) > request.limit
     rows = rows[: request.limit]
     after = rows[-1].position if rows else cursor.after
-    next_cursor = SyncCursor(after, cursor.snapshot, cursor.kinds, view)
     page = SyncPageRead(
         changes=_changes(session, org, rows, cursor.snapshot),
-        next_cursor=encode_sync_cursor(org, next_cursor),
+        next_cursor=encode_sync_cursor(org, replace(cursor, after=after)),
         has_more=has_more,
         reset=False,
     )
     return ok(page)
 
 
-def _must_start_over(session: ReadSession, org: OrgReader, cursor: SyncCursor, view: str) -> bool:
-    """Whether the cursor was issued for another view of the caller, or stands before
-    tombstones the feed no longer holds (and that its snapshot did not already cover)."""
-    if cursor.view != view:
+def _must_start_over(cursor: SyncCursor, view: View, horizon: tuple[int, int]) -> bool:
+    """Whether tombstones the client may need are gone: the horizon moved on since the
+    client started (pruning, a rebuild) and the cursor stands before it. Or whom the caller
+    sees changed and one of the two views is too large to have travelled in a cursor."""
+    if cursor.view != view and not (cursor.view.known and view.known):
         return True
-    horizon = queries.horizon(session, org.org_id)
-    return cursor.after.change < horizon and cursor.snapshot < horizon
+    return horizon > cursor.origin and cursor.after.change < horizon
+
+
+# The kinds whose data depends on whom the caller sees: entries, the totals of projects and
+# tasks, members' rates (admins only).
+_VIEWED_KINDS = (SYNC_TIME_ENTRY, SYNC_PROJECT, SYNC_TASK, SYNC_MEMBER)
+_EVERYTHING = (2**62, 2**62)  # beyond every position
+
+
+def _redo_for(cursor: SyncCursor, view: View) -> SyncCursor:
+    """The cursor about to send what a change of view changes: the entries of the users who
+    entered or left it (anyone's when either view is everyone, or a redo was under way), and
+    the projects, tasks and members again."""
+    owners = None if cursor.redo is not None else cursor.view.owners_changed(view)
+    kinds = tuple(kind for kind in cursor.kinds if kind in _VIEWED_KINDS)
+    return replace(cursor, view=view, redo=Redo(START, kinds, owners))
+
+
+def _redo_page(
+    session: ReadSession, org: OrgReader, request: SyncRequest, cursor: SyncCursor
+) -> SyncPageRead:
+    """A page of the redo: every row of its kinds and owners, however recent (a row that
+    moves on later is served again by the feed), each as the new view has it. Then the
+    feed goes on from where the cursor stood."""
+    redo = cursor.redo
+    assert redo is not None
+    statement = queries.feed_statement(
+        org.org_id, redo.kinds, redo.owners, redo.after, _EVERYTHING, request.limit + 1
+    )
+    rows = queries.feed_rows(session, statement)
+    done = len(rows) <= request.limit
+    rows = rows[: request.limit]
+    if done:
+        next_cursor = replace(cursor, redo=None)
+    else:
+        next_cursor = replace(cursor, redo=replace(redo, after=rows[-1].position))
+    return SyncPageRead(
+        changes=_changes(session, org, rows, snapshot=(-1, -1)),  # the copy may hold any
+        next_cursor=encode_sync_cursor(org, next_cursor),
+        has_more=True,
+        reset=False,
+    )
 
 
 def _rows(
