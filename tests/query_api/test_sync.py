@@ -302,8 +302,13 @@ def test_entries_that_enter_or_leave_my_view_come_as_upserts_and_deletes(
     theirs = _entry_of(world, world.other, 3)
     manager = SyncClient(reader, world.org, world.manager)
     manager.pull()
+    tags_only = SyncClient(reader, world.org, world.manager, entities="tag,team")
+    tags_only.pull()
     assert ("time_entry", theirs) not in manager.copy
     world.run("join_team", [])  # the manager now sees `other`, their past entries too
+    tags_only.pull()  # nothing of theirs depends on the view
+    assert tags_only.resets == 0
+    assert {kind for kind, _ in tags_only.copy} == {"team"}
     manager.pull()
     assert manager.resets == 0
     assert ("time_entry", theirs) in manager.copy

@@ -124,6 +124,8 @@ def _redo_for(cursor: SyncCursor, view: View) -> SyncCursor:
     the projects, tasks and members again."""
     owners = None if cursor.redo is not None else cursor.view.owners_changed(view)
     kinds = tuple(kind for kind in cursor.kinds if kind in _VIEWED_KINDS)
+    if not kinds:  # a client of tags, say: nothing it holds depends on the view
+        return replace(cursor, view=view, redo=None)
     return replace(cursor, view=view, redo=Redo(START, kinds, owners))
 
 
