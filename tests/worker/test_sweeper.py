@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable
 
 import pytest
 from rq import Queue
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from evotrack.embedded import EmbeddedRedis
 from shared.config import get_settings
@@ -80,3 +81,46 @@ def test_a_projection_that_moved_since_the_ring_is_left_to_rq(
     sweeper.sweep()
     assert projector.seen == seen  # the sweeper rang again instead of projecting
     assert queue.count == 2
+
+
+def test_the_sweeper_prunes_sync_tombstones_past_the_retention(db: Engine) -> None:
+    """A tombstone older than SYNC_RETENTION_DAYS goes and moves its organization's horizon;
+    a younger one and a live row stay."""
+    org_id = uuid.uuid4()
+    rows = [  # (entity, gone, age in days, change_id)
+        (uuid.uuid4(), True, 40, 11),
+        (uuid.uuid4(), True, 2, 12),
+        (uuid.uuid4(), False, 40, 13),
+    ]
+    with db.begin() as conn:
+        for entity_id, gone, days, change_id in rows:
+            conn.execute(
+                text(
+                    "INSERT INTO proj_sync_feed"
+                    " (org_id, kind, owner_id, entity_id, tx, change_id, gone, changed_at)"
+                    " VALUES (:org, 'tag', '00000000-0000-0000-0000-000000000000', :id,"
+                    "  '5'::xid8, :change_id, :gone, now() - make_interval(days => :days))"
+                ),
+                {
+                    "org": org_id,
+                    "id": entity_id,
+                    "change_id": change_id,
+                    "gone": gone,
+                    "days": days,
+                },
+            )
+    assert get_settings().sync_retention_days == 30
+    assert _sweeper().prune_sync_tombstones() >= 1
+    with db.connect() as conn:
+        left = conn.execute(
+            text("SELECT entity_id FROM proj_sync_feed WHERE org_id = :org"), {"org": org_id}
+        ).scalars()
+        assert set(left) == {rows[1][0], rows[2][0]}
+        horizon = conn.execute(
+            text("SELECT tx::text, change_id FROM proj_sync_horizons WHERE org_id = :org"),
+            {"org": org_id},
+        ).one()
+        assert tuple(horizon) == ("5", 11)
+        conn.execute(text("DELETE FROM proj_sync_feed WHERE org_id = :org"), {"org": org_id})
+        conn.execute(text("DELETE FROM proj_sync_horizons WHERE org_id = :org"), {"org": org_id})
+        conn.commit()
