@@ -96,7 +96,7 @@ class Redo:
 class SyncCursor:
     after: Position
     snapshot: tuple[int, int]  # the feed's bound when the caller started without a cursor
-    origin: tuple[int, int]  # the organization's horizon then (shared.sync: tombstones)
+    origin: tuple[int, int]  # the organization's horizon then (projections/sync.py)
     kinds: tuple[str, ...]
     view: View  # whom the caller's copy is for (once `redo` is done)
     redo: Redo | None = None
