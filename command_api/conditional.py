@@ -12,9 +12,8 @@ may match) and `*` (any version: only that the entity exists).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header
 from pydantic import BaseModel
@@ -75,14 +74,12 @@ async def if_match(
 IfMatchDep = Annotated[IfMatch, Depends(if_match)]
 
 
-def ensure_version(
-    condition: IfMatch, version: int, current: Callable[[], BaseModel], entity: str
-) -> None:
-    """Refuse (412) unless `condition` allows the locked row's `version`; `current` makes
-    the answer's `details.current`."""
-    if condition.allows(version):
+def ensure_version(condition: IfMatch, current: Any, shown: type[BaseModel], entity: str) -> None:
+    """Refuse (412) unless `condition` allows the locked row's version; the answer's
+    `details.current` is `current` (the row, or its view) in the shape `shown`."""
+    if condition.allows(current.version):
         return
     raise PreconditionFailedError(
-        f"{entity} is at version {version}: it changed since the version in {HEADER}",
-        details={"current": current().model_dump(mode="json")},
+        f"{entity} is at version {current.version}: it changed since the version in {HEADER}",
+        details={"current": shown.model_validate(current).model_dump(mode="json")},
     )

@@ -12,8 +12,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -122,6 +123,24 @@ def _is_unique_violation(exc: IntegrityError) -> bool:
     return getattr(exc.orig, "sqlstate", None) == UNIQUE_VIOLATION
 
 
+Record = TypeVar("Record", Client, Project, Task, Tag)
+
+
+def _existing(
+    record: Record | None,
+    entity: str,
+    identifier: uuid.UUID,
+    condition: IfMatch,
+    shown: type[BaseModel],
+) -> Record:
+    """The record looked up: 404 when there is none, 412 when `If-Match` names another
+    version."""
+    if record is None:
+        raise NotFoundError.for_entity(entity, identifier)
+    ensure_version(condition, record, shown, entity)
+    return record
+
+
 class ProjectsService:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -168,13 +187,8 @@ class ProjectsService:
         lock: bool = False,
         condition: IfMatch = ANY_VERSION,
     ) -> Client:
-        client = self.repo.get_client(org_id, client_id, lock=lock)
-        if client is None:
-            raise NotFoundError.for_entity("Client", client_id)
-        ensure_version(
-            condition, client.version, lambda: ClientRead.model_validate(client), "Client"
-        )
-        return client
+        record = self.repo.get_client(org_id, client_id, lock=lock)
+        return _existing(record, "Client", client_id, condition, ClientRead)
 
     def create_client(self, org_id: uuid.UUID, data: ClientCreate) -> Client:
         client = Client(id=uuid.uuid4(), org_id=org_id, name=data.name, archived=False)
@@ -215,13 +229,8 @@ class ProjectsService:
         lock: bool = False,
         condition: IfMatch = ANY_VERSION,
     ) -> Project:
-        project = self.repo.get_project(org_id, project_id, lock=lock)
-        if project is None:
-            raise NotFoundError.for_entity("Project", project_id)
-        ensure_version(
-            condition, project.version, lambda: ProjectRead.model_validate(project), "Project"
-        )
-        return project
+        record = self.repo.get_project(org_id, project_id, lock=lock)
+        return _existing(record, "Project", project_id, condition, ProjectRead)
 
     def create_project(self, org_id: uuid.UUID, data: ProjectCreate) -> Project:
         if data.client_id is not None:
@@ -314,11 +323,8 @@ class ProjectsService:
         lock: bool = False,
         condition: IfMatch = ANY_VERSION,
     ) -> Task:
-        task = self.repo.get_task(org_id, project_id, task_id, lock=lock)
-        if task is None:
-            raise NotFoundError.for_entity("Task", task_id)
-        ensure_version(condition, task.version, lambda: TaskRead.model_validate(task), "Task")
-        return task
+        record = self.repo.get_task(org_id, project_id, task_id, lock=lock)
+        return _existing(record, "Task", task_id, condition, TaskRead)
 
     def create_task(self, org_id: uuid.UUID, project_id: uuid.UUID, data: TaskCreate) -> Task:
         self._project(org_id, project_id)
@@ -371,11 +377,8 @@ class ProjectsService:
         lock: bool = False,
         condition: IfMatch = ANY_VERSION,
     ) -> Tag:
-        tag = self.repo.get_tag(org_id, tag_id, lock=lock)
-        if tag is None:
-            raise NotFoundError.for_entity("Tag", tag_id)
-        ensure_version(condition, tag.version, lambda: TagRead.model_validate(tag), "Tag")
-        return tag
+        record = self.repo.get_tag(org_id, tag_id, lock=lock)
+        return _existing(record, "Tag", tag_id, condition, TagRead)
 
     def create_tag(self, org_id: uuid.UUID, data: TagCreate) -> Tag:
         tag = Tag(id=uuid.uuid4(), org_id=org_id, name=data.name)

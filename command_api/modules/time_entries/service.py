@@ -278,7 +278,7 @@ class TimeEntryService(EntryWriter):
         if locked is None or locked.user_id != entry.user_id:
             raise ConflictError("The entry changed while this edit waited; retry")
         old = EntryView.of(locked, self.repository.tag_ids(entry_id))
-        ensure_version(condition, old.version, lambda: TimeEntryRead.model_validate(old), ENTRY)
+        ensure_version(condition, old, TimeEntryRead, ENTRY)
         ensure_unlocked(ctx, policy, old.start_at)
         new = self._edited(ctx, policy, old, data)
         if new == old and locked.no_overlap == policy.prevent_overlaps:
@@ -296,7 +296,7 @@ class TimeEntryService(EntryWriter):
             raise NotFoundError.for_entity(ENTRY, entry_id)
         self._ensure_scope(ctx, entry)
         old = EntryView.of(entry, self.repository.tag_ids(entry_id))
-        ensure_version(condition, old.version, lambda: TimeEntryRead.model_validate(old), ENTRY)
+        ensure_version(condition, old, TimeEntryRead, ENTRY)
         ensure_unlocked(ctx, policy, entry.start_at)
         entry.deleted_at = func.now()
         self.repository.flush()
