@@ -103,6 +103,7 @@ def run_command(settings: Settings, args: argparse.Namespace) -> int:
         redis_port=args.redis_port,
         data_dir=args.data_dir,
         api_workers=args.api_workers or settings.api_workers,
+        webhook_workers=settings.webhook_workers,
     )
     try:
         return run(settings, options)
@@ -176,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=ROLES,
         default="all",
         help="projections: the wake-up queue and the sweeper; notifications: the"
-        " notifications queue and its scheduler; all (default): both",
+        " notifications queue and its scheduler; webhooks: the webhooks queue and its"
+        " scheduler; all (default): every one",
     )
     worker.set_defaults(handler=worker_command, needs=DATABASE_AND_REDIS)
 

@@ -50,6 +50,7 @@ class RunOptions:
     data_dir: Path = Path(".evotrack")
     stop_timeout_seconds: float = 10.0
     api_workers: int = 1
+    webhook_workers: int = 2
 
 
 @dataclass(frozen=True)
@@ -235,9 +236,15 @@ def child_specs(options: RunOptions, metrics_root: Path) -> list[ChildSpec]:
     return [
         api("command API", "command_api.main", options.command_port),
         api("query API", "query_api.main", options.query_port, COMMAND_API_URL=command_api_url),
-        # Two workers, so that a slow email delivery never holds a projection back.
+        # A worker per role, so that a slow email delivery or webhook receiver never holds
+        # a projection back; several webhook senders, so that one receiver never holds
+        # back another's deliveries.
         ChildSpec("worker", [sys.executable, "-m", "worker.main", "--role", "projections"]),
         ChildSpec("notifier", [sys.executable, "-m", "worker.main", "--role", "notifications"]),
+        *(
+            ChildSpec(f"webhooks {n}", [sys.executable, "-m", "worker.main", "--role", "webhooks"])
+            for n in range(1, options.webhook_workers + 1)
+        ),
     ]
 
 

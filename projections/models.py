@@ -494,3 +494,26 @@ proj_webhooks = Table(
     *_versioned(),
     Index("ix_proj_webhooks_org_id", "org_id"),
 )
+
+# The delivery log of each webhook, as its admins read it (newest first): never the body.
+proj_webhook_deliveries = Table(
+    "proj_webhook_deliveries",
+    Base.metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("org_id", Uuid, nullable=False),
+    Column("webhook_id", Uuid, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("event_id", Uuid, nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("last_status_code", Integer),
+    Column("last_error", String(500)),
+    Column("next_attempt_at", DateTime(timezone=True)),
+    Column("delivered_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_proj_webhook_deliveries_webhook_id_seq", "webhook_id", "seq"),
+    Index("ix_proj_webhook_deliveries_webhook_id_status_seq", "webhook_id", "status", "seq"),
+    # A webhook's last delivery (GET …/webhooks).
+    Index("ix_proj_webhook_deliveries_webhook_id_delivered_at", "webhook_id", "delivered_at"),
+)

@@ -117,6 +117,9 @@ class Projection(ABC):
     name: str
     tables: ClassVar[tuple[Table, ...]]  # in the order a rebuild loads them
     plan: ClassVar[RebuildPlan] = RebuildPlan()
+    # The projections whose tables `apply` reads: it is handed a change only once they
+    # have all applied it (the runner holds it back at the oldest of their checkpoints).
+    follows: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def apply(self, session: Session, changes: Sequence[ChangeRow]) -> None:

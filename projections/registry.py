@@ -9,14 +9,17 @@ from projections.entries import EntriesProjection
 from projections.notifications import NotificationsProjection
 from projections.projection import Projection
 from projections.sync import SyncProjection
+from projections.webhooks import WebhooksProjection
+from webhooks.service import create_deliveries
 
 # Notifications read the stats of the entries projection: they come after it. The sync feed
-# reads only the normalized tables.
+# reads only the normalized tables. Webhook events read the catalog and entries: after them.
 PROJECTIONS: tuple[Projection, ...] = (
     CatalogProjection(),
     EntriesProjection(),
     NotificationsProjection(notify=create_notifications),
     SyncProjection(),
+    WebhooksProjection(deliver=create_deliveries),
 )
 
 

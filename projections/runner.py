@@ -139,6 +139,12 @@ def checkpoint_position(session: Session, name: str) -> tuple[int, int]:
     return (0, 0) if row is None else (row.tx, row.change_id)
 
 
+def followed_position(session: Session, names: Sequence[str]) -> tuple[int, int]:
+    """The last change every one of these projections has applied (see
+    `Projection.follows`)."""
+    return min(checkpoint_position(session, name) for name in names)
+
+
 def restart_checkpoint(session: Session, name: str, xmin: int) -> None:
     """Move `name` back to the first change of transaction `xmin`: it re-applies every
     change a snapshot with that xmin may not have seen. Its watermark stays where it was
@@ -311,13 +317,18 @@ def advance_one_batch(
     xmin = current_xmin(session)
     changes = fetch_changes(session, position, xmin, batch_size)
     drained = len(changes) < batch_size
+    held_back = False
+    if projection.follows:
+        bound = followed_position(session, projection.follows)
+        kept = [change for change in changes if (change.tx, change.id) <= bound]
+        held_back, drained = len(kept) < len(changes), drained or len(kept) < len(changes)
+        changes = kept
     live = _skip_dead_letters(session, projection.name, changes)
     failures = apply_isolating_poison(session, projection, live) if live else []
     for change, exc in failures:
         _dead_letter(session, projection.name, change, exc)
-    _save_checkpoint(
-        session, projection.name, changes[-1] if changes else None, xmin if drained else None
-    )
+    watermark = xmin if drained and not held_back else None
+    _save_checkpoint(session, projection.name, changes[-1] if changes else None, watermark)
     if not changes:
         return None
     return AdvanceResult(projection.name, len(live) - len(failures), len(failures), drained=drained)

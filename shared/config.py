@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     api_workers: int = Field(default_factory=lambda: default_api_workers(), ge=1, le=64)
 
     wakeup_queue: str = "projections"
+    # Webhook deliveries: their own queue and worker role, so a slow receiver never holds
+    # back projections or notifications (`evotrack run` starts WEBHOOK_WORKERS of them).
+    webhooks_queue: str = "webhooks"
+    webhook_workers: int = Field(default=2, ge=1, le=64)
     change_log_retention_days: int = Field(default=7, ge=0)
     # How long delta sync keeps a tombstone: a client offline longer starts over (`reset`).
     sync_retention_days: int = Field(default=30, ge=0)

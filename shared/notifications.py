@@ -27,6 +27,7 @@ class NotificationKind(StrEnum):
     WEEKLY_SUMMARY = "weekly_summary"
     MEMBER_ADDED = "member_added"
     ROLE_CHANGED = "role_changed"
+    WEBHOOK_DISABLED = "webhook_disabled"
 
 
 class NotificationDraft(BaseModel):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from functools import lru_cache
 
 import redis
@@ -107,3 +108,35 @@ def hit_rate_limit(key: str, limit: int, window_seconds: int) -> int | None:
         log.warning("rate limiter unreachable, counting in this process: %s", exc)
         return LOCAL_RATE_LIMITER.hit(key, limit, window_seconds)
     return seconds_to_wait(int(count), limit, now, window_seconds)
+
+
+WEBHOOK_JOB = "worker.webhooks.deliver_webhook_job"
+# A job sends for a slice of about 10 s, plus one attempt of at most 10 s.
+WEBHOOK_JOB_TIMEOUT_SECONDS = 120
+
+
+def ring_webhooks(webhook_ids: Iterable[object]) -> int:
+    """Enqueue a delivery job for each webhook; return how many were enqueued. A job that
+    finds another sending for its webhook returns at once, so a ring too many costs little.
+    Never raises: the webhooks scheduler finds due deliveries in PostgreSQL."""
+    if _breaker_open():
+        return 0
+    ids = sorted({str(webhook_id) for webhook_id in webhook_ids})
+    try:
+        queue = Queue(get_settings().webhooks_queue, connection=redis_client())
+        with queue.connection.pipeline() as pipe:
+            for webhook_id in ids:
+                queue.enqueue(
+                    WEBHOOK_JOB,
+                    webhook_id,
+                    job_timeout=WEBHOOK_JOB_TIMEOUT_SECONDS,
+                    result_ttl=0,
+                    failure_ttl=3600,
+                    pipeline=pipe,
+                )
+            pipe.execute()
+    except (redis.RedisError, OSError, ValueError) as exc:
+        _trip_breaker()
+        log.warning("webhook jobs not enqueued, the scheduler will find them: %s", exc)
+        return 0
+    return len(ids)

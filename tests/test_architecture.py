@@ -17,6 +17,7 @@ PACKAGES = (
     "query_api",
     "projections",
     "notifications",
+    "webhooks",
     "worker",
     "shared",
     "evotrack",
@@ -132,7 +133,8 @@ def test_query_api_reads_only_shared_and_projection_models() -> None:
 def test_command_api_never_imports_the_read_side_or_the_worker() -> None:
     assert (
         violations(
-            "command_api", ("query_api", "projections", "notifications", "worker", "evotrack")
+            "command_api",
+            ("query_api", "projections", "notifications", "webhooks", "worker", "evotrack"),
         )
         == []
     )
@@ -143,10 +145,11 @@ def test_shared_imports_no_other_package() -> None:
     assert violations("shared", others) == []
 
 
-def test_projections_and_the_notifications_service_never_import_the_processes() -> None:
+def test_projections_and_the_services_never_import_the_processes() -> None:
     """The worker and the CLI compose them; they never reach back."""
     assert violations("projections", ("query_api", "worker", "evotrack")) == []
     assert violations("notifications", ("query_api", "projections", "worker", "evotrack")) == []
+    assert violations("webhooks", ("query_api", "projections", "worker", "evotrack")) == []
 
 
 def _names_models(module: str) -> bool:
@@ -157,7 +160,7 @@ def _names_models(module: str) -> bool:
     return parts[1:2] == ["models"] or (parts[1:2] == ["modules"] and parts[3:4] == ["models"])
 
 
-@pytest.mark.parametrize("package", ["projections", "notifications", "worker"])
+@pytest.mark.parametrize("package", ["projections", "notifications", "webhooks", "worker"])
 def test_projections_and_the_worker_use_only_the_command_sides_models(package: str) -> None:
     """They read and write the normalized tables, whose ORM models live in command_api;
     nothing else of the command side (DESIGN.md §1 and §10). Contracts they share with it

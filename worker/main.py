@@ -33,6 +33,7 @@ from worker.jobs import rq_listening, stop_requested
 from worker.notification_scheduler import NotificationScheduler
 from worker.rq_worker import REDIS_ERRORS, RedisLostError, WakeupWorker
 from worker.sweeper import Sweeper
+from worker.webhooks import WebhookScheduler
 
 log = logging.getLogger("evotrack.worker")
 
@@ -102,21 +103,23 @@ def _sleep_unless_stopped(seconds: float) -> None:
     stop_requested.wait(seconds)
 
 
-ROLES = ("all", "projections", "notifications")
+ROLES = ("all", "projections", "notifications", "webhooks")
 
 
 def run_worker(settings: Settings, *, burst: bool = False, role: str = "all") -> int:
     """Work the queues of `role` until stopped (or until they are empty with `burst`).
 
     "projections": the wake-up queue and the sweeper; "notifications": the notifications
-    queue and its scheduler; "all": both, wake-ups first. `evotrack run` starts one worker
-    of each role, so a slow email delivery never holds a projection back. Redis going
-    away never ends it: see `_work_until_stopped`."""
+    queue and its scheduler; "webhooks": the webhooks queue and its scheduler; "all":
+    every one, wake-ups first. `evotrack run` starts workers of each role, so a slow email
+    delivery or webhook receiver never holds a projection back. Redis going away never
+    ends it: see `_work_until_stopped`."""
     stop_requested.clear()
     rq_listening.clear()
     EarlyStop.install()
     projections = role in ("all", "projections")
     notifications = role in ("all", "notifications")
+    webhooks = role in ("all", "webhooks")
     # The sweeper runs even while Redis is away: it advances projections itself then.
     sweeper = (
         Sweeper(settings, stop_requested, rq_listening=rq_listening).start()
@@ -128,16 +131,20 @@ def run_worker(settings: Settings, *, burst: bool = False, role: str = "all") ->
         if notifications and not burst
         else None
     )
+    deliveries = (
+        WebhookScheduler(settings, stop_requested).start() if webhooks and not burst else None
+    )
     # Wake-ups first: RQ takes the next job from the first queue that has one.
     names = [settings.wakeup_queue] if projections else []
     names += [settings.notifications_queue] if notifications else []
+    names += [settings.webhooks_queue] if webhooks else []
     try:
         _work_until_stopped(settings, names, burst=burst)
     except StopRequested:
         pass  # a stop signal caught by RQ's handler just outside its loop: a stop like any
     finally:
         stop_requested.set()
-        for helper in (sweeper, scheduler):
+        for helper in (sweeper, scheduler, deliveries):
             if helper is not None:
                 helper.thread.join(10)
     return 0
@@ -202,7 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=ROLES,
         default="all",
         help="projections: the wake-up queue and the sweeper; notifications: the"
-        " notifications queue and its scheduler; all (default): both",
+        " notifications queue and its scheduler; webhooks: the webhooks queue and its"
+        " scheduler; all (default): every one",
     )
     args = parser.parse_args(argv)
     try:

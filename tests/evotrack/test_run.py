@@ -340,6 +340,7 @@ def test_a_killed_worker_is_restarted_while_the_apis_keep_serving(
         for port in (run.command_port, run.query_port):
             assert child_restarts(run, port) == {
                 "command API": 0, "query API": 0, "worker": 1, "notifier": 0,
+                "webhooks 1": 0, "webhooks 2": 0,
             }  # fmt: skip
         write_and_read_back(run)
 

@@ -79,6 +79,7 @@ class NotificationSettingsPut(BaseModel):
     weekly_summary: NotificationChannels | None = None
     member_added: NotificationChannels | None = None
     role_changed: NotificationChannels | None = None
+    webhook_disabled: NotificationChannels | None = None
 
     @field_validator("*")
     @classmethod
@@ -105,3 +106,4 @@ class NotificationSettingsRead(BaseModel):
     weekly_summary: NotificationChannels
     member_added: NotificationChannels
     role_changed: NotificationChannels
+    webhook_disabled: NotificationChannels

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import Row, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from command_api.modules.webhooks.models import Webhook
+from command_api.modules.webhooks.models import Webhook, WebhookDelivery
+from shared.webhooks import DeliveryStatus, EventDraft
 
 
 class WebhookRepository:
@@ -26,3 +27,37 @@ class WebhookRepository:
 
     def flush(self) -> None:
         self.session.flush()
+
+    def add_delivery(self, webhook: Webhook, draft: EventDraft) -> Row[uuid.UUID, uuid.UUID]:
+        """A delivery of `draft` to `webhook`, due now (its id and org_id)."""
+        return self.session.execute(
+            insert(WebhookDelivery)
+            .values(
+                org_id=webhook.org_id,
+                webhook_id=webhook.id,
+                event_id=draft.id,
+                event_type=draft.type,
+                body=draft.body(),
+                status=DeliveryStatus.PENDING,
+                attempts=0,
+                next_attempt_at=func.now(),
+            )
+            .returning(WebhookDelivery.id, WebhookDelivery.org_id)
+        ).one()
+
+    def make_due_again(
+        self, webhook_id: uuid.UUID, delivery_id: uuid.UUID
+    ) -> Row[uuid.UUID, uuid.UUID] | None:
+        """Make a delivery pending and due now, as if never tried; None if there is none."""
+        return self.session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id == delivery_id, WebhookDelivery.webhook_id == webhook_id)
+            .values(
+                status=DeliveryStatus.PENDING,
+                attempts=0,
+                first_attempt_at=None,
+                next_attempt_at=func.now(),
+                delivered_at=None,
+            )
+            .returning(WebhookDelivery.id, WebhookDelivery.org_id)
+        ).one_or_none()

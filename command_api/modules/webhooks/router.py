@@ -9,6 +9,7 @@ from fastapi import APIRouter, Response
 from command_api.modules.organizations.dependencies import OrgAdmin
 from command_api.modules.webhooks.dependencies import WebhookServiceDep
 from command_api.modules.webhooks.schemas import (
+    DeliveryAccepted,
     SecretRotated,
     WebhookCreate,
     WebhookCreated,
@@ -67,3 +68,32 @@ def rotate_webhook_secret(
     so receivers can switch without missing one."""
     secret, expires_at = service.rotate_secret(context, webhook_id)
     return ok(SecretRotated(secret=secret, previous_secret_expires_at=expires_at))
+
+
+@router.post(
+    WEBHOOK + "/ping",
+    status_code=202,
+    response_model=Envelope[DeliveryAccepted],
+    responses=errors(403),
+)
+def ping_webhook(
+    webhook_id: uuid.UUID, context: OrgAdmin, service: WebhookServiceDep
+) -> Envelope[DeliveryAccepted]:
+    """Deliver a `ping` event to this webhook (whatever its events), after those before it;
+    its delivery log shows how it went."""
+    return ok(DeliveryAccepted(delivery_id=service.ping(context, webhook_id)))
+
+
+@router.post(
+    WEBHOOK + "/deliveries/{delivery_id}/redeliver",
+    status_code=202,
+    response_model=Envelope[DeliveryAccepted],
+    responses=errors(403),
+)
+def redeliver_webhook_delivery(
+    webhook_id: uuid.UUID, delivery_id: uuid.UUID, context: OrgAdmin, service: WebhookServiceDep
+) -> Envelope[DeliveryAccepted]:
+    """Send a delivery again, with its event id and body unchanged, and a fresh signature.
+    It goes out in its turn: deliveries of a webhook keep their order."""
+    service.redeliver(context, webhook_id, delivery_id)
+    return ok(DeliveryAccepted(delivery_id=delivery_id))

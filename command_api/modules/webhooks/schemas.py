@@ -10,6 +10,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from shared.responses import Version
+from shared.webhooks import matches
 
 # The events a webhook may ask for (API.md); `*` stands for any entity or any action.
 EVENTS = frozenset(
@@ -30,15 +31,6 @@ EVENTS = frozenset(
 )
 MIN_SECRET_LENGTH, MAX_SECRET_LENGTH = 16, 200
 _PATTERN = re.compile(r"^(\*|[a-z_]+)(\.(\*|[a-z_]+))?$")  # entity.action, * or ping
-
-
-def matches(pattern: str, event: str) -> bool:
-    """Whether an event pattern (`time_entry.*`, `*.deleted`, `*`) covers `event`."""
-    if pattern == "*":
-        return True
-    entity, _, action = pattern.partition(".")
-    event_entity, _, event_action = event.partition(".")
-    return entity in ("*", event_entity) and action in ("*", event_action)
 
 
 def _known_patterns(patterns: list[str]) -> list[str]:
@@ -115,3 +107,9 @@ class SecretRotated(BaseModel):
     previous_secret_expires_at: datetime = Field(
         description="Until then deliveries are signed with both secrets"
     )
+
+
+class DeliveryAccepted(BaseModel):
+    """A delivery on its way: GET …/webhooks/{id}/deliveries shows how it goes."""
+
+    delivery_id: uuid.UUID

@@ -23,6 +23,7 @@ from shared.changes import ChangeOp, ChangeRecord, record_changes
 from shared.config import get_settings
 from shared.errors import NotFoundError, ValidationFailedError
 from shared.outbound import UnsafeURLError, check_url
+from shared.webhooks import PING, EventDraft, delivery_changes, ring_after_commit
 
 ENTITY = "webhook"
 # How long deliveries are signed with the secret a rotation replaced too (API.md).
@@ -31,17 +32,6 @@ ROTATION_OVERLAP = timedelta(hours=24)
 
 def new_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
-
-
-def _state(webhook: Webhook) -> dict[str, Any]:
-    """What the read side shows of a webhook: never its secrets."""
-    return {
-        "url": webhook.url,
-        "events": list(webhook.events),
-        "description": webhook.description,
-        "enabled": webhook.enabled,
-        "disabled_reason": webhook.disabled_reason,
-    }
 
 
 def _safe_url(url: str) -> str:
@@ -94,12 +84,12 @@ class WebhookService:
             created_by=ctx.user.id,
         )
         self.repo.add(webhook)
-        self._record(webhook, None, _state(webhook))
+        self._record(webhook, None, webhook.read_state())
         return webhook
 
     def update(self, ctx: OrgContext, webhook_id: uuid.UUID, data: WebhookUpdate) -> Webhook:
         webhook = self._get(ctx, webhook_id)
-        old = _state(webhook)
+        old = webhook.read_state()
         values = data.model_dump(exclude_unset=True)
         if "url" in values and values["url"] != webhook.url:
             webhook.url = _safe_url(values["url"])
@@ -108,14 +98,14 @@ class WebhookService:
                 setattr(webhook, name, values[name])
         if values.get("enabled"):
             webhook.disabled_reason = None
-        if _state(webhook) != old:
+        if webhook.read_state() != old:
             self.repo.flush()
-            self._record(webhook, old, _state(webhook))
+            self._record(webhook, old, webhook.read_state())
         return webhook
 
     def delete(self, ctx: OrgContext, webhook_id: uuid.UUID) -> None:
         webhook = self._get(ctx, webhook_id)
-        old = _state(webhook)
+        old = webhook.read_state()
         webhook.deleted_at = func.now()
         self.repo.flush()
         self._record(webhook, old, None)
@@ -128,6 +118,32 @@ class WebhookService:
         webhook.previous_secret, webhook.previous_secret_expires_at = webhook.secret, expires_at
         webhook.secret = new_secret()
         self.repo.flush()
-        state = _state(webhook)
+        state = webhook.read_state()
         self._record(webhook, state, state)  # no secret in it: the read side's version moves
         return webhook.secret, expires_at
+
+    def ping(self, ctx: OrgContext, webhook_id: uuid.UUID) -> uuid.UUID:
+        """A `ping` event for this webhook alone, delivered in its turn like any other;
+        returns the delivery's id."""
+        webhook = self._get(ctx, webhook_id)
+        draft = EventDraft(
+            id=uuid.uuid4(),
+            org_id=webhook.org_id,
+            type=PING,
+            created_at=datetime.now(UTC),
+            data={"webhook_id": str(webhook.id)},
+        )
+        made = self.repo.add_delivery(webhook, draft)
+        delivery_changes(self.session, [made])
+        ring_after_commit(self.session, [webhook.id])
+        return uuid.UUID(str(made.id))
+
+    def redeliver(self, ctx: OrgContext, webhook_id: uuid.UUID, delivery_id: uuid.UUID) -> None:
+        """Send a delivery again as it was (same event id, same body), due at once. In
+        its turn: a webhook's deliveries still go out in order."""
+        webhook = self._get(ctx, webhook_id)
+        moved = self.repo.make_due_again(webhook.id, delivery_id)
+        if moved is None:
+            raise NotFoundError.for_entity("Delivery", delivery_id)
+        delivery_changes(self.session, [moved])
+        ring_after_commit(self.session, [webhook.id])

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.engine import RowMapping
 
-from projections.models import proj_webhooks
+from projections.models import proj_webhook_deliveries, proj_webhooks
 from shared.db import ReadSession
 from shared.pagination import PageParams
 
@@ -19,10 +19,46 @@ def webhooks_page(
     """A page of the organization's webhooks, oldest first, and how many there are."""
     mine = proj_webhooks.c.org_id == org_id
     total = int(session.execute(select(func.count()).where(mine)).scalar_one())
+    deliveries = proj_webhook_deliveries
+    last_delivery = (
+        select(func.max(deliveries.c.delivered_at))
+        .where(deliveries.c.webhook_id == proj_webhooks.c.id)
+        .scalar_subquery()
+    )
     rows = session.execute(
-        select(proj_webhooks)
+        select(proj_webhooks, last_delivery.label("last_delivery_at"))
         .where(mine)
         .order_by(proj_webhooks.c.created_at, proj_webhooks.c.id)
+        .limit(page.page_size)
+        .offset(page.offset)
+    ).mappings()
+    return rows.all(), total
+
+
+def webhook_exists(session: ReadSession, org_id: uuid.UUID, webhook_id: uuid.UUID) -> bool:
+    return (
+        session.execute(
+            select(proj_webhooks.c.id).where(
+                proj_webhooks.c.org_id == org_id, proj_webhooks.c.id == webhook_id
+            )
+        ).first()
+        is not None
+    )
+
+
+def deliveries_page(
+    session: ReadSession, webhook_id: uuid.UUID, status: str | None, page: PageParams
+) -> tuple[Sequence[RowMapping], int]:
+    """A page of a webhook's deliveries, newest first, and how many there are."""
+    deliveries = proj_webhook_deliveries
+    mine = [deliveries.c.webhook_id == webhook_id]
+    if status is not None:
+        mine.append(deliveries.c.status == status)
+    total = int(session.execute(select(func.count()).where(*mine)).scalar_one())
+    rows = session.execute(
+        select(deliveries)
+        .where(*mine)
+        .order_by(deliveries.c.seq.desc())
         .limit(page.page_size)
         .offset(page.offset)
     ).mappings()

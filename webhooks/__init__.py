@@ -1,0 +1,1 @@
+"""Webhook deliveries: made from events, sent signed, in order, at least once."""

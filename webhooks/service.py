@@ -1,0 +1,120 @@
+"""Making webhook deliveries of the events the change log announces (for the webhooks
+projection), and disabling a webhook whose deliveries kept failing (for the sender,
+webhooks/sender.py). A ping and a redelivery are commands (command_api/modules/webhooks).
+
+A delivery is made once per (webhook, event): one INSERT … ON CONFLICT DO NOTHING on that
+unique key, so a change applied twice makes no second delivery. Every change of a
+delivery's state appends a change row, from which the delivery log's projection follows.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Row, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from command_api.modules.organizations.models import Membership, Role
+from command_api.modules.webhooks.models import Webhook, WebhookDelivery
+from notifications.service import create_notifications
+from shared.changes import ChangeOp, ChangeRecord, record_changes
+from shared.notifications import NotificationDraft, NotificationKind
+from shared.webhooks import DeliveryStatus, EventDraft, ring_after_commit, wanted
+
+WEBHOOK_ENTITY = "webhook"
+
+
+def _subscribers(session: Session, org_ids: set[uuid.UUID]) -> list[Row[Any]]:
+    return list(
+        session.execute(
+            select(Webhook.id, Webhook.org_id, Webhook.events).where(
+                Webhook.org_id.in_(org_ids), Webhook.enabled, Webhook.deleted_at.is_(None)
+            )
+        )
+    )
+
+
+def create_deliveries(session: Session, events: Sequence[EventDraft]) -> list[uuid.UUID]:
+    """One delivery for each event and enabled webhook of its organization that wants it,
+    unless made before; return the ids of those made now. Runs in the caller's transaction
+    (a projection batch), in the events' order: that is the order of delivery."""
+    if not events:
+        return []
+    subscribers = _subscribers(session, {e.org_id for e in events})
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "org_id": e.org_id,
+            "webhook_id": hook.id,
+            "event_id": e.id,
+            "event_type": e.type,
+            "body": e.body(),
+            "status": DeliveryStatus.PENDING,
+            "attempts": 0,
+            "next_attempt_at": func.now(),
+        }
+        for e in events
+        for hook in subscribers
+        if hook.org_id == e.org_id and wanted(hook.events, e.type)
+    ]
+    if not rows:
+        return []
+    made = session.execute(
+        insert(WebhookDelivery)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["webhook_id", "event_id"])
+        .returning(WebhookDelivery.id, WebhookDelivery.org_id, WebhookDelivery.webhook_id)
+    ).all()
+    ring_after_commit(session, (row.webhook_id for row in made))
+    return [row.id for row in made]
+
+
+def disable(session: Session, webhook_id: uuid.UUID, reason: str) -> None:
+    """Disable a webhook whose deliveries kept failing and tell the organization's admins
+    (once per disabling: the notification names the version it disabled)."""
+    webhook = session.execute(
+        select(Webhook).where(Webhook.id == webhook_id).with_for_update()
+    ).scalar_one_or_none()
+    if webhook is None or not webhook.enabled or webhook.deleted_at is not None:
+        return
+    old = webhook.read_state()
+    webhook.enabled, webhook.disabled_reason = False, reason[:500]
+    session.flush()
+    record_changes(
+        session,
+        [
+            ChangeRecord(
+                WEBHOOK_ENTITY,
+                webhook.id,
+                ChangeOp.UPDATED,
+                webhook.org_id,
+                {"old": old, "new": webhook.read_state()},
+            )
+        ],
+    )
+    admins = session.execute(
+        select(Membership.user_id).where(
+            Membership.org_id == webhook.org_id,
+            Membership.role.in_([Role.ADMIN, Role.OWNER]),
+            Membership.deleted_at.is_(None),
+        )
+    ).scalars()
+    create_notifications(
+        session,
+        [
+            NotificationDraft(
+                org_id=webhook.org_id,
+                user_id=user_id,
+                kind=NotificationKind.WEBHOOK_DISABLED,
+                dedup_key=f"webhook_disabled:{webhook.id}:{webhook.version}:{user_id}",
+                title="A webhook was disabled",
+                body=f"Deliveries to {webhook.url} failed for 3 days, so it was disabled: "
+                f"{reason} Enable it again once the receiver answers.",
+                data={"webhook_id": str(webhook.id), "url": webhook.url},
+            )
+            for user_id in admins
+        ],
+    )
