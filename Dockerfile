@@ -17,6 +17,7 @@ COPY command_api command_api
 COPY query_api query_api
 COPY projections projections
 COPY notifications notifications
+COPY webhooks webhooks
 COPY worker worker
 COPY migrations migrations
 COPY evotrack evotrack

@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=operation_id,
     )
     install_openapi(app)
-    register_projection_metrics(write_engine, redis_client, lambda: get_settings().wakeup_queue)
+    register_projection_metrics(write_engine, redis_client, lambda: get_settings().worker_queues)
     install_docs(app, settings, issues_tokens=True)
     configure_app(app, settings, app_name="command_api")
     app.include_router(

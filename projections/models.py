@@ -516,4 +516,11 @@ proj_webhook_deliveries = Table(
     Index("ix_proj_webhook_deliveries_webhook_id_status_seq", "webhook_id", "status", "seq"),
     # A webhook's last delivery (GET …/webhooks).
     Index("ix_proj_webhook_deliveries_webhook_id_delivered_at", "webhook_id", "delivered_at"),
+    # What /metrics and /system/projections count: the deliveries not (yet) delivered.
+    Index(
+        "ix_proj_webhook_deliveries_undelivered",
+        "status",
+        "attempts",
+        postgresql_where=text("status <> 'delivered'"),
+    ),
 )

@@ -11,6 +11,7 @@ from query_api.modules.notifications.router import router as notifications_route
 from query_api.modules.reports.router import router as reports_router
 from query_api.modules.sync.router import router as sync_router
 from query_api.modules.system.router import router as system_router
+from query_api.modules.webhooks.metrics import DeliveryCollector
 from query_api.modules.webhooks.router import router as webhooks_router
 from shared.config import Settings, get_settings
 from shared.db import read_engine
@@ -23,7 +24,11 @@ from shared.http import (
     settle_heap,
 )
 from shared.logging import configure_logging
-from shared.metrics import register_projection_metrics, register_replica_metrics
+from shared.metrics import (
+    register_collector,
+    register_projection_metrics,
+    register_replica_metrics,
+)
 from shared.openapi import install_openapi, operation_id
 from shared.redis_client import redis_client
 
@@ -53,8 +58,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=operation_id,
     )
     install_openapi(app)
-    register_projection_metrics(read_engine, redis_client, lambda: get_settings().wakeup_queue)
+    register_projection_metrics(read_engine, redis_client, lambda: get_settings().worker_queues)
     register_replica_metrics(read_engine)  # QUERY_DATABASE_URL may be a streaming replica
+    register_collector("webhooks", lambda: DeliveryCollector(read_engine))
     install_docs(app, settings, issues_tokens=False)
     configure_app(app, settings, app_name="query_api")
     app.include_router(

@@ -86,6 +86,11 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
+    @property
+    def worker_queues(self) -> tuple[str, ...]:
+        """The RQ queues the workers take jobs from (their depth is in /metrics)."""
+        return (self.wakeup_queue, self.notifications_queue, self.webhooks_queue)
+
     @model_validator(mode="after")
     def _production_needs_a_real_secret(self) -> Settings:
         if self.environment == "production":

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest, multiprocess
@@ -26,11 +26,11 @@ class ProjectionCollector(Collector):
         self,
         engine: Callable[[], Engine],
         redis: Callable[[], Any],
-        queue_name: Callable[[], str],
+        queue_names: Callable[[], Sequence[str]],
     ) -> None:
         self.engine = engine
         self.redis = redis
-        self.queue_name = queue_name
+        self.queue_names = queue_names
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         yield from self._projection_metrics()
@@ -63,12 +63,14 @@ class ProjectionCollector(Collector):
 
     def _queue_metrics(self) -> Iterator[GaugeMetricFamily]:
         try:
-            depth = Queue(self.queue_name(), connection=self.redis()).count
+            connection = self.redis()
+            depths = {name: Queue(name, connection=connection).count for name in self.queue_names()}
         except Exception as exc:
             log.warning("queue depth unavailable: %s", exc)
             return
         gauge = GaugeMetricFamily("evotrack_queue_depth", "Jobs waiting", labels=["queue"])
-        gauge.add_metric([self.queue_name()], depth)
+        for name, depth in depths.items():
+            gauge.add_metric([name], depth)
         yield gauge
 
 
@@ -108,27 +110,29 @@ _REPLICA_LAGS = (
     ),
 )
 
-_collector: ProjectionCollector | None = None
-_replica_collector: ReplicaCollector | None = None
+# The collectors read at scrape time, by name: once per process (both apps may live in one
+# process in tests).
+_collectors: dict[str, Collector] = {}
+
+
+def register_collector(name: str, make: Callable[[], Collector]) -> None:
+    """Register the collector `make` builds, unless one of that name already is."""
+    if name not in _collectors:
+        _collectors[name] = make()
+        REGISTRY.register(_collectors[name])
 
 
 def register_projection_metrics(
-    engine: Callable[[], Engine], redis: Callable[[], Any], queue_name: Callable[[], str]
+    engine: Callable[[], Engine], redis: Callable[[], Any], queue_names: Callable[[], Sequence[str]]
 ) -> None:
-    """Once per process (both apps may live in one process in tests)."""
-    global _collector
-    if _collector is None:
-        _collector = ProjectionCollector(engine, redis, queue_name)
-        REGISTRY.register(_collector)
-        REGISTRY.register(supervision_collector)  # restarts counted by `evotrack run`
+    register_collector("projections", lambda: ProjectionCollector(engine, redis, queue_names))
+    # restarts counted by `evotrack run`
+    register_collector("supervision", lambda: supervision_collector)
 
 
 def register_replica_metrics(engine: Callable[[], Engine]) -> None:
-    """Once per process, by the query API: the replica lag of the database it reads."""
-    global _replica_collector
-    if _replica_collector is None:
-        _replica_collector = ReplicaCollector(engine)
-        REGISTRY.register(_replica_collector)
+    """By the query API: the replica lag of the database it reads."""
+    register_collector("replica", lambda: ReplicaCollector(engine))
 
 
 def metrics_payload() -> bytes:
@@ -141,8 +145,6 @@ def metrics_payload() -> bytes:
         return generate_latest()
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
-    for collector in (_collector, _replica_collector):
-        if collector is not None:
-            registry.register(collector)
-    registry.register(supervision_collector)
+    for collector in _collectors.values():
+        registry.register(collector)
     return generate_latest(registry)

@@ -30,7 +30,7 @@ WEBHOOK_ENTITY = "webhook"
 def _subscribers(session: Session, org_ids: set[uuid.UUID]) -> list[Row[Any]]:
     return list(
         session.execute(
-            select(Webhook.id, Webhook.org_id, Webhook.events).where(
+            select(Webhook.id, Webhook.org_id, Webhook.events, Webhook.created_at).where(
                 Webhook.org_id.in_(org_ids), Webhook.enabled, Webhook.deleted_at.is_(None)
             )
         )
@@ -38,9 +38,10 @@ def _subscribers(session: Session, org_ids: set[uuid.UUID]) -> list[Row[Any]]:
 
 
 def create_deliveries(session: Session, events: Sequence[EventDraft]) -> list[uuid.UUID]:
-    """One delivery for each event and enabled webhook of its organization that wants it,
-    unless made before; return the ids of those made now. Runs in the caller's transaction
-    (a projection batch), in the events' order: that is the order of delivery."""
+    """One delivery for each event and enabled webhook of its organization that wants it
+    and existed when the event happened, unless made before; return the ids of those made
+    now. Runs in the caller's transaction (a projection batch), in the events' order: that
+    is the order of delivery."""
     if not events:
         return []
     subscribers = _subscribers(session, {e.org_id for e in events})
@@ -58,7 +59,9 @@ def create_deliveries(session: Session, events: Sequence[EventDraft]) -> list[uu
         }
         for e in events
         for hook in subscribers
-        if hook.org_id == e.org_id and wanted(hook.events, e.type)
+        if hook.org_id == e.org_id
+        and e.created_at >= hook.created_at
+        and wanted(hook.events, e.type)
     ]
     if not rows:
         return []

@@ -101,6 +101,12 @@ def upgrade() -> None:
         "proj_webhook_deliveries",
         ["webhook_id", "delivered_at"],
     )
+    op.create_index(
+        "ix_proj_webhook_deliveries_undelivered",
+        "proj_webhook_deliveries",
+        ["status", "attempts"],
+        postgresql_where=sa.text("status <> 'delivered'"),
+    )
 
 
 def downgrade() -> None:

@@ -1,11 +1,14 @@
 """Webhook deliveries end to end on the real services: a command, the change log, the
-webhooks projection, the sender, a real HTTP receiver, and the delivery log."""
+webhooks projection, the sender, a real HTTP receiver, and the delivery log; and what
+/metrics and /system/projections say of them."""
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Iterator
-from typing import Any
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -14,11 +17,13 @@ from sqlalchemy.orm import sessionmaker
 
 from shared.config import get_settings
 from shared.webhooks import verify_signature
-from tests.conftest import BackgroundProjector
+from tests.conftest import BackgroundProjector, LiveServer
 from tests.factories import make_org
 from tests.query_api.catalog.helpers import Reader, Writer
 from tests.webhooks.receiver import receiver
 from webhooks.sender import Sender
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -38,6 +43,19 @@ def sender(db: Engine) -> Iterator[Sender]:
     sender.client.close()
 
 
+def eventually(read: Callable[[], T], done: Callable[[T], bool], what: str) -> T:
+    """`read()` once `done` holds for it: the sender's change rows are projected after the
+    command's consistency token, so the log is waited for, up to a minute."""
+    deadline = time.monotonic() + 60
+    while True:
+        value = read()
+        if done(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: still {value!r}")
+        time.sleep(0.05)
+
+
 def _entry(start: str) -> dict[str, Any]:
     return {"start_at": start, "end_at": start.replace("T09", "T10"), "description": "spec"}
 
@@ -47,28 +65,78 @@ def test_an_entry_reaches_the_receiver_signed_and_the_log_shows_it(
 ) -> None:
     org = make_org(db)
     with receiver() as hook:
-        created = writer.send(
-            "POST", org.path("/webhooks"), org.owner, {"url": hook.url, "events": ["time_entry.*"]}
-        )
+        body = {"url": hook.url, "events": ["time_entry.*"]}
+        created = writer.send("POST", org.path("/webhooks"), org.owner, body)
+        deliveries = org.path(f"/webhooks/{created['id']}/deliveries")
         entry = writer.send(
             "POST", org.path("/time-entries"), org.owner, _entry("2026-03-02T09:00:00Z")
         )
-        reader.data(org.path(f"/webhooks/{created['id']}/deliveries"), org.owner)  # projected
-        sender.deliver_due(__import__("uuid").UUID(created["id"]))
+        assert [d["status"] for d in reader.data(deliveries, org.owner)] == ["pending"]
+        report = sender.deliver_due(uuid.UUID(created["id"]))
+        assert (report.sent, report.delivered) == (1, 1)
         (got,) = hook.wait_for(1)
-    body = got.json
-    assert body["type"] == "time_entry.created"
-    assert body["data"]["id"] == entry["id"]
-    assert body["id"] == got.event_id
-    timestamp = int(got.headers["evotrack-timestamp"])
-    assert verify_signature(
-        got.headers["evotrack-signature"],
-        created["secret"],
-        timestamp,
-        got.body,
-        now=int(time.time()),
+    event = got.json
+    assert (event["type"], event["data"]["id"], event["id"]) == (
+        "time_entry.created",
+        entry["id"],
+        got.event_id,
     )
-    log = reader.data(org.path(f"/webhooks/{created['id']}/deliveries"), org.owner)
-    assert [(d["event"], d["status"], d["attempts"]) for d in log] == [
-        ("time_entry.created", "delivered", 1)
+    timestamp = int(got.headers["evotrack-timestamp"])
+    signature = got.headers["evotrack-signature"]
+    assert verify_signature(signature, created["secret"], timestamp, got.body, now=int(time.time()))
+    log = eventually(
+        lambda: reader.data(deliveries, org.owner),
+        lambda log: log[0]["status"] == "delivered",
+        "the delivery log",
+    )
+    assert [(d["event"], d["event_id"], d["attempts"]) for d in log] == [
+        ("time_entry.created", event["id"], 1)
     ]
+    listed = reader.data(org.path("/webhooks"), org.owner)
+    assert listed[0]["last_delivery_at"] == log[0]["delivered_at"]
+
+
+def _gauge(body: str, name: str) -> int:
+    found = re.search(rf"^{re.escape(name)} (\S+)$", body, re.MULTILINE)
+    assert found, f"{name} is not in /metrics"
+    return int(float(found.group(1)))
+
+
+def test_metrics_and_the_system_status_count_pending_retrying_and_failed_deliveries(
+    db: Engine, writer: Writer, reader: Reader, sender: Sender, query_server: LiveServer
+) -> None:
+    def metrics() -> str:
+        return httpx.get(f"{query_server.url}/metrics").text
+
+    org = make_org(db)
+    with receiver(lambda _: (500, {})) as hook:
+        body = {"url": hook.url, "events": ["tag.created"]}
+        created = writer.send("POST", org.path("/webhooks"), org.owner, body)
+        deliveries = org.path(f"/webhooks/{created['id']}/deliveries")
+        before = metrics()
+        writer.send("POST", org.path("/tags"), org.owner, {"name": "one"})
+        writer.send("POST", org.path("/tags"), org.owner, {"name": "two"})
+        reader.data(deliveries, org.owner)
+        sender.deliver_due(uuid.UUID(created["id"]))  # the head fails; the second waits
+        hook.wait_for(1)
+        log = eventually(
+            lambda: reader.data(deliveries, org.owner),
+            lambda log: sorted(d["attempts"] for d in log) == [0, 1],
+            "the failed attempt in the log",
+        )
+    failed = next(d for d in log if d["attempts"] == 1)
+    assert (failed["status"], failed["last_status_code"]) == ("pending", 500)
+    assert failed["last_error"] == "the receiver answered 500"
+    assert failed["next_attempt_at"] is not None
+    after = metrics()
+    for status, more in (("pending", 2), ("retrying", 1), ("failed", 0)):
+        name = f'evotrack_webhook_deliveries{{status="{status}"}}'
+        assert _gauge(after, name) - _gauge(before, name) == more, status
+    assert 'evotrack_projection_lag_changes{projection="webhooks"}' in after
+    assert 'evotrack_queue_depth{queue="webhooks"}' in after
+    system = reader.get("/system/projections", org.owner)
+    assert system.status_code == 200, system.text
+    assert "webhooks" in [p["name"] for p in system.json()["data"]]
+    counts = system.json()["webhook_deliveries"]
+    assert counts["pending"] >= 2
+    assert counts["retrying"] >= 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.engine import RowMapping
 
 from projections.models import proj_webhook_deliveries, proj_webhooks
@@ -63,3 +63,23 @@ def deliveries_page(
         .offset(page.offset)
     ).mappings()
     return rows.all(), total
+
+
+def delivery_counts(session: ReadSession | Connection) -> dict[str, int]:
+    """Across organizations: deliveries pending (of which `retrying` failed at least once),
+    given up (`failed`), and webhooks disabled."""
+    deliveries = proj_webhook_deliveries
+    undelivered = deliveries.c.status != "delivered"
+    row = session.execute(
+        select(
+            func.count().filter(deliveries.c.status == "pending").label("pending"),
+            func.count()
+            .filter(deliveries.c.status == "pending", deliveries.c.attempts > 0)
+            .label("retrying"),
+            func.count().filter(deliveries.c.status == "failed").label("failed"),
+        ).where(undelivered)
+    ).one()
+    disabled = session.execute(
+        select(func.count()).where(proj_webhooks.c.enabled.is_(False))
+    ).scalar_one()
+    return {**row._asdict(), "disabled_webhooks": int(disabled)}
