@@ -339,3 +339,27 @@ def test_pruning_keeps_what_a_projection_has_not_passed_and_what_is_dead_lettere
     with sessions() as session, session.begin():
         assert prune_change_log(session, [projector.name], 7, batch_size=100000) >= 1
     assert remaining() == {bad}  # old and passed: pruned; dead-lettered: kept for `retry`
+
+
+def test_a_projection_that_follows_others_never_overtakes_them(
+    db: Engine, sessions: sessionmaker[Session]
+) -> None:
+    """`follows`: the webhooks projection reads what catalog and entries wrote, so it is
+    handed a change only once they have applied it, and its watermark stays behind."""
+    leader = recording("follows-leader")
+    follower_type = named(RecordingProjection, "test-follows-follower")
+    follower_type.follows = (leader.name,)
+    follower = follower_type("follows-leader")
+    with db.begin() as conn:
+        write_change(conn, "follows-leader", "first")
+    advance_until(sessions, leader, lambda: applied_labels(db, leader) == ["first"])
+    with db.begin() as conn:
+        write_change(conn, "follows-leader", "second")
+    advance(sessions, follower)
+    assert applied_labels(db, follower) == ["first"]  # "second" waits for the leader
+    with sessions() as session:
+        assert checkpoint_position(session, follower.name) == checkpoint_position(
+            session, leader.name
+        )
+    advance_until(sessions, leader, lambda: applied_labels(db, leader) == ["first", "second"])
+    advance_until(sessions, follower, lambda: applied_labels(db, follower) == ["first", "second"])

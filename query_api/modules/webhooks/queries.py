@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, and_, func, select
 from sqlalchemy.engine import RowMapping
 
 from projections.models import proj_webhook_deliveries, proj_webhooks
@@ -67,9 +67,12 @@ def deliveries_page(
 
 def delivery_counts(session: ReadSession | Connection) -> dict[str, int]:
     """Across organizations: deliveries pending (of which `retrying` failed at least once),
-    given up (`failed`), and webhooks disabled."""
+    given up (`failed`), and webhooks disabled. A deleted webhook's deliveries no longer
+    count."""
     deliveries = proj_webhook_deliveries
-    undelivered = deliveries.c.status != "delivered"
+    undelivered = and_(
+        deliveries.c.status != "delivered", deliveries.c.webhook_id.in_(select(proj_webhooks.c.id))
+    )
     row = session.execute(
         select(
             func.count().filter(deliveries.c.status == "pending").label("pending"),
