@@ -74,6 +74,21 @@ def _lock_key(webhook_id: uuid.UUID) -> str:
     return f"evotrack.webhook.{webhook_id}"
 
 
+_TRY_LOCK = text("SELECT pg_try_advisory_lock(hashtext(:key))")
+_UNLOCK = text("SELECT pg_advisory_unlock(hashtext(:key))")
+
+
+def is_sending(engine: Engine, webhook_id: uuid.UUID) -> bool:
+    """Whether a sender holds the webhook's lock now (it holds it for its whole slice; a
+    killed one's goes with its connection)."""
+    key = {"key": _lock_key(webhook_id)}
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        if not conn.execute(_TRY_LOCK, key).scalar():
+            return True
+        conn.execute(_UNLOCK, key)
+        return False
+
+
 class Sender:
     """Sends webhooks' deliveries (see the module). `clock`, `client` and `resolver` are
     injectable: tests run the 3-day window on a fake clock against real receivers."""
@@ -110,7 +125,7 @@ class Sender:
         report = SendReport()
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as lock:
             key = {"key": _lock_key(webhook_id)}
-            if not lock.execute(text("SELECT pg_try_advisory_lock(hashtext(:key))"), key).scalar():
+            if not lock.execute(_TRY_LOCK, key).scalar():
                 report.locked_elsewhere = True
                 return report
             try:
@@ -129,7 +144,7 @@ class Sender:
                     report.sent += 1
                     report.delivered += outcome.delivered
             finally:
-                lock.execute(text("SELECT pg_advisory_unlock(hashtext(:key))"), key)
+                lock.execute(_UNLOCK, key)
 
     def _due_head(self, webhook_id: uuid.UUID) -> tuple[Webhook, Any] | None:
         """The webhook and its oldest pending delivery, if that one is due now."""

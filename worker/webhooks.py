@@ -26,7 +26,8 @@ from datetime import UTC, datetime
 
 import redis
 from rq import Queue
-from rq.exceptions import DuplicateJobError
+from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.job import Job, JobStatus
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -35,7 +36,7 @@ from shared.config import Settings, get_settings
 from shared.db import write_engine, write_sessionmaker
 from shared.redis_client import WEBHOOK_JOB, WEBHOOK_JOB_TIMEOUT_SECONDS, ring_webhooks
 from shared.webhooks import DeliveryStatus
-from webhooks.sender import Sender, SendReport
+from webhooks.sender import Sender, SendReport, is_sending
 from worker.jobs import stop_requested
 
 log = logging.getLogger("evotrack.webhooks")
@@ -130,16 +131,35 @@ class WebhookScheduler:
         enqueued = []
         for webhook_id in due:
             try:
-                queue.enqueue(
-                    WEBHOOK_JOB,
-                    str(webhook_id),
-                    job_id=scheduled_job_id(queue, webhook_id),
-                    unique=True,
-                    job_timeout=WEBHOOK_JOB_TIMEOUT_SECONDS,
-                    result_ttl=0,
-                    failure_ttl=3600,
-                )
+                self._enqueue(queue, webhook_id)
             except DuplicateJobError:
-                continue  # its job waits or runs: it will send this one
+                if not self._stranded(queue, webhook_id):
+                    continue  # its job waits or sends: it will send this one too
+                Job.fetch(scheduled_job_id(queue, webhook_id), connection=queue.connection).delete()
+                self._enqueue(queue, webhook_id)
             enqueued.append(webhook_id)
         return enqueued
+
+    def _enqueue(self, queue: Queue, webhook_id: uuid.UUID) -> None:
+        queue.enqueue(
+            WEBHOOK_JOB,
+            str(webhook_id),
+            job_id=scheduled_job_id(queue, webhook_id),
+            unique=True,
+            job_timeout=WEBHOOK_JOB_TIMEOUT_SECONDS,
+            result_ttl=0,
+            failure_ttl=3600,
+        )
+
+    def _stranded(self, queue: Queue, webhook_id: uuid.UUID) -> bool:
+        """Whether the webhook's scheduled job is one nobody will run: it failed, or the
+        worker that started it was killed (RQ keeps such a job "started" for minutes, then
+        "failed" for an hour). A job still waiting is not; one started is not while its
+        sender holds the webhook's lock."""
+        try:
+            job = Job.fetch(scheduled_job_id(queue, webhook_id), connection=queue.connection)
+        except NoSuchJobError:
+            return True  # gone since: enqueue it again
+        if job.get_status() in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
+            return False
+        return not is_sending(write_engine(), webhook_id)
