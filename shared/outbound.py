@@ -5,7 +5,8 @@ A URL is `https://`, or `http://` to a loopback address when ENVIRONMENT is deve
 test. In production, a host that resolves to a private, loopback, link-local, reserved or
 otherwise non-public address is refused unless WEBHOOK_ALLOWED_HOSTS lists it. The check
 runs when a URL is saved and again before every delivery (a name may resolve elsewhere
-later); redirects are never followed.
+later), and a delivery connects to the address it checked (`pinned`), never to a second
+lookup of the name; redirects are never followed.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Callable, Sequence
-from urllib.parse import urlsplit
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from shared.config import Settings
 
@@ -44,6 +47,14 @@ def _loopback(address: str) -> bool:
 
 def check_url(url: str, settings: Settings, resolver: Resolver = resolve) -> str:
     """The URL if the server may send to it; else UnsafeURLError saying why."""
+    checked_addresses(url, settings, resolver)
+    return url
+
+
+def checked_addresses(url: str, settings: Settings, resolver: Resolver = resolve) -> list[str]:
+    """The addresses the URL's host resolves to, if the server may send there; else
+    UnsafeURLError saying why. Connect to one of these (`pinned`), not to the name again:
+    a name that resolves anew may point elsewhere by then (DNS rebinding)."""
     if len(url) > MAX_URL_LENGTH:
         raise UnsafeURLError(f"must be at most {MAX_URL_LENGTH} characters")
     parts = urlsplit(url)
@@ -53,14 +64,44 @@ def check_url(url: str, settings: Settings, resolver: Resolver = resolve) -> str
     if parts.username or parts.password:
         raise UnsafeURLError("must not carry a user name or password")
     relaxed = settings.environment in ("development", "test")
-    addresses = resolver(host)
+    addresses = list(resolver(host))
     if parts.scheme == "http" and not (relaxed and all(map(_loopback, addresses))):
         raise UnsafeURLError("must be https:// (http:// only to this machine, outside production)")
     if relaxed or host.lower() in {h.lower() for h in settings.webhook_allowed_hosts}:
-        return url
+        return addresses
     if not all(map(_public, addresses)):
         raise UnsafeURLError(
             f"'{host}' resolves to a private, loopback or link-local address; "
             "list it in WEBHOOK_ALLOWED_HOSTS to allow it"
         )
-    return url
+    return addresses
+
+
+@dataclass(frozen=True)
+class Pinned:
+    """A request to a checked address: the URL names the address, the Host header and
+    the TLS server name (which the certificate is checked against) keep the host's name."""
+
+    url: str
+    headers: dict[str, str]
+    extensions: dict[str, Any]
+
+
+def pinned(url: str, addresses: Sequence[str]) -> Pinned:
+    """`url` sent to the first of its checked `addresses`. A host that is an address
+    already is left as it is."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        ipaddress.ip_address(host)
+        return Pinned(url, {}, {})
+    except ValueError:
+        pass
+    address = addresses[0].split("%", 1)[0]
+    literal = f"[{address}]" if ":" in address else address
+    netloc = literal if parts.port is None else f"{literal}:{parts.port}"
+    return Pinned(
+        urlunsplit(parts._replace(netloc=netloc)),
+        {"Host": parts.netloc.rpartition("@")[2]},
+        {"sni_hostname": host} if parts.scheme == "https" else {},
+    )

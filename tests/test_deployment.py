@@ -45,6 +45,8 @@ INTERNAL_SETTINGS = {
     "API_WORKERS": "read by `evotrack run` only; compose scales with replicas",
     "WAKEUP_QUEUE": "the APIs and the workers must agree; compose runs them all",
     "NOTIFICATIONS_QUEUE": "the APIs and the workers must agree; compose runs them all",
+    "WEBHOOKS_QUEUE": "the APIs and the workers must agree; compose runs them all",
+    "WEBHOOK_WORKERS": "read by `evotrack run` only; compose scales with replicas",
 }
 # Passed with a value of compose's own instead of the default of shared/config.py.
 COMPOSE_DEFAULTS = {"ENVIRONMENT": "production"}
@@ -97,7 +99,7 @@ def test_every_long_running_service_has_a_health_check_and_is_restarted() -> Non
 
 def test_the_workers_health_check_asks_whether_the_worker_is_registered() -> None:
     workers = [s for s in services().values() if s.get("command", [])[:2] == ["evotrack", "worker"]]
-    assert len(workers) == 2, "the projections workers and the notifier"
+    assert len(workers) == 3, "the projections workers, the notifier and the webhook senders"
     for worker in workers:
         assert worker["healthcheck"]["test"] == ["CMD", "python", "-m", "worker.healthcheck"]
 
@@ -182,7 +184,13 @@ def test_the_values_compose_sets_itself() -> None:
         assert environment["SECRET_KEY"].startswith("${SECRET_KEY:?"), "required, no default"
         for name, value in COMPOSE_DEFAULTS.items():
             assert environment[name] == f"${{{name}:-{value}}}"
-        for name in ("API_WORKERS", "WAKEUP_QUEUE", "NOTIFICATIONS_QUEUE"):
+        for name in (
+            "API_WORKERS",
+            "WAKEUP_QUEUE",
+            "NOTIFICATIONS_QUEUE",
+            "WEBHOOKS_QUEUE",
+            "WEBHOOK_WORKERS",
+        ):
             assert name not in environment
 
 

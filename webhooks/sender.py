@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from command_api.modules.webhooks.models import Webhook, WebhookDelivery
 from shared.config import Settings
-from shared.outbound import Resolver, UnsafeURLError, check_url, resolve
+from shared.outbound import Resolver, UnsafeURLError, checked_addresses, pinned, resolve
 from shared.webhooks import DeliveryStatus, delivery_changes, signature
 from webhooks.service import disable
 
@@ -192,8 +192,15 @@ class Sender:
             "EvoTrack-Signature": signature(webhook.signing_secrets(now), timestamp, body),
         }
         try:
-            check_url(webhook.url, self.settings, self.resolver)
-            response = self.client.post(webhook.url, content=body, headers=headers)
+            target = pinned(
+                webhook.url, checked_addresses(webhook.url, self.settings, self.resolver)
+            )
+            response = self.client.post(
+                target.url,
+                content=body,
+                headers={**headers, **target.headers},
+                extensions=target.extensions,
+            )
         except UnsafeURLError as exc:
             return Outcome(False, error=f"not sent: the URL {exc}")
         except httpx.TimeoutException:

@@ -109,6 +109,16 @@ def upgrade() -> None:
     )
 
 
+    # The projection starts at the present: changes made before it existed announce nothing
+    # (no webhook existed to want them), and its lag shows from the start.
+    op.execute(
+        "INSERT INTO projection_checkpoints (name, tx, change_id)"
+        " VALUES ('webhooks', pg_snapshot_xmin(pg_current_snapshot()), 0)"
+        " ON CONFLICT (name) DO NOTHING"
+    )
+
+
 def downgrade() -> None:
+    op.execute("DELETE FROM projection_checkpoints WHERE name = 'webhooks'")
     op.drop_table("proj_webhook_deliveries")
     op.drop_table("webhook_deliveries")

@@ -47,8 +47,11 @@ class Receiver:
 @contextmanager
 def receiver(
     answer: Callable[[Received], tuple[int, dict[str, str]]] | None = None,
+    *,
+    port: int = 0,
 ) -> Iterator[Receiver]:
-    """A receiver on a free port of 127.0.0.1, for the duration of the block."""
+    """A receiver on a free port of 127.0.0.1 (or on `port`: one that comes back where
+    an earlier one was), for the duration of the block."""
     state: dict[str, Receiver] = {}
 
     class Handler(BaseHTTPRequestHandler):
@@ -71,7 +74,7 @@ def receiver(
         def log_message(self, *_: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
     rec = Receiver(url=f"http://127.0.0.1:{server.server_address[1]}/hook")
     if answer is not None:

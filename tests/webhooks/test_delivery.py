@@ -12,10 +12,11 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import sessionmaker
 
 from shared.config import get_settings
+from shared.outbound import pinned
 from shared.webhooks import verify_signature
 from tests.conftest import BackgroundProjector, LiveServer
 from tests.factories import make_org
@@ -140,3 +141,51 @@ def test_metrics_and_the_system_status_count_pending_retrying_and_failed_deliver
     counts = system.json()["webhook_deliveries"]
     assert counts["pending"] >= 2
     assert counts["retrying"] >= 1
+
+
+def test_the_sender_connects_to_the_address_it_checked_not_to_the_name_again(
+    db: Engine, writer: Writer, reader: Reader
+) -> None:
+    """DNS rebinding: a name checked on one address must not be looked up again when the
+    request goes out. `hooks.test` resolves nowhere but through the injected resolver."""
+    org = make_org(db)
+    looked_up: list[str] = []
+
+    def resolver(host: str) -> list[str]:
+        looked_up.append(host)
+        return ["127.0.0.1"]
+
+    with receiver() as hook:
+        body = {"url": hook.url, "events": ["tag.created"]}
+        created = writer.send("POST", org.path("/webhooks"), org.owner, body)
+        named = hook.url.replace("127.0.0.1", "hooks.test")
+        with db.begin() as conn:
+            conn.execute(
+                text("UPDATE webhooks SET url = :url WHERE id = :id"),
+                {"url": named, "id": created["id"]},
+            )
+        writer.send("POST", org.path("/tags"), org.owner, {"name": "pinned"})
+        reader.data(org.path(f"/webhooks/{created['id']}/deliveries"), org.owner)
+        sender = Sender(get_settings(), db, sessionmaker(bind=db), resolver=resolver)
+        try:
+            assert sender.deliver_due(uuid.UUID(created["id"])).delivered == 1
+        finally:
+            sender.client.close()
+        (got,) = hook.wait_for(1)
+    assert looked_up == ["hooks.test"]
+    assert got.headers["host"] == named.split("/")[2]
+
+
+def test_a_pinned_request_keeps_the_name_for_the_host_header_and_tls() -> None:
+    https = pinned("https://hooks.example.com/in?x=1", ["93.184.216.34"])
+    assert https.url == "https://93.184.216.34/in?x=1"
+    assert https.headers == {"Host": "hooks.example.com"}
+    assert https.extensions == {"sni_hostname": "hooks.example.com"}
+    six = pinned("http://hooks.example.com:8080/in", ["2606:2800:220:1::1"])
+    assert (six.url, six.headers, six.extensions) == (
+        "http://[2606:2800:220:1::1]:8080/in",
+        {"Host": "hooks.example.com:8080"},
+        {},
+    )
+    literal = pinned("https://93.184.216.34/in", ["10.0.0.1"])
+    assert (literal.url, literal.headers) == ("https://93.184.216.34/in", {})
