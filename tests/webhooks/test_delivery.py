@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import sessionmaker
 
+from projections.rebuild import rebuild, verify
 from shared.config import get_settings
 from shared.outbound import pinned
 from shared.webhooks import verify_signature
@@ -189,3 +190,34 @@ def test_a_pinned_request_keeps_the_name_for_the_host_header_and_tls() -> None:
     )
     literal = pinned("https://93.184.216.34/in", ["10.0.0.1"])
     assert (literal.url, literal.headers) == ("https://93.184.216.34/in", {})
+
+
+def test_a_rebuild_of_the_webhooks_projection_restores_the_log_and_sends_nothing_again(
+    db: Engine, writer: Writer, reader: Reader, sender: Sender
+) -> None:
+    org = make_org(db)
+    with receiver() as hook:
+        body = {"url": hook.url, "events": ["tag.*"]}
+        created = writer.send("POST", org.path("/webhooks"), org.owner, body)
+        deliveries = org.path(f"/webhooks/{created['id']}/deliveries")
+        for name in ("one", "two", "three"):
+            writer.send("POST", org.path("/tags"), org.owner, {"name": name})
+        reader.data(deliveries, org.owner)
+        assert sender.deliver_due(uuid.UUID(created["id"])).delivered == 3
+        before = eventually(
+            lambda: reader.data(deliveries, org.owner),
+            lambda log: [d["status"] for d in log] == ["delivered"] * 3,
+            "the delivered log",
+        )
+        sessions = sessionmaker(bind=db)
+        rebuild(sessions, "webhooks")
+        assert verify(sessions, "webhooks", org_ids=[org.id]).diffs == []
+        assert reader.data(deliveries, org.owner) == before
+        with db.connect() as conn:
+            made = conn.execute(
+                text("SELECT count(*) FROM webhook_deliveries WHERE webhook_id = :id"),
+                {"id": created["id"]},
+            ).scalar_one()
+        assert made == 3
+        assert sender.deliver_due(uuid.UUID(created["id"])).sent == 0
+        assert len(hook.received) == 3
