@@ -3,8 +3,8 @@ markdown table and write it with the machine's description to bench/results/late
 
 B1 writes, B2 bulk writes, B3 write-to-read lag, B4 reports, B5 pagination (these run the
 APIs and the worker as processes of their own, as `evotrack run` does), B6 rebuild, B7
-worker overhead, B8 delta sync catch-up; in that order. What B1–B3 write is deleted again
-afterwards.
+worker overhead, B8 delta sync catch-up, B9 webhook fan-out; in that order. What B1–B3 and
+B9 write is deleted again afterwards.
 
 Uses DATABASE_URL / REDIS_URL when set (the data go to a database `evotrack_bench` on
 that server), else embedded servers in .evotrack/bench/.
@@ -30,6 +30,7 @@ from bench import (
     b6_rebuild,
     b7_worker,
     b8_sync,
+    b9_webhooks,
 )
 from bench.context import PROFILES, Benchmark, Context
 from bench.generate import Options, generate, plain_url
@@ -53,6 +54,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "B6": b6_rebuild.run,
     "B7": b7_worker.run,
     "B8": b8_sync.run,
+    "B9": b9_webhooks.run,
 }
 
 

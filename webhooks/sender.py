@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -45,6 +45,9 @@ BACKOFF = tuple(
 )
 GIVE_UP_AFTER = timedelta(days=3)
 USER_AGENT = "EvoTrack-Webhooks/1"
+# Pending deliveries read at a time; the webhook is read again with each chunk, so a
+# webhook disabled meanwhile gets at most the rest of one chunk.
+LINE_CHUNK = 50
 
 SessionFactory = Callable[[], Session]
 
@@ -129,25 +132,43 @@ class Sender:
                 report.locked_elsewhere = True
                 return report
             try:
-                started = time.monotonic()
-                while True:
-                    head = self._due_head(webhook_id)
-                    if head is None:
-                        return report
-                    spent = time.monotonic() - started
-                    if report.sent >= max_deliveries or spent > max_seconds or should_stop():
-                        report.more_due = True
-                        return report
-                    webhook, delivery = head
-                    outcome = self._attempt(webhook, delivery)
-                    self._record(webhook, delivery, outcome)
-                    report.sent += 1
-                    report.delivered += outcome.delivered
+                return self._send_line(webhook_id, report, max_deliveries, max_seconds, should_stop)
             finally:
                 lock.execute(_UNLOCK, key)
 
-    def _due_head(self, webhook_id: uuid.UUID) -> tuple[Webhook, Any] | None:
-        """The webhook and its oldest pending delivery, if that one is due now."""
+    def _send_line(
+        self,
+        webhook_id: uuid.UUID,
+        report: SendReport,
+        max_deliveries: int,
+        max_seconds: float,
+        should_stop: Callable[[], bool],
+    ) -> SendReport:
+        """Under the webhook's lock: its pending deliveries in order, read LINE_CHUNK at a
+        time, until one is not due, one fails (the rest wait for it), or the slice ends."""
+        started = time.monotonic()
+        while True:
+            line = self._line(webhook_id)
+            if line is None:
+                return report
+            webhook, deliveries = line
+            for delivery in deliveries:
+                if delivery.next_attempt_at > self.clock():
+                    return report
+                spent = time.monotonic() - started
+                if report.sent >= max_deliveries or spent > max_seconds or should_stop():
+                    report.more_due = True
+                    return report
+                outcome = self._attempt(webhook, delivery)
+                self._record(webhook, delivery, outcome)
+                report.sent += 1
+                report.delivered += outcome.delivered
+                if not outcome.delivered:
+                    return report  # the head waits out its backoff, and the rest behind it
+
+    def _line(self, webhook_id: uuid.UUID) -> tuple[Webhook, Sequence[Any]] | None:
+        """The webhook, if it is enabled, and the first LINE_CHUNK of its pending deliveries
+        in order; None when there is nothing to send."""
         with self.sessions() as session:
             webhook = session.execute(
                 select(Webhook).where(
@@ -156,7 +177,7 @@ class Sender:
             ).scalar_one_or_none()
             if webhook is None:
                 return None
-            delivery = session.execute(
+            deliveries = session.execute(
                 select(
                     WebhookDelivery.id,
                     WebhookDelivery.org_id,
@@ -172,12 +193,10 @@ class Sender:
                     WebhookDelivery.status == DeliveryStatus.PENDING,
                 )
                 .order_by(WebhookDelivery.seq)
-                .limit(1)
-            ).one_or_none()
+                .limit(LINE_CHUNK)
+            ).all()
             session.expunge(webhook)
-        if delivery is None or delivery.next_attempt_at > self.clock():
-            return None
-        return webhook, delivery
+        return (webhook, deliveries) if deliveries else None
 
     def _attempt(self, webhook: Webhook, delivery: Row[Any]) -> Outcome:
         now = self.clock()

@@ -25,6 +25,9 @@ from shared.notifications import NotificationDraft, NotificationKind
 from shared.webhooks import DeliveryStatus, EventDraft, ring_after_commit, wanted
 
 WEBHOOK_ENTITY = "webhook"
+# Rows per INSERT: a statement carries at most 65,535 parameters (PostgreSQL's protocol),
+# and a batch of changes times the webhooks wanting them may make far more rows.
+INSERT_CHUNK = 2000
 
 
 def _subscribers(session: Session, org_ids: set[uuid.UUID]) -> list[Row[Any]]:
@@ -65,12 +68,16 @@ def create_deliveries(session: Session, events: Sequence[EventDraft]) -> list[uu
     ]
     if not rows:
         return []
-    made = session.execute(
-        insert(WebhookDelivery)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["webhook_id", "event_id"])
-        .returning(WebhookDelivery.id, WebhookDelivery.org_id, WebhookDelivery.webhook_id)
-    ).all()
+    made = [
+        row
+        for start in range(0, len(rows), INSERT_CHUNK)
+        for row in session.execute(
+            insert(WebhookDelivery)
+            .values(rows[start : start + INSERT_CHUNK])
+            .on_conflict_do_nothing(index_elements=["webhook_id", "event_id"])
+            .returning(WebhookDelivery.id, WebhookDelivery.org_id, WebhookDelivery.webhook_id)
+        )
+    ]
     ring_after_commit(session, (row.webhook_id for row in made))
     return [row.id for row in made]
 

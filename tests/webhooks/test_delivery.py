@@ -8,22 +8,24 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx
 import pytest
 from sqlalchemy import Engine, text
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from projections.rebuild import rebuild, verify
 from shared.config import get_settings
 from shared.outbound import pinned
-from shared.webhooks import verify_signature
+from shared.webhooks import EventDraft, verify_signature
 from tests.conftest import BackgroundProjector, LiveServer
 from tests.factories import make_org
 from tests.query_api.catalog.helpers import Reader, Writer
 from tests.webhooks.receiver import receiver
 from webhooks.sender import Sender
+from webhooks.service import create_deliveries
 
 T = TypeVar("T")
 
@@ -221,3 +223,25 @@ def test_a_rebuild_of_the_webhooks_projection_restores_the_log_and_sends_nothing
         assert made == 3
         assert sender.deliver_due(uuid.UUID(created["id"])).sent == 0
         assert len(hook.received) == 3
+
+
+def test_a_batch_of_more_deliveries_than_one_statement_carries_is_made_whole(
+    db: Engine, writer: Writer
+) -> None:
+    """9,000 deliveries of 8 values each pass PostgreSQL's 65,535 parameters of a statement:
+    a bulk import seen by a few webhooks. They are made in chunks, all of them, once."""
+    org = make_org(db)
+    for n in range(3):
+        body = {"url": f"http://127.0.0.1:9/{n}", "events": ["tag.*"]}
+        writer.send("POST", org.path("/webhooks"), org.owner, body)
+    now = datetime.now(UTC)
+    events = [
+        EventDraft(
+            id=uuid.uuid4(), org_id=org.id, type="tag.created", created_at=now, data={"n": n}
+        )
+        for n in range(3000)
+    ]
+    with Session(db) as session, session.begin():
+        assert len(create_deliveries(session, events)) == 9000
+        assert create_deliveries(session, events) == []  # made once
+        session.rollback()
