@@ -264,6 +264,15 @@ def is_transient(exc: BaseException) -> bool:
     )
 
 
+def _refused_by_the_driver(exc: BaseException) -> bool:
+    """An OperationalError the server never sent, on a connection still good: the driver
+    refused the statement itself (more than 65,535 parameters, say). It is about these
+    changes, so the batch is bisected like any poison, not retried for ever."""
+    if not isinstance(exc, OperationalError) or exc.connection_invalidated:
+        return False
+    return getattr(exc.orig, "sqlstate", None) is None
+
+
 def apply_isolating_poison(
     session: Session, projection: Projection, changes: Sequence[ChangeRow]
 ) -> list[tuple[ChangeRow, BaseException]]:
@@ -274,7 +283,7 @@ def apply_isolating_poison(
             projection.apply(session, changes)
         return []
     except Exception as exc:
-        if is_transient(exc):
+        if is_transient(exc) and not _refused_by_the_driver(exc):
             raise
         if len(changes) == 1:
             return [(changes[0], exc)]

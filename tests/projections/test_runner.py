@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable, Sequence
 
 import pytest
-from sqlalchemy import Engine, Executable, Table, text
+from sqlalchemy import ColumnClause, Engine, Executable, Table, literal_column, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from projections.projection import ChangeRow, Projection, Tables
@@ -363,3 +363,40 @@ def test_a_projection_that_follows_others_never_overtakes_them(
         )
     advance_until(sessions, leader, lambda: applied_labels(db, leader) == ["first", "second"])
     advance_until(sessions, follower, lambda: applied_labels(db, follower) == ["first", "second"])
+
+
+class DriverRefusedProjection(RecordingProjection):
+    """Its poison is a statement the driver refuses before the server sees it."""
+
+    def apply(self, session: Session, changes: Sequence[ChangeRow]) -> None:
+        for change in changes:
+            if change.entity == self.entity and change.payload.get("label") in self.poison:
+                one: ColumnClause[int] = literal_column("1")
+                session.execute(select(one).where(one.in_(list(range(70_000)))))
+        super().apply(session, [c for c in changes if c.payload.get("label") not in self.poison])
+
+
+def test_a_statement_the_driver_refuses_is_a_poison_not_a_transient_error(
+    db: Engine, sessions: sessionmaker[Session]
+) -> None:
+    """More than 65,535 parameters: psycopg raises an OperationalError, which is not the
+    database going away. Retried as transient, the batch would stall the projection for
+    ever; it is bisected and the one change set aside."""
+    projector = named(DriverRefusedProjection, "test-driver-refused")(
+        "driver-refused", poison={"huge"}
+    )
+    with db.begin() as conn:
+        for label in ("before", "huge", "after"):
+            write_change(conn, "driver-refused", label)
+    advance_until(sessions, projector, lambda: applied_labels(db, projector) == ["before", "after"])
+    with db.connect() as conn:
+        errors = (
+            conn.execute(
+                text("SELECT error FROM projection_dead_letters WHERE projection = :p"),
+                {"p": projector.name},
+            )
+            .scalars()
+            .all()
+        )
+    assert len(errors) == 1
+    assert "OperationalError" in errors[0]
