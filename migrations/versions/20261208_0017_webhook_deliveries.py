@@ -108,7 +108,6 @@ def upgrade() -> None:
         postgresql_where=sa.text("status <> 'delivered'"),
     )
 
-
     # The projection starts at the present: changes made before it existed announce nothing
     # (no webhook existed to want them), and its lag shows from the start.
     op.execute(
