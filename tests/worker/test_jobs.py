@@ -29,7 +29,13 @@ class CountingProjection(BareProjection):
 
 class UnreachableProjection(CountingProjection):
     def apply(self, session: Session, changes: Sequence[ChangeRow]) -> None:
-        raise OperationalError("SELECT 1", {}, ConnectionError("the read model is unreachable"))
+        # As SQLAlchemy reports a lost connection: invalidated (psycopg marks it broken).
+        raise OperationalError(
+            "SELECT 1",
+            {},
+            ConnectionError("the read model is unreachable"),
+            connection_invalidated=True,
+        )
 
 
 def counting(kind: type[CountingProjection] = CountingProjection) -> CountingProjection:
