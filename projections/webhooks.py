@@ -23,7 +23,7 @@ from sqlalchemy import Executable, Row, Table, delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from command_api.modules.webhooks.models import WebhookDelivery
+from command_api.modules.webhooks.models import Webhook, WebhookDelivery
 from projections.models import (
     proj_clients,
     proj_entries,
@@ -113,6 +113,7 @@ class _Kind:
     key: str  # the column the entity is found by
     shape: Callable[[Row[Any], datetime], dict[str, Any]]
     actions: dict[str, str]  # change op -> action
+    id_field: str = "id"  # what names the entity in the data of an event it is gone from
 
     def key_of(self, change: ChangeRow) -> Any:
         return change.entity_id
@@ -157,6 +158,7 @@ KINDS: dict[str, _Kind] = {
         "user_id",
         _member,
         _MEMBER_ACTIONS,
+        id_field="user_id",
     ),
 }
 
@@ -198,10 +200,26 @@ def _rows(session: Session, kind: _Kind, changes: Iterable[ChangeRow]) -> dict[A
     return {(row.org_id, getattr(row, kind.key)): row for row in found}
 
 
+def _subscribed_orgs(session: Session, org_ids: set[Any]) -> set[uuid.UUID]:
+    """The organizations among these with an enabled webhook: only their events are read."""
+    if not org_ids:
+        return set()
+    rows = session.execute(
+        select(Webhook.org_id)
+        .distinct()
+        .where(among(Webhook.org_id, ORGS), Webhook.enabled, Webhook.deleted_at.is_(None)),
+        {"orgs": [_uuid(org_id) for org_id in org_ids]},
+    )
+    return set(rows.scalars())
+
+
 def events_of(session: Session, changes: Sequence[ChangeRow]) -> list[EventDraft]:
-    """The events of a batch of changes, in change order."""
+    """The events of a batch of changes, in change order, for the organizations that have
+    a webhook (most batches of most deployments read nothing more than that)."""
     typed = [(change, _types(change)) for change in changes]
     typed = [(change, types) for change, types in typed if types]
+    subscribed = _subscribed_orgs(session, {change.org_id for change, _ in typed})
+    typed = [(change, types) for change, types in typed if _uuid(change.org_id) in subscribed]
     rows: dict[str, dict[Any, Row[Any]]] = {}
     for entity in {change.entity for change, _ in typed}:
         rows[entity] = _rows(session, KINDS[entity], (c for c, _ in typed if c.entity == entity))
@@ -211,9 +229,10 @@ def events_of(session: Session, changes: Sequence[ChangeRow]) -> list[EventDraft
         key = _uuid(kind.key_of(change))
         org_id = uuid.UUID(str(change.org_id))
         row = rows[change.entity].get((org_id, key))
-        id_field = "user_id" if kind.event == "member" else "id"
-        gone = change.op == ChangeOp.DELETED or row is None
-        data = {id_field: key} if gone or row is None else kind.shape(row, change.created_at)
+        if row is None or change.op == ChangeOp.DELETED:
+            data: dict[str, Any] = {kind.id_field: key}
+        else:
+            data = kind.shape(row, change.created_at)
         for type_ in types:
             events.append(
                 EventDraft(
