@@ -3,8 +3,9 @@ projection), and disabling a webhook whose deliveries kept failing (for the send
 webhooks/sender.py). A ping and a redelivery are commands (command_api/modules/webhooks).
 
 A delivery is made once per (webhook, event): one INSERT … ON CONFLICT DO NOTHING on that
-unique key, so a change applied twice makes no second delivery. Every change of a
-delivery's state appends a change row, from which the delivery log's projection follows.
+unique key, so a change applied twice makes no second delivery. The projection puts the
+deliveries made here in the delivery log itself; every later change of a delivery's state
+(an attempt, a redelivery) appends a change row, from which the log follows.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def create_deliveries(session: Session, events: Sequence[EventDraft]) -> list[uu
     if not events:
         return []
     subscribers = _subscribers(session, {e.org_id for e in events})
+    bodies = {e.id: e.body() for e in events}
     rows = [
         {
             "id": uuid.uuid4(),
@@ -55,7 +57,7 @@ def create_deliveries(session: Session, events: Sequence[EventDraft]) -> list[uu
             "webhook_id": hook.id,
             "event_id": e.id,
             "event_type": e.type,
-            "body": e.body(),
+            "body": bodies[e.id],
             "status": DeliveryStatus.PENDING,
             "attempts": 0,
             "next_attempt_at": func.now(),
