@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     # back projections or notifications (`evotrack run` starts WEBHOOK_WORKERS of them).
     webhooks_queue: str = "webhooks"
     webhook_workers: int = Field(default=2, ge=1, le=64)
+    # How long a delivered or failed webhook delivery stays in the log (and its body).
+    webhook_log_retention_days: int = Field(default=30, ge=1)
     change_log_retention_days: int = Field(default=7, ge=0)
     # How long delta sync keeps a tombstone: a client offline longer starts over (`reset`).
     sync_retention_days: int = Field(default=30, ge=0)

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, and_, delete, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -23,7 +24,13 @@ from command_api.modules.webhooks.models import Webhook, WebhookDelivery
 from notifications.service import create_notifications
 from shared.changes import ChangeOp, ChangeRecord, record_changes
 from shared.notifications import NotificationDraft, NotificationKind
-from shared.webhooks import DeliveryStatus, EventDraft, ring_after_commit, wanted
+from shared.webhooks import (
+    DeliveryStatus,
+    EventDraft,
+    delivery_changes,
+    ring_after_commit,
+    wanted,
+)
 
 WEBHOOK_ENTITY = "webhook"
 # Rows per INSERT: a statement carries at most 65,535 parameters (PostgreSQL's protocol),
@@ -130,3 +137,28 @@ def disable(session: Session, webhook_id: uuid.UUID, reason: str) -> None:
             for user_id in admins
         ],
     )
+
+
+PRUNE_BATCH = 5000
+
+
+def prune_deliveries(session: Session, before: datetime, batch_size: int = PRUNE_BATCH) -> int:
+    """Delete one batch of deliveries done before `before` (delivered or given up by then,
+    or made by then for a webhook since deleted), with the change rows that take them out
+    of the log; return how many went."""
+    deleted_hook = select(Webhook.id).where(Webhook.deleted_at.is_not(None))
+    done = or_(
+        and_(
+            WebhookDelivery.status != DeliveryStatus.PENDING,
+            func.coalesce(WebhookDelivery.delivered_at, WebhookDelivery.created_at) < before,
+        ),
+        and_(WebhookDelivery.webhook_id.in_(deleted_hook), WebhookDelivery.created_at < before),
+    )
+    batch = select(WebhookDelivery.id).where(done).limit(batch_size)
+    gone = session.execute(
+        delete(WebhookDelivery)
+        .where(WebhookDelivery.id.in_(batch.scalar_subquery()))
+        .returning(WebhookDelivery.id, WebhookDelivery.org_id)
+    ).all()
+    delivery_changes(session, gone)
+    return len(gone)

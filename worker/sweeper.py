@@ -13,7 +13,7 @@ on the next tick. Lost jobs, Redis outages and killed
 workers therefore delay a projection by at most about one interval; when the sweeper and
 a job advance at once, the projection's lock lets one of them through and the other
 skips it. Every few minutes it also prunes the change log behind every checkpoint past
-the retention, and expired idempotency keys.
+the retention, expired idempotency keys, old sync tombstones and old webhook deliveries.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from projections.sync import TOMBSTONE_BATCH, prune_tombstones
 from shared.config import Settings
 from shared.db import write_sessionmaker
 from shared.redis_client import ring_doorbell
+from webhooks.service import PRUNE_BATCH, prune_deliveries
 from worker.jobs import advance_with_retries, registered_projections
 
 log = logging.getLogger("evotrack.sweeper")
@@ -110,6 +111,9 @@ class Sweeper:
         tombstones = self.prune_sync_tombstones()
         if tombstones:
             log.info("pruned %d sync tombstones", tombstones)
+        deliveries = self.prune_webhook_deliveries()
+        if deliveries:
+            log.info("pruned %d webhook deliveries", deliveries)
         return pruned
 
     def prune_sync_tombstones(self) -> int:
@@ -121,5 +125,17 @@ class Sweeper:
                 deleted = prune_tombstones(session, before)
             pruned += deleted
             if deleted < TOMBSTONE_BATCH:
+                break
+        return pruned
+
+    def prune_webhook_deliveries(self) -> int:
+        """Webhook deliveries done more than WEBHOOK_LOG_RETENTION_DAYS ago, in batches."""
+        before = datetime.now(UTC) - timedelta(days=self.settings.webhook_log_retention_days)
+        pruned = 0
+        while not self.stop.is_set():
+            with write_sessionmaker()() as session, session.begin():
+                deleted = prune_deliveries(session, before)
+            pruned += deleted
+            if deleted < PRUNE_BATCH:
                 break
         return pruned

@@ -8,14 +8,20 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from rq import Queue
 from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session, sessionmaker
 
 from evotrack.embedded import EmbeddedRedis
+from projections.registry import PROJECTIONS
+from projections.runner import advance
+from projections.webhooks import refresh_log
 from shared.config import get_settings
 from shared.redis_client import redis_client
+from tests.factories import make_org
 from tests.worker.test_jobs import counting, use_registry, write_change
 from worker.sweeper import Sweeper
 
@@ -124,3 +130,76 @@ def test_the_sweeper_prunes_sync_tombstones_past_the_retention(db: Engine) -> No
         conn.execute(text("DELETE FROM proj_sync_feed WHERE org_id = :org"), {"org": org_id})
         conn.execute(text("DELETE FROM proj_sync_horizons WHERE org_id = :org"), {"org": org_id})
         conn.commit()
+
+
+def test_the_sweeper_prunes_webhook_deliveries_past_the_retention(db: Engine) -> None:
+    """Delivered and failed deliveries older than WEBHOOK_LOG_RETENTION_DAYS go, from the
+    deliveries and (through their change rows) from the log; pending ones and young ones
+    stay, unless their webhook was deleted."""
+    org = make_org(db)
+    live, deleted = uuid.uuid4(), uuid.uuid4()
+    deliveries = {  # name: (webhook, status, age in days)
+        "old delivered": (live, "delivered", 40),
+        "old failed": (live, "failed", 40),
+        "young delivered": (live, "delivered", 2),
+        "old pending": (live, "pending", 40),
+        "old, of a deleted webhook": (deleted, "pending", 40),
+    }
+    ids = {name: uuid.uuid4() for name in deliveries}
+    with db.begin() as conn:
+        for webhook_id, gone in ((live, None), (deleted, datetime.now(UTC))):
+            conn.execute(
+                text(
+                    "INSERT INTO webhooks (id, org_id, url, events, description, secret,"
+                    " enabled, created_by, deleted_at)"
+                    " VALUES (:id, :org, 'https://example.com/h', '{*}', '', 'whsec_x', true,"
+                    " :owner, :gone)"
+                ),
+                {"id": webhook_id, "org": org.id, "owner": org.owner.id, "gone": gone},
+            )
+        for name, (webhook_id, status, days) in deliveries.items():
+            conn.execute(
+                text(
+                    "INSERT INTO webhook_deliveries (id, org_id, webhook_id, event_id,"
+                    " event_type, body, status, attempts, delivered_at, created_at)"
+                    " VALUES (:id, :org, :hook, :event, 'tag.created', '{}', :status, 1,"
+                    " :delivered_at, now() - make_interval(days => :days))"
+                ),
+                {
+                    "id": ids[name],
+                    "org": org.id,
+                    "hook": webhook_id,
+                    "event": uuid.uuid4(),
+                    "status": status,
+                    "days": days,
+                    "delivered_at": (
+                        datetime.now(UTC) - timedelta(days=days) if status == "delivered" else None
+                    ),
+                },
+            )
+    with Session(db) as session, session.begin():
+        refresh_log(session, ids.values())  # as the projection had them
+    assert get_settings().webhook_log_retention_days == 30
+    assert _sweeper().prune_webhook_deliveries() >= 3
+    kept = {"young delivered", "old pending"}
+
+    def logged() -> set[uuid.UUID]:
+        with db.connect() as conn:
+            return set(
+                conn.execute(
+                    text("SELECT id FROM proj_webhook_deliveries WHERE org_id = :org"),
+                    {"org": org.id},
+                ).scalars()
+            )
+
+    with db.connect() as conn:
+        left = conn.execute(
+            text("SELECT id FROM webhook_deliveries WHERE org_id = :org"), {"org": org.id}
+        ).scalars()
+        assert set(left) == {ids[name] for name in kept}
+    sessions = sessionmaker(bind=db)
+    _repeat_until(  # the webhooks projection follows catalog and entries
+        lambda: logged() == {ids[name] for name in kept},
+        lambda: [advance(sessions, projection) for projection in PROJECTIONS],
+    )
+    assert logged() == {ids[name] for name in kept}
