@@ -1,5 +1,5 @@
 """Time entries and the detailed report: filtered, visible-only, paged by number or by cursor,
-and exported as CSV or XLSX."""
+and exported as CSV, XLSX or PDF."""
 
 from __future__ import annotations
 
@@ -9,16 +9,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
-from query_api.dependencies import ENTRIES, ReadSessionDep, consistent_with
+from query_api.dependencies import ENTRIES, OrgReader, OrgReaderDep, ReadSessionDep, consistent_with
 from query_api.exports import (
     EXPORT_RESPONSES,
-    MAX_EXPORT_ROWS,
     ExportFormat,
     ExportFormatParam,
     check_export_size,
+    export_cap,
     export_response,
+    pdf_response,
 )
 from query_api.modules.entries import queries
 from query_api.modules.entries.dependencies import (
@@ -35,6 +36,8 @@ from query_api.modules.entries.schemas import (
     DetailedReportResponse,
     TimeEntryRead,
 )
+from query_api.pdf_headings import detailed_heading
+from query_api.reports_pdf import render_detailed_pdf
 from query_api.schemas import ReportTotalsRead
 from shared.db import ReadSession
 from shared.pagination import PageDep, PageParams, PaginationMeta
@@ -149,12 +152,25 @@ def _export_rows(
 def _export(
     session: ReadSession, query: EntryQuery, listing: Listing, export_format: ExportFormat
 ) -> StreamingResponse:
-    check_export_size(queries.count_entries(session, query, at_most=MAX_EXPORT_ROWS))
+    count = queries.count_entries(session, query, at_most=export_cap(export_format))
+    check_export_size(count, export_format)
     rows = _export_rows(session, query, listing, datetime.now(UTC))
     f = query.filters
     return export_response(
         export_format, EXPORT_COLUMNS, rows, f"detailed-report_{f.date_from}_{f.date_to}"
     )
+
+
+def _pdf(session: ReadSession, org: OrgReader, query: EntryQuery, listing: Listing) -> Response:
+    count = queries.count_entries(session, query, at_most=export_cap(ExportFormat.pdf))
+    check_export_size(count, ExportFormat.pdf)
+    heading = detailed_heading(session, org, query)
+    totals = asdict(queries.finished_totals(session, query))
+    entries = queries.stream_entries(session, query, listing.sort)
+    timezone = str(org.organization["timezone"])
+    content = render_detailed_pdf(heading, entries, totals, timezone=timezone, now=heading.made_at)
+    f = query.filters
+    return pdf_response(content, f"detailed-report_{f.date_from}_{f.date_to}.pdf")
 
 
 @router.get(
@@ -165,11 +181,12 @@ def _export(
 )
 def get_detailed_report(
     session: ReadSessionDep,
+    org: OrgReaderDep,
     query: ReportEntryQueryDep,
     listing: ListingDep,
     page: PageDep,
     export_format: ExportFormatParam = ExportFormat.json,
-) -> DetailedReportResponse | StreamingResponse:
+) -> DetailedReportResponse | Response:
     """The entries of a range (`from` and `to` required, local dates, inclusive) with the same
     filters, order and pagination as /time-entries, plus the totals of the whole filtered
     range (finished entries only).
@@ -177,7 +194,10 @@ def get_detailed_report(
     `format=csv` or `format=xlsx` answers every matching entry (no pagination) as an
     attachment with the columns date, start_at, end_at, user, project, client, task, tags,
     description, duration_seconds, billable, amount; past 100,000 rows it is a 422 naming
-    `format` (narrow the range)."""
+    `format` (narrow the range). `format=pdf` answers them as a document (times in the
+    organization's time zone) ending with the totals; past 10,000 entries, the same 422."""
+    if export_format is ExportFormat.pdf:
+        return _pdf(session, org, query, listing)
     if export_format is not ExportFormat.json:
         return _export(session, query, listing, export_format)
     totals = queries.finished_totals(session, query)

@@ -248,7 +248,7 @@ def test_a_member_sees_totals_of_their_own_entries(world: World) -> None:
         ({}, "from"),
         ({"from": "2026-11-30", "to": "2026-11-01"}, "from"),
         ({"from": "2020-01-01", "to": "2026-11-01"}, "to"),
-        ({"from": "2026-11-01", "to": "2026-11-30", "format": "pdf"}, "format"),
+        ({"from": "2026-11-01", "to": "2026-11-30", "format": "docx"}, "format"),
         ({"from": "2026-11-01", "to": "2026-11-30", "page_size": 0}, "page_size"),
         ({"from": "2026-11-01", "to": "2026-11-30", "page_size": 10_000}, "page_size"),
         ({"from": "2026-11-01", "to": "2026-11-30", "cursor": "nope"}, "cursor"),

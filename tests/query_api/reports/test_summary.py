@@ -284,7 +284,7 @@ def reader(
         ({"from": None}, "from"),
         ({"to": None}, "to"),
         ({"from": "2026-13-01"}, "from"),
-        ({"format": "pdf"}, "format"),
+        ({"format": "docx"}, "format"),
         ({"user_id": "not-a-uuid"}, "user_id"),
     ],
 )
