@@ -8,6 +8,7 @@ from command_api.modules.auth.router import router as auth_router
 from command_api.modules.notifications.router import router as notifications_router
 from command_api.modules.organizations.router import router as organizations_router
 from command_api.modules.projects.router import router as projects_router
+from command_api.modules.shared_reports.router import router as shared_reports_router
 from command_api.modules.time_entries.router import router as time_entries_router
 from command_api.modules.users.router import router as users_router
 from command_api.modules.webhooks.router import router as webhooks_router
@@ -35,6 +36,7 @@ DOCUMENTED_TAGS = (
     "time entries",
     "notifications",
     "webhooks",
+    "shared reports",
 )
 
 
@@ -70,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         (projects_router, "projects"),
         (notifications_router, "notifications"),
         (webhooks_router, "webhooks"),
+        (shared_reports_router, "shared reports"),
     ):
         app.include_router(router, prefix=API_PREFIX, tags=[tag])
     settle_heap()

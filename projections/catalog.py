@@ -1,5 +1,5 @@
 """The catalog projection: organizations, users, members and roles, the team tree with its
-closure table, team members, clients, projects, tasks, tags and webhooks.
+closure table, team members, clients, projects, tasks, tags, webhooks and shared reports.
 
 Catalog tables are small per organization, so a batch re-derives, for every organization
 it touched, each table of the kinds it touched: exact whatever the order or repetition.
@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from command_api.modules.auth.models import ApiToken
 from command_api.modules.organizations.models import Membership, Organization, Team, TeamMember
 from command_api.modules.projects.models import Client, Project, Tag, Task
+from command_api.modules.shared_reports.models import SharedReport
 from command_api.modules.users.models import User
 from command_api.modules.webhooks.models import Webhook
 from projections.models import (
@@ -39,6 +40,7 @@ from projections.models import (
     proj_members,
     proj_organizations,
     proj_projects,
+    proj_shared_reports,
     proj_tags,
     proj_tasks,
     proj_team_closure,
@@ -213,6 +215,22 @@ _WEBHOOKS = (
     .where(Webhook.deleted_at.is_(None))
 )
 
+_SHARED_REPORTS = (
+    select(
+        SharedReport.id,
+        SharedReport.org_id,
+        SharedReport.token_hash,
+        SharedReport.created_by,
+        SharedReport.name,
+        SharedReport.kind,
+        SharedReport.params,
+        SharedReport.expires_at,
+        SharedReport.created_at,
+    )
+    .join(Organization, _live_org(SharedReport.org_id))
+    .where(SharedReport.revoked_at.is_(None))
+)
+
 
 @dataclass(frozen=True)
 class _Source:
@@ -250,6 +268,9 @@ SOURCES: dict[Table, _Source] = {
     proj_tasks: _Source(_TASKS, among(Task.org_id, ORGS), _ORG_KINDS | {"project", "task"}),
     proj_tags: _Source(_TAGS, among(Tag.org_id, ORGS), _ORG_KINDS | {"tag"}),
     proj_webhooks: _Source(_WEBHOOKS, among(Webhook.org_id, ORGS), _ORG_KINDS | {"webhook"}),
+    proj_shared_reports: _Source(
+        _SHARED_REPORTS, among(SharedReport.org_id, ORGS), _ORG_KINDS | {"shared_report"}
+    ),
 }
 
 # Organization-wide tables: re-derived per organization a batch touched, in this order.

@@ -524,3 +524,20 @@ proj_webhook_deliveries = Table(
         postgresql_where=text("status <> 'delivered'"),
     ),
 )
+
+# Live links to reports (not revoked; expired ones too: the read checks expiry), found by
+# the SHA-256 of their token: never the token itself.
+proj_shared_reports = Table(
+    "proj_shared_reports",
+    Base.metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("org_id", Uuid, nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_by", Uuid, nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("params", JSONB, nullable=False),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_proj_shared_reports_org_id_created_by", "org_id", "created_by"),
+)

@@ -9,6 +9,7 @@ from query_api.modules.dashboard.router import router as dashboard_router
 from query_api.modules.entries.router import router as entries_router
 from query_api.modules.notifications.router import router as notifications_router
 from query_api.modules.reports.router import router as reports_router
+from query_api.modules.shared_reports.router import router as shared_reports_router
 from query_api.modules.sync.router import router as sync_router
 from query_api.modules.system.router import router as system_router
 from query_api.modules.webhooks.metrics import DeliveryCollector
@@ -42,6 +43,7 @@ DOCUMENTED_TAGS = (
     "notifications",
     "sync",
     "webhooks",
+    "shared reports",
 )
 
 
@@ -78,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         notifications_router,
         sync_router,
         webhooks_router,
+        shared_reports_router,
         system_router,
     ):
         app.include_router(router, prefix=API_PREFIX)

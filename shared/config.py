@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     auth_rate_limit_per_ip: int = Field(default=30, ge=1)
     auth_rate_limit_per_account: int = Field(default=10, ge=1)
     auth_rate_limit_window_seconds: int = Field(default=60, ge=1)
+    # Reads of shared reports (GET /public/reports/{token}) per client address and minute.
+    public_report_rate_limit_per_ip: int = Field(default=60, ge=1)
 
     idempotency_ttl_seconds: int = Field(default=24 * 3600, gt=0)
     max_request_body_bytes: int = Field(default=2 * 1024 * 1024, gt=0)

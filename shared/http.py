@@ -345,7 +345,9 @@ class RequestContextMiddleware:
                 "request",
                 extra={
                     "method": method,
-                    "path": scope.get("path"),
+                    # A path that carries a secret (a shared report's token) is logged as
+                    # its route's template.
+                    "path": path if SECRET_IN_PATH in path else scope.get("path"),
                     "status": status,
                     "ms": round(seconds * 1000, 2),
                 },
@@ -355,6 +357,7 @@ class RequestContextMiddleware:
 
 
 UNMATCHED_ROUTE = "<unmatched>"
+SECRET_IN_PATH = "{token}"
 
 
 def route_label(scope: Scope) -> str:

@@ -60,6 +60,8 @@ def test_operation_ids_read_well_in_a_generated_client(spec: dict[str, Any]) -> 
         "get_sync_changes",
         "list_webhooks",
         "list_webhook_deliveries",
+        "list_shared_reports",
+        "read_shared_report",
     }
 
 
@@ -144,7 +146,7 @@ def test_every_read_declares_the_consistency_token(spec: dict[str, Any]) -> None
 
 def test_pages_declare_their_bounds(spec: dict[str, Any]) -> None:
     paged = [op for _, op in reads(spec) if "page_size" in str(op.get("parameters"))]
-    assert len(paged) == 12
+    assert len(paged) == 14
     for operation in paged:
         page_size = parameter(operation, "page_size")["schema"]
         assert (page_size["minimum"], page_size["maximum"], page_size["default"]) == (1, 200, 50)
@@ -168,3 +170,18 @@ def test_the_system_state_declares_its_credentials_and_refusals(spec: dict[str, 
     operation = spec["paths"]["/api/v1/system/projections"]["get"]
     assert operation["security"]
     assert {"401", "403", "503"} <= set(operation["responses"])
+
+
+def test_a_shared_report_is_read_without_credentials_and_declares_its_refusals(
+    spec: dict[str, Any],
+) -> None:
+    operation = spec["paths"]["/api/v1/public/reports/{token}"]["get"]
+    assert "security" not in operation
+    assert {"404", "422", "429", "503"} <= set(operation["responses"])
+    assert "Retry-After" in operation["responses"]["429"]["headers"]
+    content = operation["responses"]["200"]["content"]
+    assert content["application/json"]["schema"] == {"$ref": f"{SCHEMAS}PublicReportResponse"}
+    assert content[XLSX_MEDIA_TYPE]["schema"] == {"type": "string", "format": "binary"}
+    listed = spec["paths"][f"{ORG}/shared-reports"]["get"]["responses"]["200"]
+    assert listed["content"]["application/json"]["schema"] == {"$ref": f"{SCHEMAS}SharedReportPage"}
+    assert "token" not in spec["components"]["schemas"]["SharedReport"]["properties"]
