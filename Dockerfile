@@ -18,6 +18,7 @@ COPY query_api query_api
 COPY projections projections
 COPY notifications notifications
 COPY webhooks webhooks
+COPY importers importers
 COPY worker worker
 COPY migrations migrations
 COPY evotrack evotrack

@@ -18,6 +18,7 @@ PACKAGES = (
     "projections",
     "notifications",
     "webhooks",
+    "importers",
     "worker",
     "shared",
     "evotrack",
@@ -150,6 +151,12 @@ def test_projections_and_the_services_never_import_the_processes() -> None:
     assert violations("projections", ("query_api", "worker", "evotrack")) == []
     assert violations("notifications", ("query_api", "projections", "worker", "evotrack")) == []
     assert violations("webhooks", ("query_api", "projections", "worker", "evotrack")) == []
+
+
+def test_the_importers_parsing_stands_alone() -> None:
+    """Reading an export's rows needs nothing of the product: it is tested on files alone."""
+    others = tuple(p for p in PACKAGES if p not in ("importers", "shared"))
+    assert violations("importers", others) == []
 
 
 def _names_models(module: str) -> bool:
