@@ -121,9 +121,12 @@ def test_the_apis_are_served_as_evotrack_run_serves_them() -> None:
     """The options of `evotrack run`'s uvicorn (no access log, the log config, ...), less
     --workers: compose runs one process a container and scales with replicas."""
     run_options = {a for a in api_argv("app", "host", 1, 1, Path("x.json")) if a[:2] == "--"}
+    # The query API's replicas also take the client's address from the proxy's header.
+    extra = {"command_api": set(), "query_api": {"--forwarded-allow-ips"}}
     for name in ("command_api", "query_api"):
         command = services()[name]["command"]
-        assert {a for a in command if a[:2] == "--"} == run_options - {"--workers"}, name
+        options = {a for a in command if a[:2] == "--"}
+        assert options == (run_options - {"--workers"}) | extra[name], name
         assert "/app/uvicorn-logging.json" in command, "written by the Dockerfile"
     assert any("uvicorn-logging.json" in i for i in dockerfile_instructions())
 
@@ -229,7 +232,7 @@ def test_haproxy_accepts_its_configuration() -> None:
 
 class Replica:
     """A stand-in for a query API replica on loopback: /health answers 200 or 503 as told,
-    every other path answers 200 with the replica's name."""
+    /forwarded-for the X-Forwarded-For it got, every other path 200 with its name."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -240,6 +243,8 @@ class Replica:
             def do_GET(self) -> None:
                 if self.path == "/health":
                     status, body = (200, b"ok") if replica.healthy else (503, b"down")
+                elif self.path == "/forwarded-for":
+                    status, body = 200, self.headers.get("X-Forwarded-For", "").encode()
                 else:
                     status, body = 200, replica.name.encode()
                 self.send_response(status)
@@ -333,6 +338,19 @@ def test_the_proxy_serves_only_the_replicas_whose_health_check_passes(
     replica_a.healthy = True
     wait_for("replica-a serves again", lambda: answered_by() == {"replica-a"})
     assert get(proxy_health)[0] == 200
+
+
+@pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed")
+def test_a_replica_learns_the_clients_address_and_never_a_forged_one(proxy_url: str) -> None:
+    """The replicas trust X-Forwarded-For (compose.yaml): the proxy must send the address it
+    saw, never one the client wrote, or a client picks its own rate-limit bucket."""
+    forged = urllib.request.Request(
+        f"{proxy_url}/forwarded-for", headers={"X-Forwarded-For": "203.0.113.9"}
+    )
+    wait_for("a replica serves", lambda: get(f"{proxy_url}/forwarded-for")[0] == 200)
+    with urllib.request.urlopen(forged, timeout=5) as response:
+        assert response.read().decode() == "127.0.0.1"
+    assert "--forwarded-allow-ips" in services()["query_api"]["command"]
 
 
 # --- the image ---------------------------------------------------------------------------
