@@ -19,8 +19,7 @@ from projections.models import proj_team_closure, proj_team_members
 from query_api.dependencies import OrgReader
 from shared.db import ReadSession
 from shared.errors import NotFoundError, ValidationFailedError
-
-MAX_RANGE_DAYS = 366 * 2
+from shared.reports import MAX_RANGE_DAYS
 
 
 def _invalid(field: str, message: str) -> ValidationFailedError:

@@ -25,6 +25,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, make_url
 
+from tests.query_api.catalog.helpers import Reader, Writer
 from tests.services import ROOT, postgres_server_url, redis_server_url
 
 if TYPE_CHECKING:
@@ -385,3 +386,15 @@ def api_with_own_redis(own_redis: EmbeddedRedis) -> Iterator[httpx.Client]:
         httpx.Client(base_url=f"{server.url}/api/v1", timeout=60) as client,
     ):
         yield client
+
+
+@pytest.fixture
+def writer(api: httpx.Client) -> Writer:
+    """Sends commands and keeps the consistency token of the last one."""
+    return Writer(api)
+
+
+@pytest.fixture
+def reader(qapi: httpx.Client, writer: Writer, projector_running: BackgroundProjector) -> Reader:
+    """Reads the query API, waiting for `writer`'s last command, while the projections run."""
+    return Reader(qapi, writer)

@@ -69,7 +69,6 @@ class Outcome:
 class SendReport:
     sent: int = 0
     delivered: int = 0
-    locked_elsewhere: bool = False
     more_due: bool = False  # the time slice ran out with deliveries still due
 
 
@@ -129,8 +128,7 @@ class Sender:
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as lock:
             key = {"key": _lock_key(webhook_id)}
             if not lock.execute(_TRY_LOCK, key).scalar():
-                report.locked_elsewhere = True
-                return report
+                return report  # another sender has this webhook's line
             try:
                 return self._send_line(webhook_id, report, max_deliveries, max_seconds, should_stop)
             finally:

@@ -12,9 +12,6 @@ import httpx
 import pytest
 from sqlalchemy import Engine, text
 
-from command_api.modules.shared_reports import schemas
-from query_api.filters import MAX_RANGE_DAYS
-from query_api.modules.reports.queries import DIMENSIONS
 from shared.security import hash_opaque_token
 from tests.factories import OrgHandle, UserHandle, add_member, change_rows, make_org
 
@@ -144,8 +141,3 @@ def test_the_creator_or_an_admin_revokes(api: httpx.Client, db: Engine) -> None:
     assert api.delete(path, headers=org.owner.headers).status_code == 204
     ops = [change["op"] for change in change_rows(db, uuid.UUID(by_admin["id"]))]
     assert ops == ["created", "deleted"]
-
-
-def test_the_dimensions_and_the_range_are_the_reports_own() -> None:
-    assert tuple(dimension.value for dimension in schemas.GroupByDimension) == DIMENSIONS
-    assert schemas.MAX_RANGE_DAYS == MAX_RANGE_DAYS

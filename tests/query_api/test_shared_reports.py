@@ -26,7 +26,6 @@ from query_api.exports import XLSX_MEDIA_TYPE
 from query_api.modules.shared_reports import dependencies
 from shared.config import get_settings
 from shared.redis_client import redis_client
-from tests.conftest import BackgroundProjector
 from tests.factories import OrgHandle, UserHandle, add_member, make_org
 from tests.query_api.catalog.helpers import Reader, Writer, entry
 
@@ -47,16 +46,6 @@ def _forget_public_reads() -> None:
     client = redis_client()
     for key in client.scan_iter("evotrack:ratelimit:public_report:*"):
         client.delete(key)
-
-
-@pytest.fixture
-def writer(api: httpx.Client) -> Writer:
-    return Writer(api)
-
-
-@pytest.fixture
-def reader(qapi: httpx.Client, writer: Writer, projector_running: BackgroundProjector) -> Reader:
-    return Reader(qapi, writer)
 
 
 @dataclass

@@ -19,7 +19,6 @@ from sqlalchemy.orm import sessionmaker
 
 from projections.rebuild import rebuild
 from projections.sync import prune_tombstones
-from tests.conftest import BackgroundProjector
 from tests.factories import OrgHandle, UserHandle, add_member, make_org
 from tests.projections.conftest import drain
 from tests.query_api.catalog.helpers import Reader, Writer
@@ -46,16 +45,6 @@ OPERATIONS = (
     "promote",
     "pull",
 )
-
-
-@pytest.fixture
-def writer(api: httpx.Client) -> Writer:
-    return Writer(api)
-
-
-@pytest.fixture
-def reader(qapi: httpx.Client, writer: Writer, projector_running: BackgroundProjector) -> Reader:
-    return Reader(qapi, writer)
 
 
 @dataclass

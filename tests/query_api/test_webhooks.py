@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-import httpx
-import pytest
 from sqlalchemy import Engine
 
-from tests.conftest import BackgroundProjector
 from tests.factories import add_member, make_org
 from tests.query_api.catalog.helpers import Reader, Writer
-
-
-@pytest.fixture
-def writer(api: httpx.Client) -> Writer:
-    return Writer(api)
-
-
-@pytest.fixture
-def reader(qapi: httpx.Client, writer: Writer, projector_running: BackgroundProjector) -> Reader:
-    return Reader(qapi, writer)
 
 
 def test_admins_list_webhooks_without_secrets(db: Engine, writer: Writer, reader: Reader) -> None:

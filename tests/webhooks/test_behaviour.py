@@ -26,7 +26,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared.config import Settings, get_settings
 from shared.consistency import current_consistency_xid, encode_consistency_token
 from shared.webhooks import verify_signature
-from tests.conftest import BackgroundProjector
 from tests.factories import OrgHandle, UserHandle, add_member, make_org, make_user
 from tests.query_api.catalog.helpers import Reader, Writer
 from tests.webhooks.receiver import Received, Receiver, receiver
@@ -43,16 +42,6 @@ GIVE_UP_AFTER = timedelta(days=3)
 
 def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=SCHEDULE_SECONDS[min(attempts, len(SCHEDULE_SECONDS)) - 1])
-
-
-@pytest.fixture
-def writer(api: httpx.Client) -> Writer:
-    return Writer(api)
-
-
-@pytest.fixture
-def reader(qapi: httpx.Client, writer: Writer, projector_running: BackgroundProjector) -> Reader:
-    return Reader(qapi, writer)
 
 
 @pytest.fixture

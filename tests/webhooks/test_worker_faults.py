@@ -9,10 +9,6 @@ makes the deliveries from the change log, as the projections worker would.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -24,56 +20,18 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine, Row, make_url, text
+from sqlalchemy import Engine, Row, text
 
 import shared.redis_client
 from evotrack.embedded import EmbeddedRedis
 from tests.conftest import BackgroundProjector
 from tests.factories import OrgHandle, make_org
-from tests.services import ROOT
 from tests.webhooks.receiver import Received, receiver
+from tests.worker_process import WorkerProcess
 
 WORKER_APP = "evotrack-test-webhooks-worker"
 # Bounds a held request only if a test fails before it releases it.
 HOLD_BOUND_SECONDS = 120.0
-
-
-class WebhooksWorker:
-    """`python -m worker.main --role webhooks` on the test database and the test's own
-    Redis; its output goes to a log file that failures show."""
-
-    def __init__(self, database_url: str, redis_url: str, log_path: Path) -> None:
-        url = make_url(database_url).update_query_dict({"application_name": WORKER_APP})
-        self.env = {
-            **os.environ,
-            "DATABASE_URL": url.render_as_string(hide_password=False),
-            "REDIS_URL": redis_url,
-            "ENVIRONMENT": "test",  # http://127.0.0.1 receivers are allowed
-            "LOG_LEVEL": "INFO",
-            "LOG_JSON": "false",
-        }
-        self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> WebhooksWorker:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "worker.main", "--role", "webhooks"],
-                cwd=ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        return self
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(20)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
 
 @dataclass
@@ -83,11 +41,18 @@ class Workers:
     database_url: str
     redis_url: str
     log_dir: Path
-    started: list[WebhooksWorker] = field(default_factory=list)
+    started: list[WorkerProcess] = field(default_factory=list)
 
-    def start(self) -> WebhooksWorker:
+    def start(self) -> WorkerProcess:
         log_path = self.log_dir / f"webhooks-worker-{len(self.started)}.log"
-        worker = WebhooksWorker(self.database_url, self.redis_url, log_path).start()
+        worker = WorkerProcess(
+            self.database_url,
+            self.redis_url,
+            log_path,
+            role="webhooks",
+            app_name=WORKER_APP,
+            env={"ENVIRONMENT": "test"},  # http://127.0.0.1 receivers are allowed
+        ).start()
         self.started.append(worker)
         return worker
 

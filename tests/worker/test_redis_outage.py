@@ -11,10 +11,6 @@ the machine's shared ones.
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -27,67 +23,29 @@ from rq import Queue
 from rq.job import Job, JobStatus
 from rq.suspension import suspend
 from rq.worker import BaseWorker, SimpleWorker
-from sqlalchemy import Engine, make_url, text
+from sqlalchemy import Engine, text
 
 import shared.redis_client
 from evotrack.embedded import EmbeddedRedis
 from projections.registry import PROJECTIONS
 from shared.redis_client import WAKEUP_JOB
 from tests.factories import OrgHandle, make_org
-from tests.services import ROOT
+from tests.worker_process import WorkerProcess
 
 WORKER_APP = "evotrack-outage-worker"
 QUEUE = "projections"  # the default wake-up queue: the Redis is this test's alone
 
 
-class ProjectionsWorker:
-    """`python -m worker.main --role projections` on the test database and Redis; its
-    output goes to a log file that failures show."""
-
-    def __init__(self, database_url: str, redis_url: str, log_path: Path) -> None:
-        url = make_url(database_url).update_query_dict({"application_name": WORKER_APP})
-        self.env = {
-            **os.environ,
-            "DATABASE_URL": url.render_as_string(hide_password=False),
-            "REDIS_URL": redis_url,
-            "WAKEUP_QUEUE": QUEUE,
-            "LOG_LEVEL": "INFO",
-            "LOG_JSON": "false",
-        }
-        self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> ProjectionsWorker:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "worker.main", "--role", "projections"],
-                cwd=ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        return self
-
-    def assert_alive(self) -> None:
-        assert self.process is not None
-        code = self.process.poll()
-        assert code is None, f"the worker exited with {code}:\n{self.log()}"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(20)
-
-
 @pytest.fixture
-def worker(
-    database_url: str, own_redis: EmbeddedRedis, tmp_path: Path
-) -> Iterator[ProjectionsWorker]:
-    process = ProjectionsWorker(database_url, own_redis.url, tmp_path / "worker.log")
+def worker(database_url: str, own_redis: EmbeddedRedis, tmp_path: Path) -> Iterator[WorkerProcess]:
+    process = WorkerProcess(
+        database_url,
+        own_redis.url,
+        tmp_path / "worker.log",
+        role="projections",
+        app_name=WORKER_APP,
+        env={"WAKEUP_QUEUE": QUEUE},
+    )
     yield process
     process.kill()
 
@@ -109,7 +67,7 @@ def add_entries(api: httpx.Client, org: OrgHandle, first_day: int, count: int) -
 
 
 def wait_for(
-    condition: Callable[[], bool], what: str, worker: ProjectionsWorker, timeout: float = 60
+    condition: Callable[[], bool], what: str, worker: WorkerProcess, timeout: float = 60
 ) -> None:
     """Poll `condition`; the deadline only bounds a failure. A worker that dies while we
     wait fails at once, with its log."""
@@ -165,7 +123,7 @@ def projected_entries(db: Engine, org: OrgHandle) -> int:
         )
 
 
-def wait_projected(db: Engine, org: OrgHandle, entries: int, worker: ProjectionsWorker) -> None:
+def wait_projected(db: Engine, org: OrgHandle, entries: int, worker: WorkerProcess) -> None:
     wait_for(
         lambda: projected_everything_of(db, org) and projected_entries(db, org) == entries,
         f"the projections to show {entries} entries",
@@ -204,7 +162,7 @@ def rq_states(server: EmbeddedRedis) -> list[str]:
     return [w.get_state() for w in rq_workers(server)]
 
 
-def wait_until_listening(server: EmbeddedRedis, worker: ProjectionsWorker) -> None:
+def wait_until_listening(server: EmbeddedRedis, worker: WorkerProcess) -> None:
     """Until the worker is registered and waits for a job (RQ's "idle"), so that the
     doorbell, not the sweeper, hands it the next changes."""
     wait_for(lambda: rq_states(server) == ["idle"], "the worker to listen on RQ", worker)
@@ -214,7 +172,7 @@ def test_redis_shut_down_during_a_job_leaves_the_worker_projecting(
     db: Engine,
     own_redis: EmbeddedRedis,
     api_with_own_redis: httpx.Client,
-    worker: ProjectionsWorker,
+    worker: WorkerProcess,
 ) -> None:
     org = make_org(db, hourly_rate_amount=3000)
     worker.start()
@@ -240,7 +198,7 @@ def test_back_on_rq_as_soon_as_redis_returns(
     db: Engine,
     own_redis: EmbeddedRedis,
     api_with_own_redis: httpx.Client,
-    worker: ProjectionsWorker,
+    worker: WorkerProcess,
 ) -> None:
     org = make_org(db)
     worker.start()
@@ -269,7 +227,7 @@ def test_the_sweeper_projects_while_rq_takes_no_wakeups(
     db: Engine,
     own_redis: EmbeddedRedis,
     api_with_own_redis: httpx.Client,
-    worker: ProjectionsWorker,
+    worker: WorkerProcess,
 ) -> None:
     """Redis answers, so every doorbell rings, but the RQ worker is not listening: here
     suspended with `rq suspend`, as it is between losing Redis and reconnecting."""

@@ -27,9 +27,9 @@ from pydantic import (
     model_validator,
 )
 
+from shared.reports import MAX_RANGE_DAYS, GroupByDimension
 from shared.time import EARLIEST_YEAR, LATEST_YEAR, Day, Timestamp
 
-MAX_RANGE_DAYS = 366 * 2
 _ISO_WEEK = re.compile(r"(\d{4})-W(\d{2})")
 
 
@@ -37,21 +37,6 @@ class SharedReportKind(StrEnum):
     SUMMARY = "summary"
     DETAILED = "detailed"
     TIMESHEET = "timesheet"
-
-
-class GroupByDimension(StrEnum):
-    """What a summary may group by (`group_by`)."""
-
-    PROJECT = "project"
-    CLIENT = "client"
-    USER = "user"
-    TASK = "task"
-    TAG = "tag"
-    TEAM = "team"
-    BILLABLE = "billable"
-    DAY = "day"
-    WEEK = "week"
-    MONTH = "month"
 
 
 def _split_dimensions(value: Any) -> Any:

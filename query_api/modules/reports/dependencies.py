@@ -12,9 +12,10 @@ from pydantic_core import PydanticCustomError
 
 from query_api.dependencies import ENTRIES, OrgReader, consistent_with
 from query_api.filters import EntryFilters, covered_users
-from query_api.modules.reports.queries import DIMENSIONS, GroupByDimension, SummaryScope
+from query_api.modules.reports.queries import DIMENSIONS, SummaryScope
 from shared.db import ReadSession
 from shared.errors import ValidationFailedError
+from shared.reports import GroupByDimension
 from shared.time import EARLIEST_YEAR, LATEST_YEAR
 
 MAX_GROUP_BY = 2

@@ -32,7 +32,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
-from enum import StrEnum
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
@@ -82,22 +81,7 @@ from projections.models import (
     proj_users,
 )
 from shared.db import ReadSession
-
-
-class GroupByDimension(StrEnum):
-    """What a summary may group by (`group_by`)."""
-
-    PROJECT = "project"
-    CLIENT = "client"
-    USER = "user"
-    TASK = "task"
-    TAG = "tag"
-    TEAM = "team"
-    BILLABLE = "billable"
-    DAY = "day"
-    WEEK = "week"
-    MONTH = "month"
-
+from shared.reports import GroupByDimension
 
 DIMENSIONS = tuple(dimension.value for dimension in GroupByDimension)
 # Dimensions under which one entry may count several times.

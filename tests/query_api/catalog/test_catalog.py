@@ -4,23 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import httpx
-import pytest
 from sqlalchemy import Engine
 
-from tests.conftest import BackgroundProjector
 from tests.factories import add_member, make_org, make_user
 from tests.query_api.catalog.helpers import Reader, Writer, entry, ids
-
-
-@pytest.fixture
-def writer(api: httpx.Client) -> Writer:
-    return Writer(api)
-
-
-@pytest.fixture
-def reader(qapi: httpx.Client, writer: Writer, projector_running: BackgroundProjector) -> Reader:
-    return Reader(qapi, writer)
 
 
 def test_me_lists_my_memberships_by_organization_name(

@@ -7,10 +7,8 @@ import uuid
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import Engine
 
-from tests.conftest import BackgroundProjector
 from tests.factories import OrgHandle, add_member, make_org, make_user
 from tests.query_api.catalog.helpers import Reader, Writer
 
@@ -23,16 +21,6 @@ ORG_ENDPOINTS = (
     "/tags",
     "/timer",
 )
-
-
-@pytest.fixture
-def writer(api: httpx.Client) -> Writer:
-    return Writer(api)
-
-
-@pytest.fixture
-def reader(qapi: httpx.Client, writer: Writer, projector_running: BackgroundProjector) -> Reader:
-    return Reader(qapi, writer)
 
 
 def _catalog(writer: Writer, org: OrgHandle) -> dict[str, uuid.UUID]:

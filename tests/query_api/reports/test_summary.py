@@ -20,7 +20,6 @@ from openpyxl import load_workbook
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Engine
 
-from query_api.filters import MAX_RANGE_DAYS
 from query_api.modules.reports import queries
 from query_api.modules.reports.schemas import (
     SummaryGroupRead,
@@ -28,6 +27,7 @@ from query_api.modules.reports.schemas import (
     SummaryReportRead,
 )
 from query_api.schemas import ReportTotalsRead
+from shared.reports import MAX_RANGE_DAYS
 from shared.responses import Envelope
 from tests.conftest import BackgroundProjector
 from tests.factories import OrgHandle, UserHandle, make_org
